@@ -1,0 +1,96 @@
+"""Event-sourced actors: decide in sync code, append optimistically, apply.
+
+``EntityActor`` is the base of every actor that owns an entity in the event
+stream. A command is validated against current state by ``decide`` (pure,
+synchronous); the resulting events are appended with the entity's last
+sequence as the expectation. If another writer (another process, or an
+actor instance that was not passivated yet) appended first, the actor
+catches up from the stream, decides again and retries, a bounded number of
+times. State only changes in ``apply``, after the store accepted the events.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from actors.events import EntityRef, Envelope, Event, Recorded
+from actors.ids import new_id
+from actors.store import EventStore
+from chatto.errors import ConflictError, StaleWriteError
+
+
+@attrs.frozen
+class Decision:
+    """What ``decide`` returns: events to append and the reply for the caller."""
+
+    events: Sequence[Event] = ()
+    reply: Any = None
+
+
+@attrs.frozen
+class Committed:
+    """The reply of an entity actor: the decision's reply plus what was stored."""
+
+    value: Any
+    recorded: tuple[Recorded, ...]
+
+    @property
+    def last_seq(self) -> int:
+        return self.recorded[-1].seq if self.recorded else 0
+
+
+class EntityActor(abc.ABC):
+    """Base class; subclasses implement ``apply`` and ``decide``."""
+
+    def __init__(self, entity: EntityRef, store: EventStore, max_retries: int = 5) -> None:
+        self.entity = entity
+        self.store = store
+        self.max_retries = max_retries
+        self.last_seq = 0
+        self.conflicts = 0
+
+    # --- to implement -------------------------------------------------------
+    @abc.abstractmethod
+    def apply(self, recorded: Recorded) -> None:
+        """Fold one stored event into state. Must not fail for stored events."""
+
+    @abc.abstractmethod
+    def decide(self, command: Any) -> Decision:
+        """Validate ``command`` against state; raise ``ChattoError`` to refuse."""
+
+    # --- runtime contract ---------------------------------------------------
+    async def start(self) -> None:
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Apply every stored event newer than what this actor has seen."""
+        for rec in await self.store.load(self.entity, self.last_seq):
+            self.apply(rec)
+            self.last_seq = rec.seq
+
+    async def handle(self, command: Any) -> Committed:
+        for _attempt in range(self.max_retries + 1):
+            decision = self.decide(command)
+            if not decision.events:
+                return Committed(decision.reply, ())
+            now = int(time.time() * 1000)
+            envs = [Envelope(new_id(), self.entity, now, e) for e in decision.events]
+            try:
+                seqs = await self.store.append(envs, self.last_seq)
+            except StaleWriteError:
+                self.conflicts += 1
+                await self.catch_up()
+                continue
+            recorded = tuple(Recorded(s, e) for s, e in zip(seqs, envs, strict=True))
+            for rec in recorded:
+                self.apply(rec)
+                self.last_seq = rec.seq
+            return Committed(decision.reply, recorded)
+        raise ConflictError(
+            f"{self.entity.kind} changed concurrently {self.max_retries + 1} times; try again"
+        )

@@ -1,0 +1,102 @@
+"""Live fan-out: route each event only to the subscribers of its topic.
+
+Topics are entity keys (``server``, ``room.<id>``, ``user.<id>``). A
+subscriber listens to a set of topics that can change while it is
+connected (joining a room adds a topic at once). Publishing costs
+O(subscribers of that topic), not O(connections). Each subscriber has a
+bounded channel; one that falls behind is dropped (its channel closed and
+``dropped`` set) rather than slowing the publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+
+
+class Subscriber:
+    """One live consumer: iterate ``receive`` for items; check ``dropped`` at the end."""
+
+    def __init__(self, hub: Hub, capacity: int) -> None:
+        self._hub = hub
+        self.send, self.receive = trio.open_memory_channel[Any](capacity)
+        self.topics: set[str] = set()
+        self.dropped = False
+
+    def add_topic(self, topic: str) -> None:
+        """Start receiving ``topic`` from the next published item on."""
+        self._hub._add(self, topic)
+
+    def remove_topic(self, topic: str) -> None:
+        """Stop receiving ``topic`` at once."""
+        self._hub._remove(self, topic)
+
+    def offer(self, item: Any) -> None:
+        """Deliver without blocking; drop this subscriber if it is full."""
+        if self.dropped:
+            return
+        try:
+            self.send.send_nowait(item)
+        except trio.WouldBlock:
+            self.dropped = True
+            self._hub.dropped += 1
+            self.send.close()
+        except trio.BrokenResourceError:
+            self.dropped = True
+
+
+class Hub:
+    """Topic-indexed registry of live subscribers."""
+
+    def __init__(self) -> None:
+        self._by_topic: dict[str, set[Subscriber]] = {}
+        self.published = 0
+        self.delivered = 0
+        self.dropped = 0
+
+    @contextmanager
+    def subscribe(self, topics: Iterable[str], capacity: int = 256) -> Iterator[Subscriber]:
+        """Register a subscriber for the block's duration."""
+        sub = Subscriber(self, capacity)
+        for t in topics:
+            self._add(sub, t)
+        try:
+            yield sub
+        finally:
+            for t in list(sub.topics):
+                self._remove(sub, t)
+            sub.send.close()
+
+    def publish(self, topic: str, item: Any) -> int:
+        """Offer ``item`` to every subscriber of ``topic``; return how many got it."""
+        self.published += 1
+        subs = self._by_topic.get(topic)
+        if not subs:
+            return 0
+        n = 0
+        for sub in list(subs):
+            sub.offer(item)
+            if not sub.dropped:
+                n += 1
+        self.delivered += n
+        return n
+
+    def subscriber_count(self, topic: str | None = None) -> int:
+        if topic is None:
+            return len({s for subs in self._by_topic.values() for s in subs})
+        return len(self._by_topic.get(topic, ()))
+
+    def _add(self, sub: Subscriber, topic: str) -> None:
+        sub.topics.add(topic)
+        self._by_topic.setdefault(topic, set()).add(sub)
+
+    def _remove(self, sub: Subscriber, topic: str) -> None:
+        sub.topics.discard(topic)
+        subs = self._by_topic.get(topic)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_topic[topic]

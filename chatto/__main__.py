@@ -1,0 +1,7 @@
+"""``python -m chatto`` is the ``chatto`` command."""
+
+import sys
+
+from chatto.cli import main
+
+sys.exit(main())

@@ -1,0 +1,427 @@
+"""The Trio-facing NATS service: connection, JetStream, KV and object store.
+
+Everything nats-py does runs on a private asyncio loop (see ``portal``); this
+module exposes coarse operations that each cost one round trip through the
+portal. nats-py errors are translated here into ``ChattoError`` subclasses so
+no caller ever imports nats-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import attrs
+import nats
+import nats.errors
+import nats.js.errors
+import trio
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from chatto.bus.portal import LoopThread, Portal
+from chatto.errors import ConflictError, StaleWriteError, StartupError, UnavailableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+WrongLastSequenceError = StaleWriteError
+
+
+class KeyExistsError(ConflictError):
+    """A KV create found the key already present."""
+
+    code = "KEY_EXISTS"
+
+
+@attrs.frozen
+class NatsSettings:
+    """How to reach NATS; built from config by the caller."""
+
+    url: str
+    token: str = ""
+    user: str = ""
+    password: str = ""
+    creds_file: str = ""
+    connect_timeout: float = 5.0
+    request_timeout: float = 5.0
+
+
+@attrs.frozen
+class StoredMsg:
+    """A message read back from a stream."""
+
+    subject: str
+    seq: int
+    data: bytes
+    headers: Mapping[str, str]
+    pending: int = 0  # matching messages after this one when it was delivered
+
+
+@attrs.frozen
+class KvEntry:
+    """A KV value with its revision (the stream sequence of the put)."""
+
+    key: str
+    value: bytes
+    revision: int
+
+
+@attrs.define
+class BridgeStats:
+    """Counters exposed on /readyz and in benchmarks."""
+
+    disconnects: int = 0
+    reconnects: int = 0
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Map a nats-py (or asyncio) error onto our error hierarchy."""
+    if isinstance(exc, nats.js.errors.APIError) and exc.err_code == WRONG_LAST_SEQUENCE:
+        return WrongLastSequenceError("entity changed concurrently")
+    if isinstance(exc, nats.js.errors.KeyWrongLastSequenceError):
+        return KeyExistsError("key already exists")
+    if isinstance(exc, nats.errors.Error | asyncio.TimeoutError | OSError):
+        return UnavailableError(f"NATS request failed: {type(exc).__name__}")
+    return exc
+
+
+class NatsBridge:
+    """Coarse Trio API over one nats-py connection. Open with ``open_nats_bridge``."""
+
+    def __init__(self, portal: Portal, settings: NatsSettings) -> None:
+        self._portal = portal
+        self._settings = settings
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self.stats = BridgeStats()
+        self._connected = False
+        # Handles are cached on the loop thread: js.key_value() costs a round trip.
+        self._kv_handles: dict[str, Any] = {}
+        self._obj_handles: dict[str, Any] = {}
+
+    # --- plumbing ---------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while the client holds a live connection to a NATS server."""
+        return self._connected and self._nc is not None and self._nc.is_connected
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "bridge is not connected"
+        return self._js
+
+    @property
+    def nc(self) -> NatsClient:
+        assert self._nc is not None, "bridge is not connected"
+        return self._nc
+
+    async def call(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run a nats-py coroutine on the loop thread, translating its errors."""
+        try:
+            return await self._portal.run(factory)
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            raise translate(exc) from exc
+
+    async def _connect(self) -> None:
+        s = self._settings
+
+        async def on_disconnect() -> None:
+            self._connected = False
+            self.stats.disconnects += 1
+            log.warning("NATS connection lost; reconnecting")
+
+        async def on_reconnect() -> None:
+            self._connected = True
+            self.stats.reconnects += 1
+            log.info("NATS connection re-established")
+
+        async def on_error(exc: Exception) -> None:
+            log.debug("NATS client error: %s", type(exc).__name__)
+
+        kwargs: dict[str, Any] = {
+            "servers": [u.strip() for u in s.url.split(",") if u.strip()],
+            "connect_timeout": s.connect_timeout,
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.25,
+            "disconnected_cb": on_disconnect,
+            "reconnected_cb": on_reconnect,
+            "error_cb": on_error,
+        }
+        if s.token:
+            kwargs["token"] = s.token
+        if s.user:
+            kwargs["user"], kwargs["password"] = s.user, s.password
+        if s.creds_file:
+            kwargs["user_credentials"] = s.creds_file
+
+        async def connect() -> NatsClient:
+            # nats-py retries the initial connect forever with reconnects on;
+            # bound it so an unreachable server is a clear startup error.
+            return await asyncio.wait_for(nats.connect(**kwargs), timeout=s.connect_timeout * 2 + 1)
+
+        try:
+            self._nc = await self._portal.run(connect)
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            raise StartupError(
+                f"cannot connect to NATS at {redact_url(s.url)}: {type(exc).__name__}"
+            ) from exc
+        self._js = self._nc.jetstream(timeout=s.request_timeout)
+        self._connected = True
+
+    async def _close(self) -> None:
+        nc = self._nc
+        if nc is not None and not nc.is_closed:
+            with trio.move_on_after(3) as scope:
+                scope.shield = True
+                try:
+                    await self._portal.run(nc.close)
+                except (TimeoutError, nats.errors.Error, OSError):
+                    log.debug("error while closing NATS connection", exc_info=True)
+        self._portal.close()
+
+    # --- JetStream publish -----------------------------------------------
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        msg_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect_last_seq: int | None = None,
+        expect_subject: str | None = None,
+        ttl_seconds: int | None = None,
+    ) -> int:
+        """Publish to JetStream and wait for the ack; return the stream sequence.
+
+        ``expect_last_seq`` with ``expect_subject`` (may be a wildcard) makes the
+        append conditional: ``WrongLastSequenceError`` if anything newer exists.
+        """
+        hdrs: dict[str, str] = dict(headers or {})
+        if msg_id is not None:
+            hdrs["Nats-Msg-Id"] = msg_id
+        if expect_last_seq is not None:
+            hdrs["Nats-Expected-Last-Subject-Sequence"] = str(expect_last_seq)
+            if expect_subject is not None:
+                hdrs["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
+        js = self.js
+        ack = await self.call(
+            lambda: js.publish(subject, data, headers=hdrs or None, msg_ttl=ttl_seconds)
+        )
+        return int(ack.seq)
+
+    async def publish_core(self, subject: str, data: bytes) -> None:
+        """Fire a core NATS message (not stored): typing indicators and the like."""
+        nc = self.nc
+        await self.call(lambda: nc.publish(subject, data))
+
+    # --- stream reads -------------------------------------------------------
+    async def last_seq(self, stream: str, subject_filter: str) -> int:
+        """Sequence of the newest message matching ``subject_filter`` (0 if none)."""
+        js = self.js
+
+        async def get() -> int:
+            try:
+                msg = await js.get_last_msg(stream, subject_filter)
+            except nats.js.errors.NotFoundError:
+                return 0
+            return int(msg.seq or 0)
+
+        return await self.call(get)
+
+    async def stream_last_seq(self, stream: str) -> int:
+        """Last sequence of the whole stream (0 when empty)."""
+        js = self.js
+        info = await self.call(lambda: js.stream_info(stream))
+        return int(info.state.last_seq)
+
+    async def read_range(
+        self, stream: str, subject_filter: str, after_seq: int, upto_seq: int, batch: int = 512
+    ) -> AsyncIterator[list[StoredMsg]]:
+        """Yield batches of messages in ``(after_seq, upto_seq]`` matching the filter.
+
+        Stops at ``upto_seq`` or when the consumer reports nothing pending.
+        """
+        if upto_seq <= after_seq:
+            return
+        async with self.ordered_reader(stream, subject_filter, after_seq + 1) as next_batch:
+            while True:
+                msgs = await next_batch(batch)
+                done = False
+                out = []
+                for m in msgs:
+                    if m.seq > upto_seq:
+                        done = True
+                        break
+                    out.append(m)
+                    done = m.seq >= upto_seq or m.pending == 0
+                if out:
+                    yield out
+                if done:
+                    return
+
+    @asynccontextmanager
+    async def ordered_reader(
+        self, stream: str, subject_filter: str, start_seq: int, max_buffer: int = 512 * 1024
+    ) -> AsyncIterator[Callable[[int], Awaitable[list[StoredMsg]]]]:
+        """Open an ordered consumer; yield ``next_batch(n)`` that waits for >= 1 message.
+
+        Pull-style across the portal: Trio asks for the next batch, so a slow
+        reader applies back-pressure instead of growing a queue.
+        """
+        from chatto.bus.reader import open_reader  # local: keeps this module small
+
+        async with open_reader(self, stream, subject_filter, start_seq, max_buffer) as nb:
+            yield nb
+
+    # --- KV -----------------------------------------------------------------
+    async def _kv(self, bucket: str) -> Any:
+        """KeyValue handle (loop thread only)."""
+        kv = self._kv_handles.get(bucket)
+        if kv is None:
+            kv = self._kv_handles[bucket] = await self.js.key_value(bucket)
+        return kv
+
+    async def _obj(self, bucket: str) -> Any:
+        """ObjectStore handle (loop thread only)."""
+        store = self._obj_handles.get(bucket)
+        if store is None:
+            store = self._obj_handles[bucket] = await self.js.object_store(bucket)
+        return store
+
+    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
+        """Current value of ``key`` or None (absent, deleted or expired)."""
+
+        async def get() -> KvEntry | None:
+            kv = await self._kv(bucket)
+            try:
+                e = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            if e.value is None:
+                return None
+            return KvEntry(key=key, value=e.value, revision=int(e.revision or 0))
+
+        return await self.call(get)
+
+    async def kv_put(
+        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
+    ) -> int:
+        """Write ``key``; with ``ttl_seconds`` the server expires it (whole seconds)."""
+        if ttl_seconds is not None and ttl_seconds < 1:
+            raise ValueError("KV TTL must be at least one whole second")
+        return await self.publish(f"$KV.{bucket}.{key}", value, ttl_seconds=ttl_seconds)
+
+    async def kv_create(
+        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
+    ) -> int:
+        """Write ``key`` only if absent; ``KeyExistsError`` otherwise."""
+        subject = f"$KV.{bucket}.{key}"
+        try:
+            return await self.publish(subject, value, expect_last_seq=0, ttl_seconds=ttl_seconds)
+        except WrongLastSequenceError as exc:
+            # A delete leaves a marker as the subject's last message; a key whose
+            # last entry is a marker counts as absent.
+            marker = await self._marker_seq(f"KV_{bucket}", subject)
+            if marker is None:
+                raise KeyExistsError(f"key exists in {bucket}") from exc
+        try:
+            return await self.publish(
+                subject, value, expect_last_seq=marker, ttl_seconds=ttl_seconds
+            )
+        except WrongLastSequenceError as exc:
+            raise KeyExistsError(f"key exists in {bucket}") from exc
+
+    async def _marker_seq(self, stream: str, subject: str) -> int | None:
+        js = self.js
+
+        async def get() -> int | None:
+            try:
+                msg = await js.get_last_msg(stream, subject)
+            except nats.js.errors.NotFoundError:
+                return 0
+            op = (msg.headers or {}).get("KV-Operation")
+            return int(msg.seq or 0) if op in ("DEL", "PURGE") else None
+
+        return await self.call(get)
+
+    async def kv_delete(self, bucket: str, key: str) -> None:
+        """Remove ``key`` (its history too: the bucket keeps one revision)."""
+
+        async def purge() -> None:
+            kv = await self._kv(bucket)
+            await kv.purge(key)
+
+        await self.call(purge)
+
+    async def kv_keys(self, bucket: str) -> list[str]:
+        """All live keys of a bucket (admin and backup use; not for hot paths)."""
+
+        async def keys() -> list[str]:
+            kv = await self._kv(bucket)
+            try:
+                return list(await kv.keys())
+            except nats.js.errors.NoKeysError:
+                return []
+
+        return await self.call(keys)
+
+    # --- object store ------------------------------------------------------
+    async def obj_put(self, bucket: str, name: str, data: bytes) -> None:
+
+        async def put() -> None:
+            store = await self._obj(bucket)
+            await store.put(name, data)
+
+        await self.call(put)
+
+    async def obj_get(self, bucket: str, name: str) -> bytes | None:
+
+        async def get() -> bytes | None:
+            store = await self._obj(bucket)
+            try:
+                res = await store.get(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return None
+            return bytes(res.data or b"")
+
+        return await self.call(get)
+
+    async def ping(self) -> None:
+        """Round trip to the server (flush); raises UnavailableError if down."""
+        nc = self.nc
+        await self.call(lambda: nc.flush(timeout=2))
+
+
+def redact_url(url: str) -> str:
+    """Drop credentials embedded in a NATS URL before it reaches a message."""
+    parts = []
+    for u in url.split(","):
+        scheme, sep, rest = u.strip().partition("://")
+        if "@" in rest:
+            rest = "<credentials>@" + rest.split("@", 1)[1]
+        parts.append(f"{scheme}{sep}{rest}")
+    return ",".join(parts)
+
+
+@asynccontextmanager
+async def open_nats_bridge(settings: NatsSettings) -> AsyncIterator[NatsBridge]:
+    """Start the asyncio loop thread, connect, yield the bridge; close on exit."""
+    thread = LoopThread()
+    thread.start()
+    portal = Portal(thread.loop, trio.lowlevel.current_trio_token())
+    bridge = NatsBridge(portal, settings)
+    try:
+        await bridge._connect()
+        yield bridge
+    finally:
+        with trio.CancelScope(shield=True):
+            await bridge._close()
+            await thread.stop()

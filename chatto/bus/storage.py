@@ -1,0 +1,87 @@
+"""Idempotent creation of the streams, KV buckets and object store.
+
+Names follow DESIGN.md section 4: stream ``EVT`` (``evt.>``), KV buckets
+``RUNTIME_STATE`` and ``ENCRYPTION_KEYS`` (file) and ``MEMORY_CACHE``
+(memory), object store ``OBJECTS``. Running it twice, or from several
+processes at once, is harmless: existing resources are left as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats.js.errors
+from nats.js.api import (
+    KeyValueConfig,
+    ObjectStoreConfig,
+    StorageType,
+    StreamConfig,
+)
+
+from chatto.bus.bridge import NatsBridge
+
+log = logging.getLogger(__name__)
+
+EVENT_STREAM = "EVT"
+EVENT_SUBJECTS = "evt.>"
+RUNTIME_STATE = "RUNTIME_STATE"
+ENCRYPTION_KEYS = "ENCRYPTION_KEYS"
+MEMORY_CACHE = "MEMORY_CACHE"
+OBJECTS = "OBJECTS"
+DEDUPE_WINDOW_SECONDS = 120.0
+
+
+async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1) -> None:
+    """Create every stream and bucket that does not exist yet."""
+    js = bridge.js
+
+    async def ensure_stream() -> None:
+        try:
+            await js.stream_info(EVENT_STREAM)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        try:
+            await js.add_stream(
+                StreamConfig(
+                    name=EVENT_STREAM,
+                    subjects=[EVENT_SUBJECTS],
+                    storage=StorageType.FILE,
+                    max_age=0,
+                    duplicate_window=DEDUPE_WINDOW_SECONDS,
+                    num_replicas=replicas,
+                )
+            )
+        except nats.js.errors.BadRequestError:
+            # Another process created it between our look-up and add.
+            await js.stream_info(EVENT_STREAM)
+
+    async def ensure_kv(bucket: str, storage: StorageType) -> None:
+        try:
+            await js.key_value(bucket)
+            return
+        except nats.js.errors.BucketNotFoundError:
+            pass
+        config = KeyValueConfig(bucket=bucket, history=1, storage=storage, replicas=replicas)
+        await js.create_key_value(config)
+        # Per-key TTLs (verifiers, codes) need the stream flag nats-py's
+        # KeyValueConfig does not expose in every version.
+        info = await js.stream_info(f"KV_{bucket}")
+        if not info.config.allow_msg_ttl:
+            info.config.allow_msg_ttl = True
+            await js.update_stream(info.config)
+
+    async def ensure_objects() -> None:
+        try:
+            await js.object_store(OBJECTS)
+        except nats.js.errors.BucketNotFoundError:
+            await js.create_object_store(
+                OBJECTS, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
+            )
+
+    await bridge.call(ensure_stream)
+    await bridge.call(lambda: ensure_kv(RUNTIME_STATE, StorageType.FILE))
+    await bridge.call(lambda: ensure_kv(ENCRYPTION_KEYS, StorageType.FILE))
+    await bridge.call(lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
+    await bridge.call(ensure_objects)
+    log.debug("storage bootstrap complete")

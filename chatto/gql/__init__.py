@@ -1,0 +1,1 @@
+"""GraphQL: schema loading, resolvers (one bindable module per type), Trio shim."""

@@ -1,0 +1,102 @@
+"""Run GraphQL operations for any transport (HTTP or WebSocket).
+
+Payload shape is checked here, the document parsed once, and the operation
+type decided before execution so transports can refuse what they do not
+carry (subscriptions over plain HTTP, mutations over GET).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import ariadne
+import attrs
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, get_operation_ast, parse
+
+from chatto.errors import InvalidInputError
+from chatto.gql.context import RequestContext
+from chatto.gql.schema import format_error
+
+MAX_QUERY_CHARS = 100_000
+
+
+@attrs.frozen
+class Operation:
+    """A parsed, shape-checked request."""
+
+    document: DocumentNode
+    data: dict[str, Any]
+    kind: str  # "query" | "mutation" | "subscription"
+
+
+class RequestError(InvalidInputError):
+    """The request cannot be executed at all (bad shape, syntax error)."""
+
+    def __init__(self, message: str, code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def prepare(payload: Any) -> Operation:
+    """Check ``{query, variables?, operationName?}`` and parse the query."""
+    if not isinstance(payload, dict):
+        raise RequestError("request must be a JSON object")
+    query = payload.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError("'query' must be a non-empty string")
+    if len(query) > MAX_QUERY_CHARS:
+        raise RequestError(f"'query' is longer than {MAX_QUERY_CHARS} characters")
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestError("'variables' must be an object")
+    name = payload.get("operationName")
+    if name is not None and not isinstance(name, str):
+        raise RequestError("'operationName' must be a string")
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise RequestError(exc.message, "GRAPHQL_PARSE_FAILED") from exc
+    op = get_operation_ast(document, name)
+    if op is None:
+        raise RequestError("no operation with that name (or several and no operationName)")
+    data = {"query": query, "variables": variables, "operationName": name}
+    return Operation(document=document, data=data, kind=op.operation.value)
+
+
+async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> dict[str, Any]:
+    """Execute a query or mutation; return the response document."""
+    _ok, result = await ariadne.graphql(
+        schema,
+        op.data,
+        context_value=ctx,
+        query_document=op.document,
+        error_formatter=format_error,
+        introspection=True,
+    )
+    return dict(result)
+
+
+async def subscribe(
+    schema: GraphQLSchema, ctx: RequestContext, op: Operation
+) -> AsyncGenerator[Any, None] | list[dict[str, Any]]:
+    """Start a subscription: an async generator of results, or a list of errors."""
+    ok, result = await ariadne.subscribe(
+        schema,
+        op.data,
+        context_value=ctx,
+        query_document=op.document,
+        error_formatter=format_error,
+        introspection=True,
+    )
+    if not ok:
+        return list(result)  # type: ignore[arg-type]
+    return result
+
+
+def format_result(result: Any) -> dict[str, Any]:
+    """Turn an ExecutionResult from a subscription stream into a payload."""
+    doc: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        doc["errors"] = [format_error(e) for e in result.errors]
+    return doc

@@ -1,0 +1,103 @@
+"""Build the executable schema and run operations.
+
+The SDL lives in ``schema.graphql`` at the repository root. Every field
+requires an authenticated viewer unless it (or its type) carries
+``@public``: ``protect`` wraps the resolvers of the other fields. Errors are
+formatted here: ``ChattoError`` keeps its message and code; anything else
+becomes a generic "internal error" so no internals or secrets leak.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import ariadne
+from graphql import (
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    default_field_resolver,
+)
+
+from chatto.errors import ChattoError, UnauthenticatedError
+from chatto.gql import trio_shim
+from chatto.gql.query import query
+from chatto.gql.server_info import server_info
+from chatto.gql.subscription import subscription
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+def load_sdl(path: Path = SCHEMA_PATH) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ChattoError(f"cannot read GraphQL schema at {path}: {exc.strerror}") from exc
+
+
+def _has_public(node: Any) -> bool:
+    return bool(node is not None and any(d.name.value == "public" for d in node.directives or ()))
+
+
+def _require_viewer(resolver: Any) -> Any:
+    def check(obj: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
+        if info.context.viewer is None:
+            raise UnauthenticatedError("authentication required")
+        return resolver(obj, info, **kwargs)
+
+    return check
+
+
+def protect(schema: GraphQLSchema) -> int:
+    """Wrap every non-public field's resolver (and subscribe) with an auth check."""
+    wrapped = 0
+    for name, gtype in schema.type_map.items():
+        if name.startswith("__") or not isinstance(gtype, GraphQLObjectType):
+            continue
+        if _has_public(gtype.ast_node):
+            continue
+        for field in gtype.fields.values():
+            if _has_public(field.ast_node):
+                continue
+            _wrap(field)
+            wrapped += 1
+    return wrapped
+
+
+def _wrap(field: GraphQLField) -> None:
+    field.resolve = _require_viewer(field.resolve or default_field_resolver)
+    if field.subscribe is not None:
+        field.subscribe = _require_viewer(field.subscribe)
+
+
+def build_schema(sdl: str | None = None) -> GraphQLSchema:
+    """The executable schema with resolvers bound and auth checks installed."""
+    trio_shim.install()
+    schema = ariadne.make_executable_schema(
+        sdl if sdl is not None else load_sdl(), query, server_info, subscription
+    )
+    protect(schema)
+    return schema
+
+
+def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
+    """Expose ChattoError messages and codes; hide everything else."""
+    original = error.original_error
+    formatted: dict[str, Any] = dict(error.formatted)
+    if isinstance(original, ChattoError):
+        formatted["message"] = original.message
+        formatted["extensions"] = {"code": original.code}
+    elif original is not None:
+        log.error("unhandled error in resolver at %s", error.path, exc_info=original)
+        formatted["message"] = "internal server error"
+        formatted["extensions"] = {"code": "INTERNAL"}
+    else:
+        formatted.setdefault("extensions", {})
+        formatted["extensions"].setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+    return formatted

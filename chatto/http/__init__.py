@@ -1,0 +1,1 @@
+"""HTTP transport: one ASGI app served by Hypercorn on Trio."""

@@ -1,0 +1,94 @@
+"""The one ASGI application: routes, lifespan and the error boundary.
+
+Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
+``/api/server``, ``/api/playground``. Every response carries the security
+headers from ``chatto.http.asgi``. An unexpected exception becomes a 500
+with a generic body (details go to the log, never to the client).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ariadne.explorer import ExplorerGraphiQL
+from graphql import GraphQLSchema
+
+from chatto import __version__
+from chatto.http.asgi import Receive, Scope, Send, respond, respond_error, respond_json
+from chatto.http.graphql_http import handle_graphql_http
+from chatto.http.graphql_ws import handle_graphql_ws
+from chatto.services import Services
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_PATH = "/api/graphql"
+
+
+class ChattoApp:
+    """ASGI callable bound to the running services."""
+
+    def __init__(self, services: Services, schema: GraphQLSchema) -> None:
+        self.services = services
+        self.schema = schema
+        self._playground = (
+            ExplorerGraphiQL(title="Chatto API", subscription_url=GRAPHQL_PATH).html(None).encode()
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            if scope["path"] == GRAPHQL_PATH:
+                await handle_graphql_ws(scope, receive, send, self.services, self.schema)
+            else:
+                await send({"type": "websocket.close", "code": 4404})
+        elif kind == "http":
+            try:
+                await self._http(scope, receive, send)
+            except Exception:
+                log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+                await respond_error(send, 500, "INTERNAL", "internal server error")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == GRAPHQL_PATH:
+            if method not in ("GET", "POST"):
+                await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET or POST")
+                return
+            await handle_graphql_http(scope, receive, send, self.services, self.schema)
+        elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
+            await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
+        elif path == "/healthz":
+            await respond_json(send, 200, {"status": "ok"})
+        elif path == "/readyz":
+            checks = await self.services.readiness()
+            ready = all(checks.values())
+            await respond_json(send, 200 if ready else 503, {"ready": ready, "checks": checks})
+        elif path == "/api/server":
+            await respond_json(send, 200, self._server_info())
+        elif path == "/api/playground":
+            await respond(send, 200, self._playground, b"text/html; charset=utf-8")
+        else:
+            await respond_error(send, 404, "NOT_FOUND", "no such route")
+
+    def _server_info(self) -> dict[str, object]:
+        cfg = self.services.config
+        return {
+            "name": self.services.server_view.name,
+            "description": self.services.server_view.description,
+            "version": __version__,
+            "url": cfg.webserver.url,
+            "graphql": GRAPHQL_PATH,
+            "authMethods": [],
+            "registrationOpen": False,
+        }

@@ -1,0 +1,79 @@
+"""``/api/graphql`` over plain HTTP: POST (JSON) and GET (queries only)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import trio
+from graphql import GraphQLSchema
+
+from chatto.gql.context import RequestContext
+from chatto.gql.execute import RequestError, execute, prepare
+from chatto.http.asgi import (
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    respond_error,
+    respond_json,
+)
+from chatto.services import Services
+
+EXECUTION_TIMEOUT = 30.0
+
+
+def _payload_from_get(scope: Scope) -> dict[str, object]:
+    qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    payload: dict[str, object] = {"query": qs.get("query", [""])[0]}
+    if "variables" in qs:
+        try:
+            payload["variables"] = json.loads(qs["variables"][0])
+        except ValueError as exc:
+            raise RequestError("'variables' is not valid JSON") from exc
+    if "operationName" in qs:
+        payload["operationName"] = qs["operationName"][0]
+    return payload
+
+
+async def handle_graphql_http(
+    scope: Scope, receive: Receive, send: Send, services: Services, schema: GraphQLSchema
+) -> None:
+    """Parse, check, execute and answer one GraphQL HTTP request."""
+    method = scope["method"]
+    try:
+        if method == "POST":
+            ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                await respond_error(send, 415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
+                return
+            body = await read_body(scope, receive, services.config.webserver.max_body_bytes)
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                raise RequestError("request body is not valid JSON") from exc
+        else:
+            payload = _payload_from_get(scope)
+        op = prepare(payload)
+    except BodyTooLarge:
+        await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
+        return
+    except RequestError as exc:
+        await respond_error(send, 400, exc.code, exc.message)
+        return
+    if op.kind == "subscription":
+        await respond_error(
+            send, 400, "BAD_REQUEST", "subscriptions need a graphql-transport-ws WebSocket"
+        )
+        return
+    if method == "GET" and op.kind != "query":
+        await respond_error(send, 405, "METHOD_NOT_ALLOWED", "mutations need POST")
+        return
+    ctx = RequestContext(services=services, transport="http")
+    with trio.move_on_after(EXECUTION_TIMEOUT):
+        result = await execute(schema, ctx, op)
+        await respond_json(send, 200 if "data" in result else 400, result)
+        return
+    await respond_error(send, 504, "TIMEOUT", "the operation took too long")

@@ -1,0 +1,180 @@
+"""The server's root: start every part in order, stop them in reverse.
+
+Start order (DESIGN.md section 1): embedded NATS (unless external), the
+NATS bridge, storage bootstrap, the projector (replays, then follows), the
+actor system, the HTTP server. ``serve_chatto`` reports ``started`` with a
+``Running`` handle once HTTP accepts connections. Setting the ``shutdown``
+event stops HTTP gracefully (Hypercorn's grace period), then the rest is
+cancelled from the inside out, so NATS outlives everything that uses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import attrs
+import hypercorn.trio
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+from actors.hub import Hub
+from actors.projector import Projector
+from actors.runtime import RuntimeSettings, open_actor_system
+from actors.server import ServerActor, ServerView
+from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
+from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
+from chatto.bus.storage import bootstrap_storage
+from chatto.config import Config
+from chatto.errors import StartupError
+from chatto.eventstore import JetStreamEventStore
+from chatto.gql.schema import build_schema
+from chatto.http.app import ChattoApp
+from chatto.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Running:
+    """Handle on a started server (tests and the CLI use it)."""
+
+    services: Services
+    http_url: str
+
+
+@asynccontextmanager
+async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessStatus | None]]:
+    """Embedded or external NATS, connected through the bridge."""
+    async with AsyncExitStack() as stack:
+        embedded: ProcessStatus | None = None
+        n = config.nats
+        if n.embedded.enabled:
+            embedded = await stack.enter_async_context(
+                open_embedded_nats(
+                    EmbeddedSettings(
+                        host=n.embedded.host,
+                        port=n.embedded.port,
+                        store_dir=config.nats_store_dir,
+                        token=n.embedded.token,
+                    )
+                )
+            )
+            settings = NatsSettings(
+                url=embedded.url,
+                token=n.embedded.token,
+                connect_timeout=n.connect_timeout_seconds,
+                request_timeout=n.request_timeout_seconds,
+            )
+        else:
+            settings = NatsSettings(
+                url=n.url,
+                token=n.token,
+                user=n.user,
+                password=n.password,
+                creds_file=n.creds_file,
+                connect_timeout=n.connect_timeout_seconds,
+                request_timeout=n.request_timeout_seconds,
+            )
+        bridge = await stack.enter_async_context(open_nats_bridge(settings))
+        yield bridge, embedded
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    w = config.webserver
+    host = f"[{w.host}]" if ":" in w.host else w.host
+    hc.bind = [f"{host}:{w.port}"]
+    hc.graceful_timeout = w.shutdown_grace_seconds
+    hc.websocket_max_message_size = 1024 * 1024
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+def warn_about_config(config: Config) -> None:
+    """Startup warnings that do not stop the server."""
+    if not config.webserver.cookie_encryption_secret:
+        log.warning(
+            "webserver.cookie_encryption_secret is not set: session cookies are signed "
+            "but not encrypted (run `chatto init` to generate one)"
+        )
+
+
+async def serve_chatto(
+    config: Config,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the whole server until ``shutdown`` is set."""
+    warn_about_config(config)
+    async with open_nats(config) as (bridge, embedded):
+        await bootstrap_storage(bridge, config.nats.replicas)
+        store = JetStreamEventStore(bridge)
+        hub = Hub()
+        server_view = ServerView(config.core.server_name)
+        projector = Projector(store, [server_view], hub)
+        a = config.actors
+        runtime = RuntimeSettings(
+            mailbox_size=a.mailbox_size,
+            ask_timeout=a.ask_timeout_seconds,
+            idle_seconds=a.idle_seconds,
+            max_append_retries=a.max_append_retries,
+        )
+        async with trio.open_nursery() as core, open_actor_system(runtime) as actors:
+            await core.start(projector.serve)
+            actors.register(
+                "server",
+                lambda _id: ServerActor(store, config.core.server_name, a.max_append_retries),
+            )
+            services = Services(
+                config=config,
+                bridge=bridge,
+                store=store,
+                actors=actors,
+                projector=projector,
+                hub=hub,
+                server_view=server_view,
+                embedded=embedded,
+            )
+            app = ChattoApp(services, build_schema())
+            await _serve_http(app, config, shutdown, services, task_status)
+            core.cancel_scope.cancel()
+
+
+async def _serve_http(
+    app: ChattoApp,
+    config: Config,
+    shutdown: trio.Event,
+    services: Services,
+    task_status: trio.TaskStatus[Running],
+) -> None:
+    w = config.webserver
+    try:
+        async with trio.open_nursery() as http:
+            binds: list[str] = await http.start(_hypercorn, app, config, shutdown)
+            url = binds[0] if binds else f"http://{w.host}:{w.port}"
+            log.info("Chatto is listening on %s", url)
+            task_status.started(Running(services=services, http_url=url))
+    except* OSError as group:
+        exc = group.exceptions[0]
+        raise StartupError(
+            f"cannot listen on {w.host}:{w.port}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+
+
+async def _hypercorn(
+    app: ChattoApp,
+    config: Config,
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await hypercorn.trio.serve(
+        app,  # type: ignore[arg-type]
+        hypercorn_config(config),
+        shutdown_trigger=shutdown.wait,
+        task_status=task_status,
+    )

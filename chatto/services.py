@@ -1,0 +1,52 @@
+"""The bundle of running services handed to transports (no globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from actors.hub import Hub
+from actors.projector import Projector
+from actors.runtime import ActorSystem
+from actors.server import ServerView
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.embedded import ProcessStatus
+from chatto.errors import UnavailableError
+from chatto.eventstore import JetStreamEventStore
+
+if TYPE_CHECKING:
+    from chatto.config import Config
+
+
+@attrs.define
+class Services:
+    """Everything a request handler may use, built once by ``chatto.server``."""
+
+    config: Config
+    bridge: NatsBridge
+    store: JetStreamEventStore
+    actors: ActorSystem
+    projector: Projector
+    hub: Hub
+    server_view: ServerView
+    embedded: ProcessStatus | None = None
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each readiness check by name; ready only when all are true."""
+        checks = {
+            "nats_connected": self.bridge.connected,
+            "projections_caught_up": self.projector.caught_up,
+        }
+        if self.embedded is not None:
+            checks["embedded_nats_running"] = self.embedded.running
+        checks["jetstream"] = False
+        if checks["nats_connected"]:
+            with trio.move_on_after(1.0):
+                try:
+                    await self.store.head()
+                    checks["jetstream"] = True
+                except UnavailableError:
+                    pass
+        return checks
