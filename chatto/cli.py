@@ -75,9 +75,10 @@ async def run_until_signal(config: Config) -> None:
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
-        running = await nursery.start(serve_chatto, config, shutdown)
-        print(f"chatto: serving on {running.http_url} (Ctrl-C to stop)", file=sys.stderr)
-        await shutdown.wait()
+        async with trio.open_nursery() as server:
+            running = await server.start(serve_chatto, config, shutdown)
+            print(f"chatto: serving on {running.http_url} (Ctrl-C to stop)", file=sys.stderr)
+        nursery.cancel_scope.cancel()  # the server returned: stop watching signals
     log.info("stopped")
 
 

@@ -159,10 +159,11 @@ async def _serve_http(
             log.info("Chatto is listening on %s", url)
             task_status.started(Running(services=services, http_url=url))
     except* OSError as group:
-        exc = group.exceptions[0]
-        raise StartupError(
-            f"cannot listen on {w.host}:{w.port}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+        exc: BaseException = group
+        while isinstance(exc, BaseExceptionGroup):
+            exc = exc.exceptions[0]
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StartupError(f"cannot listen on {w.host}:{w.port}: {reason}") from None
 
 
 async def _hypercorn(

@@ -37,6 +37,7 @@ async def test_killed_nats_server_is_restarted_and_readyz_follows(chatto: Server
                     break
                 await trio.sleep(0.02)
             assert embedded.restarts >= 1 and embedded.pid != old_pid
+            assert (await c.get("/readyz")).json()["nats"]["reconnects"] >= 1
             # Data written before the crash is still there, and writes work again.
             done = await services.actors.ask("server", "", RecordProbe(2))
             assert done.last_seq >= 2

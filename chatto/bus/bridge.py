@@ -102,6 +102,7 @@ class NatsBridge:
         self._js: JetStreamContext | None = None
         self.stats = BridgeStats()
         self._connected = False
+        self._closing = False
         # Handles are cached on the loop thread: js.key_value() costs a round trip.
         self._kv_handles: dict[str, Any] = {}
         self._obj_handles: dict[str, Any] = {}
@@ -134,6 +135,8 @@ class NatsBridge:
 
         async def on_disconnect() -> None:
             self._connected = False
+            if self._closing:
+                return
             self.stats.disconnects += 1
             log.warning("NATS connection lost; reconnecting")
 
@@ -177,6 +180,7 @@ class NatsBridge:
         self._connected = True
 
     async def _close(self) -> None:
+        self._closing = True
         nc = self._nc
         if nc is not None and not nc.is_closed:
             with trio.move_on_after(3) as scope:

@@ -73,7 +73,13 @@ class ChattoApp:
         elif path == "/readyz":
             checks = await self.services.readiness()
             ready = all(checks.values())
-            await respond_json(send, 200 if ready else 503, {"ready": ready, "checks": checks})
+            stats = self.services.bridge.stats
+            doc = {
+                "ready": ready,
+                "checks": checks,
+                "nats": {"disconnects": stats.disconnects, "reconnects": stats.reconnects},
+            }
+            await respond_json(send, 200 if ready else 503, doc)
         elif path == "/api/server":
             await respond_json(send, 200, self._server_info())
         elif path == "/api/playground":
