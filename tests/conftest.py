@@ -31,7 +31,6 @@ from chatto.bus.storage import bootstrap_storage
 
 if TYPE_CHECKING:
     from chatto.config import Config
-
     from chatto.server import Running
 
 TOKEN = "test-token-0123456789abcdef"
