@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -201,3 +202,17 @@ async def test_subscription_errors_are_reported_per_operation(chatto: ServerHand
             )
             msg = await _recv(ws)
             assert msg["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_query_text_and_variables_never_reach_the_log(
+    chatto: ServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "hunter2-very-secret-value"
+    with trio.fail_after(10):
+        await gql(chatto, '{ me { id } server { name(x: "%s") } }' % secret)
+        await gql(chatto, "query Q($p: String) { me { login } }", variables={"p": secret})
+        await gql(chatto, "{ me { id } } # " + secret)
+    assert caplog.records, "expected at least some log output to check"
+    assert all(secret not in r.getMessage() for r in caplog.records)
+    assert secret not in caplog.text

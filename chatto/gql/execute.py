@@ -7,6 +7,7 @@ carry (subscriptions over plain HTTP, mutations over GET).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -19,6 +20,12 @@ from chatto.gql.context import RequestContext
 from chatto.gql.schema import format_error
 
 MAX_QUERY_CHARS = 100_000
+
+# Ariadne logs every GraphQL error with the query text, which may hold user
+# input (even passwords inlined by a careless client). format_error logs the
+# unexpected ones itself, without the document, so Ariadne's logger is muted.
+_ARIADNE_LOG = logging.getLogger("chatto.graphql.ariadne")
+_ARIADNE_LOG.disabled = True
 
 
 @attrs.frozen
@@ -73,6 +80,7 @@ async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> 
         query_document=op.document,
         error_formatter=format_error,
         introspection=True,
+        logger=_ARIADNE_LOG,
     )
     return dict(result)
 
@@ -88,6 +96,7 @@ async def subscribe(
         query_document=op.document,
         error_formatter=format_error,
         introspection=True,
+        logger=_ARIADNE_LOG,
     )
     if not ok:
         return list(result)  # type: ignore[arg-type]
