@@ -210,7 +210,7 @@ async def test_query_text_and_variables_never_reach_the_log(
     caplog.set_level(logging.DEBUG)
     secret = "hunter2-very-secret-value"
     with trio.fail_after(10):
-        await gql(chatto, '{ me { id } server { name(x: "%s") } }' % secret)
+        await gql(chatto, '{ me { id } server { name(x: "' + secret + '") } }')
         await gql(chatto, "query Q($p: String) { me { login } }", variables={"p": secret})
         await gql(chatto, "{ me { id } } # " + secret)
     assert caplog.records, "expected at least some log output to check"
