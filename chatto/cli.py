@@ -21,6 +21,7 @@ from chatto import __version__
 from chatto.config import Config, load_config
 from chatto.errors import ChattoError, ConfigError
 from chatto.initcmd import write_initial_config
+from chatto.tuning import tune_gc
 
 log = logging.getLogger("chatto")
 
@@ -77,6 +78,7 @@ async def run_until_signal(config: Config) -> None:
         nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
         async with trio.open_nursery() as server:
             running = await server.start(serve_chatto, config, shutdown)
+            tune_gc()
             print(f"chatto: serving on {running.http_url} (Ctrl-C to stop)", file=sys.stderr)
         nursery.cancel_scope.cancel()  # the server returned: stop watching signals
     log.info("stopped")

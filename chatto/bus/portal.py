@@ -14,7 +14,6 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -95,27 +94,20 @@ class Portal:
             self._outbox.clear()
             self._outbox_scheduled = False
         for call in calls:
-            if call.cancelled:
-                continue
-            try:
-                task = asyncio.ensure_future(call.factory(), loop=self._loop)
-            except BaseException as exc:  # factory itself failed: report, never lose the call
-                call.error = exc
-                self._settle(call)
-                continue
-            call.task = task
-            task.add_done_callback(partial(self._finish, call))
+            if not call.cancelled:
+                call.task = self._loop.create_task(self._run_call(call))
 
-    def _finish(self, call: _Call[Any], _task: object = None) -> None:
-        task = call.task
-        assert task is not None
-        if task.cancelled():
+    async def _run_call(self, call: _Call[Any]) -> None:
+        # One coroutine per call that settles itself: cheaper than a task plus
+        # a done-callback, and a failing factory is reported like any error.
+        try:
+            call.result = await call.factory()
+        except asyncio.CancelledError:
             call.error = trio.BrokenResourceError("asyncio task was cancelled")
-        elif (exc := task.exception()) is not None:
+        except BaseException as exc:  # handed to the Trio caller, re-raised there
             call.error = exc
-        else:
-            call.result = task.result()
-        self._settle(call)
+        finally:
+            self._settle(call)
 
     def _settle(self, call: _Call[Any]) -> None:
         with self._lock:
