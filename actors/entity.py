@@ -30,6 +30,9 @@ class Decision:
 
     events: Sequence[Event] = ()
     reply: Any = None
+    # Ids decided up front when the events' content depends on them (the
+    # event id is part of the AAD of encrypted fields); else generated.
+    event_ids: Sequence[str] = ()
 
 
 @attrs.frozen
@@ -79,7 +82,10 @@ class EntityActor(abc.ABC):
             if not decision.events:
                 return Committed(decision.reply, ())
             now = int(time.time() * 1000)
-            envs = [Envelope(new_id(), self.entity, now, e) for e in decision.events]
+            ids = list(decision.event_ids) or [new_id() for _ in decision.events]
+            envs = [
+                Envelope(i, self.entity, now, e) for i, e in zip(ids, decision.events, strict=True)
+            ]
             try:
                 seqs = await self.store.append(envs, self.last_seq)
             except StaleWriteError:

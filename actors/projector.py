@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 
 class ReadModel(Protocol):
-    """A projection: folds events synchronously into query-friendly state."""
+    """A projection: folds events synchronously into query-friendly state.
+
+    A model may also define ``async def prepare(batch)``: it runs before the
+    batch is applied, for I/O the synchronous ``apply`` needs (unwrapping the
+    keys of encrypted fields).
+    """
 
     def apply(self, recorded: Recorded) -> None: ...
 
@@ -37,6 +42,7 @@ class Projector:
     def __init__(self, feed: EventFeed, models: Sequence[ReadModel], hub: Hub) -> None:
         self._feed = feed
         self._models = list(models)
+        self._preparers = [m for m in self._models if hasattr(m, "prepare")]
         self._hub = hub
         self.position = 0
         self.caught_up = False
@@ -51,6 +57,8 @@ class Projector:
             task_status.started()
         async with aclosing(self._feed.follow(self.position)) as batches:
             async for batch in batches:
+                for model in self._preparers:
+                    await model.prepare(batch)
                 for rec in batch:
                     self._project(rec)
                 if batch:

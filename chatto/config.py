@@ -82,6 +82,30 @@ class ActorsConfig:
 
 
 @attrs.frozen
+class AuthConfig:
+    registration_open: bool = True
+    # bcrypt's library default; lower only for tests (4 is bcrypt's minimum).
+    bcrypt_cost: int = 12
+    bcrypt_threads: int = 2
+    session_ttl_days: float = 90.0
+    code_ttl_seconds: int = 900
+    reset_ttl_seconds: int = 3600
+
+
+@attrs.frozen
+class SmtpConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 587
+    username: str = ""
+    password: str = _secret()
+    from_address: str = "chatto@localhost"
+    starttls: bool = True
+    ssl: bool = False
+    timeout_seconds: float = 10.0
+
+
+@attrs.frozen
 class LoggingConfig:
     level: str = "info"
 
@@ -99,6 +123,8 @@ class Config:
     webserver: WebserverConfig = attrs.Factory(WebserverConfig)
     nats: NatsConfig = attrs.Factory(NatsConfig)
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
+    auth: AuthConfig = attrs.Factory(AuthConfig)
+    smtp: SmtpConfig = attrs.Factory(SmtpConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
@@ -327,5 +353,19 @@ def validate(config: Config) -> None:
     _range("actors.ask_timeout_seconds", a.ask_timeout_seconds, 0.001)
     _range("actors.idle_seconds", a.idle_seconds, 0.001)
     _range("actors.max_append_retries", a.max_append_retries, 1)
+    au = config.auth
+    _range("auth.bcrypt_cost", au.bcrypt_cost, 4, 31)
+    _range("auth.bcrypt_threads", au.bcrypt_threads, 1, 64)
+    _range("auth.session_ttl_days", au.session_ttl_days, 0.001)
+    _range("auth.code_ttl_seconds", au.code_ttl_seconds, 1)
+    _range("auth.reset_ttl_seconds", au.reset_ttl_seconds, 1)
+    if config.smtp.enabled:
+        _range("smtp.port", config.smtp.port, 1, 65535)
+        if config.smtp.ssl and config.smtp.starttls:
+            raise ConfigError("config keys 'smtp.ssl' and 'smtp.starttls' cannot both be true")
+    for email in config.owners.emails:
+        local, at, domain = email.strip().rpartition("@")
+        if not at or not local or "." not in domain:
+            raise ConfigError("config key 'owners.emails' must hold email addresses")
     if config.logging.level not in ("debug", "info", "warning", "error"):
         raise ConfigError("config key 'logging.level' must be debug, info, warning or error")

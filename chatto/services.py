@@ -17,7 +17,11 @@ from chatto.errors import UnavailableError
 from chatto.eventstore import JetStreamEventStore
 
 if TYPE_CHECKING:
+    from actors.user_directory import UserDirectory
+    from chatto.auth.authn import Authenticator
+    from chatto.auth.service import AccountService
     from chatto.config import Config
+    from chatto.mail import Outbox
 
 
 @attrs.define
@@ -31,6 +35,10 @@ class Services:
     projector: Projector
     hub: Hub
     server_view: ServerView
+    directory: UserDirectory
+    accounts: AccountService
+    authn: Authenticator
+    outbox: Outbox
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

@@ -154,3 +154,36 @@ async def chatto(nursery: trio.Nursery, make_config: ConfigFactory) -> AsyncIter
     handle = await start_server(nursery, make_config())
     yield handle
     await handle.stop()
+
+
+OWNER_EMAIL = "boss@example.com"
+
+
+@attrs.define
+class AuthEnv:
+    server: ServerHandle
+    sink: Any  # tests.smtp_sink.SmtpSink
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture
+async def auth_env(nursery: trio.Nursery, make_config: ConfigFactory) -> AsyncIterator[AuthEnv]:
+    """A running Chatto that mails through a real SMTP sink; bcrypt at its minimum cost."""
+    from tests.smtp_sink import SmtpSink
+
+    sink = SmtpSink()
+    port = await nursery.start(sink.serve)
+    config = make_config(
+        CHATTO_SMTP_ENABLED="true",
+        CHATTO_SMTP_HOST="127.0.0.1",
+        CHATTO_SMTP_PORT=str(port),
+        CHATTO_SMTP_STARTTLS="false",
+        CHATTO_AUTH_BCRYPT_COST="4",
+        CHATTO_OWNERS_EMAILS=OWNER_EMAIL,
+    )
+    handle = await start_server(nursery, config)
+    yield AuthEnv(handle, sink)
+    await handle.stop()

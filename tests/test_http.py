@@ -66,13 +66,17 @@ async def test_async_sibling_fields_resolve_under_trio(chatto: ServerHandle) -> 
 
 async def test_authenticated_field_returns_unauthenticated(chatto: ServerHandle) -> None:
     with trio.fail_after(10):
-        r = await gql(chatto, "{ server { name } me { id login } }")
+        r = await gql(chatto, '{ server { name } user(id: "x") { id login } }')
         body = r.json()
         assert body["data"]["server"]["name"] == "Chatto"
-        assert body["data"]["me"] is None
+        assert body["data"]["user"] is None
         err = body["errors"][0]
         assert err["extensions"]["code"] == "UNAUTHENTICATED"
-        assert err["path"] == ["me"]
+        assert err["path"] == ["user"]
+        # A non-null authenticated field nulls the whole response, still UNAUTHENTICATED.
+        body = (await gql(chatto, "{ viewer { id } }")).json()
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_bad_graphql_requests_get_clear_errors(chatto: ServerHandle) -> None:
@@ -198,7 +202,9 @@ async def test_subscription_errors_are_reported_per_operation(chatto: ServerHand
             msg = await _recv(ws)
             assert msg["type"] == "error" and msg["id"] == "e"
             await ws.send_message(
-                json.dumps({"id": "q", "type": "subscribe", "payload": {"query": "{ me { id } }"}})
+                json.dumps(
+                    {"id": "q", "type": "subscribe", "payload": {"query": "{ viewer { id } }"}}
+                )
             )
             msg = await _recv(ws)
             assert msg["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -211,8 +217,8 @@ async def test_query_text_and_variables_never_reach_the_log(
     secret = "hunter2-very-secret-value"
     with trio.fail_after(10):
         await gql(chatto, '{ me { id } server { name(x: "' + secret + '") } }')
-        await gql(chatto, "query Q($p: String) { me { login } }", variables={"p": secret})
-        await gql(chatto, "{ me { id } } # " + secret)
+        await gql(chatto, "query Q($p: String) { viewer { login } }", variables={"p": secret})
+        await gql(chatto, "{ viewer { id } } # " + secret)
     assert caplog.records, "expected at least some log output to check"
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert secret not in caplog.text

@@ -343,6 +343,23 @@ class NatsBridge:
         except WrongLastSequenceError as exc:
             raise KeyExistsError(f"key exists in {bucket}") from exc
 
+    async def kv_update(
+        self,
+        bucket: str,
+        key: str,
+        value: bytes,
+        last_revision: int,
+        *,
+        ttl_seconds: int | None = None,
+    ) -> int:
+        """Write ``key`` only if its revision is still ``last_revision``.
+
+        ``StaleWriteError`` if someone else wrote (or deleted) it first.
+        """
+        return await self.publish(
+            f"$KV.{bucket}.{key}", value, expect_last_seq=last_revision, ttl_seconds=ttl_seconds
+        )
+
     async def _marker_seq(self, stream: str, subject: str) -> int | None:
         js = self.js
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import QueryType
 
+from actors.user_directory import UserRecord
 from chatto.errors import UnauthenticatedError
 
 if TYPE_CHECKING:
@@ -19,9 +20,19 @@ def resolve_server(_obj: Any, info: Info) -> Any:
     return info.context.services
 
 
-@query.field("me")
-def resolve_me(_obj: Any, info: Info) -> Any:
+@query.field("viewer")
+def resolve_viewer(_obj: Any, info: Info) -> UserRecord:
     viewer = info.context.viewer
-    if viewer is None:  # unreachable: the schema's auth wrapper runs first
+    if viewer is None:  # the schema's auth wrapper normally answers first
         raise UnauthenticatedError("authentication required")
-    return {"id": viewer.user_id, "login": viewer.login}
+    return viewer
+
+
+@query.field("user")
+def resolve_user(_obj: Any, info: Info, id: str) -> UserRecord | None:
+    return info.context.services.directory.get(id)
+
+
+@query.field("userByLogin")
+def resolve_user_by_login(_obj: Any, info: Info, login: str) -> UserRecord | None:
+    return info.context.services.directory.find_login(login)

@@ -25,9 +25,11 @@ from graphql import (
 
 from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
+from chatto.gql.mutation import mutation
 from chatto.gql.query import query
 from chatto.gql.server_info import server_info
 from chatto.gql.subscription import subscription
+from chatto.gql.user import user_type
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,12 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
     """The executable schema with resolvers bound and auth checks installed."""
     trio_shim.install()
     schema = ariadne.make_executable_schema(
-        sdl if sdl is not None else load_sdl(), query, server_info, subscription
+        sdl if sdl is not None else load_sdl(),
+        query,
+        mutation,
+        server_info,
+        subscription,
+        user_type,
     )
     protect(schema)
     return schema

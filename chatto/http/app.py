@@ -15,6 +15,7 @@ from graphql import GraphQLSchema
 
 from chatto import __version__
 from chatto.http.asgi import Receive, Scope, Send, respond, respond_error, respond_json
+from chatto.http.auth_routes import handle_auth
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
 from chatto.services import Services
@@ -66,6 +67,8 @@ class ChattoApp:
                 await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET or POST")
                 return
             await handle_graphql_http(scope, receive, send, self.services, self.schema)
+        elif path.startswith("/auth/"):
+            await handle_auth(scope, receive, send, self.services)
         elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
@@ -95,6 +98,6 @@ class ChattoApp:
             "version": __version__,
             "url": cfg.webserver.url,
             "graphql": GRAPHQL_PATH,
-            "authMethods": [],
-            "registrationOpen": False,
+            "authMethods": ["password"],
+            "registrationOpen": cfg.auth.registration_open,
         }

@@ -51,6 +51,23 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def discard_body(receive: Receive, limit: int = 16 * 1024 * 1024) -> None:
+    """Read and drop what is left of a refused body (up to ``limit`` bytes).
+
+    Answering 413 while the client is still uploading makes many clients
+    report a dropped connection instead of the answer; past ``limit`` the
+    connection is simply closed after the answer.
+    """
+    seen = 0
+    while seen < limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def respond(
     send: Send,
     status: int,

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 import trio
 from graphql import GraphQLSchema
 
+from chatto.errors import ChattoError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, execute, prepare
 from chatto.http.asgi import (
@@ -15,6 +16,7 @@ from chatto.http.asgi import (
     Receive,
     Scope,
     Send,
+    discard_body,
     header,
     read_body,
     respond_error,
@@ -58,6 +60,7 @@ async def handle_graphql_http(
             payload = _payload_from_get(scope)
         op = prepare(payload)
     except BodyTooLarge:
+        await discard_body(receive)
         await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
         return
     except RequestError as exc:
@@ -71,9 +74,21 @@ async def handle_graphql_http(
     if method == "GET" and op.kind != "query":
         await respond_error(send, 405, "METHOD_NOT_ALLOWED", "mutations need POST")
         return
-    ctx = RequestContext(services=services, transport="http")
+    auth = await services.authn.from_headers(
+        header(scope, b"authorization"), header(scope, b"cookie")
+    )
+    if op.kind == "mutation":
+        try:
+            services.authn.check_csrf(auth, header(scope, b"x-csrf-token"))
+        except ChattoError as exc:
+            await respond_error(send, exc.http_status, exc.code, exc.message)
+            return
+    ctx = RequestContext(services=services, auth=auth, transport="http")
+    if auth.set_cookie is not None:
+        ctx.response_headers.append(auth.set_cookie)
     with trio.move_on_after(EXECUTION_TIMEOUT):
         result = await execute(schema, ctx, op)
-        await respond_json(send, 200 if "data" in result else 400, result)
+        status = 200 if "data" in result else 400
+        await respond_json(send, status, result, ctx.response_headers)
         return
     await respond_error(send, 504, "TIMEOUT", "the operation took too long")

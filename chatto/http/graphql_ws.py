@@ -17,10 +17,11 @@ from typing import Any
 import trio
 from graphql import GraphQLSchema
 
+from chatto.auth.authn import ANONYMOUS
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, execute, format_result, prepare, subscribe
-from chatto.http.asgi import Receive, Scope, Send
+from chatto.http.asgi import Receive, Scope, Send, header
 from chatto.services import Services
 
 SUBPROTOCOL = "graphql-transport-ws"
@@ -37,7 +38,12 @@ class Connection:
     """One WebSocket: its state, its operations, serialized sends."""
 
     def __init__(
-        self, send: Send, services: Services, schema: GraphQLSchema, nursery: trio.Nursery
+        self,
+        send: Send,
+        services: Services,
+        schema: GraphQLSchema,
+        nursery: trio.Nursery,
+        cookie_header: str | None = None,
     ) -> None:
         self._send = send
         self._services = services
@@ -47,7 +53,8 @@ class Connection:
         self._ops: dict[str, trio.CancelScope] = {}
         self.acked = False
         self.closed = False
-        self.ctx = RequestContext(services=services, transport="ws")
+        self._cookie_header = cookie_header
+        self.ctx = RequestContext(services=services, auth=ANONYMOUS, transport="ws")
 
     async def send_json(self, doc: dict[str, Any]) -> None:
         if self.closed:
@@ -79,6 +86,9 @@ class Connection:
             if self.acked:
                 await self.close(4429, "Too many initialisation requests")
                 return
+            if not await self._authenticate(msg.get("payload")):
+                await self.close(4403, "Forbidden")
+                return
             self.acked = True
             await self.send_json({"type": "connection_ack"})
         elif kind == "ping":
@@ -93,6 +103,24 @@ class Connection:
                 scope.cancel()
         else:
             await self.close(4400, f"Unknown message type {str(kind)[:40]!r}")
+
+    async def _authenticate(self, payload: Any) -> bool:
+        """Credentials from the init payload, else the upgrade request's cookie.
+
+        A payload that carries a credential which does not validate is refused
+        rather than silently downgraded to anonymous.
+        """
+        authorization = None
+        if isinstance(payload, dict):
+            raw = payload.get("authorization") or payload.get("Authorization")
+            if isinstance(raw, str) and raw:
+                authorization = raw
+        authn = self._services.authn
+        if authorization is not None:
+            self.ctx.auth = await authn.from_headers(authorization, None)
+            return self.ctx.auth.user is not None
+        self.ctx.auth = await authn.from_headers(None, self._cookie_header)
+        return True
 
     async def _on_subscribe(self, msg: dict[str, Any]) -> None:
         if not self.acked:
@@ -159,7 +187,7 @@ async def handle_graphql_ws(
         return
     await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
     async with trio.open_nursery() as nursery:
-        conn = Connection(send, services, schema, nursery)
+        conn = Connection(send, services, schema, nursery, header(scope, b"cookie"))
         nursery.start_soon(conn.expire_init)
         try:
             while True:

@@ -1,0 +1,213 @@
+"""The user entity: ``UserActor`` owns credentials, PII epochs and roles.
+
+PII fields are sealed in ``decide`` with the user's PII DEK, which the
+actor obtains (creates on registration, unwraps afterwards) through the
+KMS actor before deciding. Event ids are chosen up front because they are
+part of each sealed field's AAD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from actors.entity import Committed, Decision, EntityActor
+from actors.events import EntityRef, Event, Recorded
+from actors.ids import new_id
+from actors.kms import Kms
+from actors.store import EventStore
+from actors.user_events import (
+    PII_PURPOSE,
+    CredentialRevoked,
+    EmailVerified,
+    LoginFailed,
+    LoginSucceeded,
+    PasswordSet,
+    ProfileUpdated,
+    RoleGranted,
+    UserDEKGenerated,
+    UserRegistered,
+)
+from chatto.crypto import aad
+from chatto.crypto.pii import seal_pii
+from chatto.errors import ConflictError, InvalidInputError, NotFoundError
+
+OWNER = "owner"
+
+
+@attrs.frozen
+class CreateUser:
+    login: str
+    display_name: str
+    email: str
+    password_hash: str
+
+
+@attrs.frozen
+class SetPassword:
+    password_hash: str
+    reason: str
+    # Reset tokens carry the generation they were minted at; a stale one loses.
+    expected_generation: int | None = None
+
+
+@attrs.frozen
+class VerifyEmail:
+    email: str
+
+
+@attrs.frozen
+class UpdateProfile:
+    display_name: str
+
+
+@attrs.frozen
+class RecordLogin:
+    ok: bool
+    method: str
+    ip_hash: str
+
+
+@attrs.frozen
+class RecordRevocation:
+    kind: str
+
+
+PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile)
+
+
+class UserActor(EntityActor):
+    """One user's write side. Emails arrive normalised (lower-case, trimmed)."""
+
+    def __init__(
+        self, user_id: str, store: EventStore, kms: Kms, owner_emails: frozenset[str]
+    ) -> None:
+        super().__init__(EntityRef("user", user_id), store)
+        self.user_id = user_id
+        self.kms = kms
+        self.owner_emails = owner_emails
+        self.exists = False
+        self.generation = 0
+        self.password_hash = ""
+        self.roles: set[str] = set()
+        self.email_count = 0
+        self.pii: UserDEKGenerated | None = None
+        self._pii_key: bytes | None = None
+        self._pending_dek: UserDEKGenerated | None = None
+
+    def apply(self, recorded: Recorded) -> None:
+        event = recorded.envelope.event
+        if isinstance(event, UserDEKGenerated) and event.purpose == PII_PURPOSE:
+            if self.pii is None or event.epoch > self.pii.epoch:
+                self.pii, self._pii_key = event, None
+        elif isinstance(event, UserRegistered):
+            self.exists = True
+        elif isinstance(event, PasswordSet):
+            self.password_hash, self.generation = event.password_hash, event.auth_generation
+        elif isinstance(event, EmailVerified):
+            self.email_count += 1
+        elif isinstance(event, RoleGranted):
+            self.roles.add(event.role)
+
+    async def handle(self, command: Any) -> Committed:
+        if isinstance(command, PII_COMMANDS):
+            await self._ensure_pii_key(create=isinstance(command, CreateUser))
+        try:
+            return await super().handle(command)
+        finally:
+            self._pending_dek = None
+
+    async def _ensure_pii_key(self, create: bool) -> None:
+        if self._pii_key is not None:
+            return
+        if self.pii is None:
+            if not create:
+                raise NotFoundError("no such user")
+            context = aad.dek_wrap_aad(self.user_id, PII_PURPOSE, 1)
+            kek_ref = await self.kms.create_kek()
+            handle = await self.kms.generate_dek(kek_ref, context)
+            self._pending_dek = UserDEKGenerated(
+                PII_PURPOSE, 1, handle.dek_ref, handle.kek_ref, handle.alg, handle.wrap_version
+            )
+            self._pii_key = await self.kms.unwrap_dek(handle.dek_ref, handle.kek_ref, context)
+            return
+        context = aad.dek_wrap_aad(self.user_id, PII_PURPOSE, self.pii.epoch)
+        self._pii_key = await self.kms.unwrap_dek(self.pii.dek_ref, self.pii.kek_ref, context)
+
+    def _epoch(self) -> int:
+        source = self._pending_dek or self.pii
+        assert source is not None
+        return source.epoch
+
+    def _seal(self, event_id: str, event_type: str, field: str, value: str) -> str:
+        assert self._pii_key is not None
+        return seal_pii(
+            self._pii_key,
+            event_id=event_id,
+            user_id=self.user_id,
+            event_type=event_type,
+            field=field,
+            epoch=self._epoch(),
+            value=value,
+        )
+
+    def decide(self, command: Any) -> Decision:
+        if isinstance(command, CreateUser):
+            return self._create(command)
+        if not self.exists:
+            raise NotFoundError("no such user")
+        if isinstance(command, SetPassword):
+            if (
+                command.expected_generation is not None
+                and command.expected_generation != self.generation
+            ):
+                raise ConflictError("this link is no longer valid")
+            event = PasswordSet(command.password_hash, self.generation + 1, command.reason)
+            return Decision([event], reply=event.auth_generation)
+        if isinstance(command, VerifyEmail):
+            return self._verify_email(command.email)
+        if isinstance(command, UpdateProfile):
+            eid = new_id()
+            enc = self._seal(eid, ProfileUpdated.TYPE, "display_name", command.display_name)
+            return Decision([ProfileUpdated(enc, self._epoch())], event_ids=[eid])
+        if isinstance(command, RecordLogin):
+            ev: Event = (
+                LoginSucceeded(command.method, command.ip_hash)
+                if command.ok
+                else LoginFailed(command.ip_hash)
+            )
+            return Decision([ev])
+        if isinstance(command, RecordRevocation):
+            return Decision([CredentialRevoked(command.kind)])
+        raise InvalidInputError(f"user actor cannot handle {type(command).__name__}")
+
+    def _create(self, command: CreateUser) -> Decision:
+        if self.exists:
+            raise ConflictError("user already exists")
+        events: list[Event] = []
+        ids: list[str] = []
+        if self._pending_dek is not None:
+            events.append(self._pending_dek)
+            ids.append(new_id())
+        reg_id, email_id = new_id(), new_id()
+        login_enc = self._seal(reg_id, UserRegistered.TYPE, "login", command.login)
+        name_enc = self._seal(reg_id, UserRegistered.TYPE, "display_name", command.display_name)
+        events.append(UserRegistered(login_enc, name_enc, self._epoch()))
+        ids.append(reg_id)
+        events.append(PasswordSet(command.password_hash, 1, "register"))
+        ids.append(new_id())
+        verify = self._verify_email(command.email, email_id)
+        events.extend(verify.events)
+        ids.extend(verify.event_ids)
+        return Decision(events, reply=self.user_id, event_ids=ids)
+
+    def _verify_email(self, email: str, event_id: str | None = None) -> Decision:
+        eid = event_id or new_id()
+        enc = self._seal(eid, EmailVerified.TYPE, "email", email)
+        events: list[Event] = [EmailVerified(enc, self._epoch())]
+        ids = [eid]
+        if email in self.owner_emails and OWNER not in self.roles:
+            events.append(RoleGranted(OWNER, "owners.emails"))
+            ids.append(new_id())
+        return Decision(events, reply=OWNER in self.roles or len(events) > 1, event_ids=ids)

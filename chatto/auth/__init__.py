@@ -1,0 +1,1 @@
+"""Authentication: passwords, tokens, cookies, codes, registration and login."""

@@ -1,0 +1,229 @@
+"""Account flows: registration, login, passwords, email verification.
+
+Enumeration resistance is designed in: registration and forgot-password do
+the same storage work and give the same answer whether or not the address
+is known (mail goes through the outbox, so SMTP time is invisible); every
+login costs exactly one bcrypt comparison (a dummy hash for unknown users).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from actors.audit import RecordUnknownLogin
+from actors.ids import new_id
+from actors.projector import Projector
+from actors.runtime import ActorSystem
+from actors.user_directory import UserDirectory, UserRecord
+from actors.users import CreateUser, RecordLogin, SetPassword, UpdateProfile, VerifyEmail
+from chatto.auth.challenges import Challenges, TokenError
+from chatto.auth.identity import check_display_name, check_login, normalize_email
+from chatto.auth.keyring import Keyring
+from chatto.auth.passwords import PasswordHasher, check_rules
+from chatto.auth.records import RecordStore
+from chatto.bus.bridge import KeyExistsError
+from chatto.errors import ChattoError, ConflictError, ForbiddenError, InvalidInputError
+from chatto.mail import Mail, Outbox
+
+
+class InvalidCredentials(ChattoError):
+    """Login or password wrong (never says which)."""
+
+    code = "INVALID_CREDENTIALS"
+    http_status = 401
+
+
+class LoginTaken(ConflictError):
+    code = "LOGIN_TAKEN"
+
+
+class EmailTaken(ConflictError):
+    code = "EMAIL_TAKEN"
+
+
+@attrs.frozen
+class AuthSettings:
+    server_url: str
+    registration_open: bool = True
+
+
+class AccountService:
+    """The account flows; transports call these and map errors to answers."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        actors: ActorSystem,
+        directory: UserDirectory,
+        projector: Projector,
+        records: RecordStore,
+        keyring: Keyring,
+        challenges: Challenges,
+        hasher: PasswordHasher,
+        outbox: Outbox,
+    ) -> None:
+        self.settings = settings
+        self._actors = actors
+        self.directory = directory
+        self._projector = projector
+        self._records = records
+        self.keyring = keyring
+        self._challenges = challenges
+        self.hasher = hasher
+        self._outbox = outbox
+
+    def _claim_key(self, kind: str, value: str) -> str:
+        return f"{kind}.{self.keyring.index_key(kind, value)}"
+
+    # --- registration ---------------------------------------------------------
+    async def request_registration(self, raw_email: str) -> None:
+        """Send a code (or, for a taken address, a notice); same answer either way."""
+        if not self.settings.registration_open:
+            raise ForbiddenError("registration is closed on this server")
+        email = normalize_email(raw_email)
+        taken = await self._records.get(self._claim_key("email", email)) is not None
+        code = await self._challenges.start("exists" if taken else "register", email)
+        if code is None:
+            return
+        if taken:
+            body = (
+                "Someone asked to create a Chatto account with this address, which "
+                "already has one. If it was you, log in or reset your password; "
+                "otherwise ignore this mail."
+            )
+            self._outbox.enqueue(Mail(email, "Chatto sign-up attempt", body))
+        else:
+            body = f"Your Chatto verification code is {code}. It expires in 15 minutes."
+            self._outbox.enqueue(Mail(email, "Your Chatto verification code", body))
+
+    async def verify_registration_code(self, raw_email: str, code: str) -> str:
+        """Check the code; return a completion token (15 min, single use)."""
+        email = normalize_email(raw_email)
+        await self._challenges.check("register", email, code)
+        return await self._challenges.issue_completion(email)
+
+    async def complete_registration(self, token: str, login: str, password: str) -> UserRecord:
+        """Create the user with a verified email; the token is used up on success."""
+        check_login(login)
+        check_rules(password)
+        email = await self._challenges.peek_completion(token)
+        user_id = new_id()
+        login_key = self._claim_key("login", login.lower())
+        email_key = self._claim_key("email", email)
+        try:
+            await self._records.create(login_key, {"u": user_id})
+        except KeyExistsError:
+            raise LoginTaken("that login is taken; the link stays valid, pick another") from None
+        try:
+            await self._records.create(email_key, {"u": user_id})
+            await self._challenges.consume_completion(token)
+        except KeyExistsError:
+            await self._records.delete(login_key)
+            raise EmailTaken("this address already belongs to an account") from None
+        except TokenError:
+            await self._records.delete(login_key)
+            await self._records.delete(email_key)
+            raise
+        password_hash = await self.hasher.hash(password)
+        done = await self._actors.ask(
+            "user", user_id, CreateUser(login, login, email, password_hash)
+        )
+        await self._projector.wait_for(done.last_seq)
+        user = self.directory.get(user_id)
+        assert user is not None
+        return user
+
+    # --- login -----------------------------------------------------------------
+    def _lookup(self, identifier: str) -> UserRecord | None:
+        ident = identifier.strip()
+        if "@" in ident:
+            try:
+                return self.directory.find_email(normalize_email(ident))
+            except InvalidInputError:
+                return None
+        return self.directory.find_login(ident)
+
+    async def login(self, identifier: str, password: str, ip: str) -> UserRecord:
+        """Check a password; exactly one bcrypt comparison whatever happens."""
+        user = self._lookup(identifier)
+        ok = await self.hasher.verify(password, user.password_hash if user else None)
+        ip_hash = self.keyring.ip_hash(ip)
+        if user is None:
+            login_hash = self.keyring.index_key("login", identifier.strip().lower())
+            await self._actors.ask("audit", "", RecordUnknownLogin(login_hash, ip_hash))
+            raise InvalidCredentials("invalid login or password")
+        await self._actors.ask("user", user.id, RecordLogin(ok, "password", ip_hash))
+        if not ok:
+            raise InvalidCredentials("invalid login or password")
+        return user
+
+    # --- passwords -------------------------------------------------------------
+    async def change_password(self, user_id: str, current: str, new: str) -> int:
+        """Verify the current password, set the new one; returns the new generation."""
+        check_rules(new)
+        user = self.directory.get(user_id)
+        ok = await self.hasher.verify(current, user.password_hash if user else None)
+        if user is None or not ok:
+            raise InvalidCredentials("the current password is wrong")
+        return await self._set_password(user_id, await self.hasher.hash(new), "change", None)
+
+    async def _set_password(
+        self, user_id: str, password_hash: str, reason: str, expected: int | None
+    ) -> int:
+        done = await self._actors.ask("user", user_id, SetPassword(password_hash, reason, expected))
+        await self._projector.wait_for(done.last_seq)
+        return int(done.value)
+
+    async def forgot_password(self, raw_email: str) -> None:
+        """Mail a reset link if the address is a verified one; same answer if not."""
+        email = normalize_email(raw_email)
+        user = self.directory.find_email(email)
+        token = await self._challenges.issue_reset(
+            user.id if user else "-", user.generation if user else -1
+        )
+        if user is not None:
+            link = f"{self.settings.server_url.rstrip('/')}/reset-password?token={token}"
+            body = f"Reset your Chatto password within an hour: {link}"
+            self._outbox.enqueue(Mail(email, "Reset your Chatto password", body))
+
+    async def reset_password(self, token: str, new: str) -> None:
+        check_rules(new)
+        user_id, generation = await self._challenges.consume_reset(token)
+        if self.directory.get(user_id) is None:
+            raise TokenError("the reset link is invalid, used or expired")
+        password_hash = await self.hasher.hash(new)
+        try:
+            await self._set_password(user_id, password_hash, "reset", generation)
+        except ConflictError:
+            raise TokenError("the reset link is no longer valid") from None
+
+    # --- emails and profile -----------------------------------------------------
+    async def request_email_code(self, user_id: str, raw_email: str) -> None:
+        """Send a code to a new address; answers the same if it is taken."""
+        email = normalize_email(raw_email)
+        taken = await self._records.get(self._claim_key("email", email)) is not None
+        code = await self._challenges.start(f"verify:{user_id}", email)
+        if code is not None and not taken:
+            body = f"Your Chatto code to add this address is {code}. It expires in 15 minutes."
+            self._outbox.enqueue(Mail(email, "Confirm your email address", body))
+
+    async def confirm_email_code(self, user_id: str, raw_email: str, code: str) -> UserRecord:
+        email = normalize_email(raw_email)
+        await self._challenges.check(f"verify:{user_id}", email, code)
+        try:
+            await self._records.create(self._claim_key("email", email), {"u": user_id})
+        except KeyExistsError:
+            raise EmailTaken("this address already belongs to an account") from None
+        done = await self._actors.ask("user", user_id, VerifyEmail(email))
+        await self._projector.wait_for(done.last_seq)
+        user = self.directory.get(user_id)
+        assert user is not None
+        return user
+
+    async def update_profile(self, user_id: str, display_name: str) -> UserRecord:
+        name = check_display_name(display_name)
+        done = await self._actors.ask("user", user_id, UpdateProfile(name))
+        await self._projector.wait_for(done.last_seq)
+        user = self.directory.get(user_id)
+        assert user is not None
+        return user

@@ -1,0 +1,93 @@
+"""Bearer tokens and cookie sessions: verifiers in RUNTIME_STATE, sliding TTL.
+
+A bearer token is opaque (``ct_`` + 256 random bits); it is stored only as
+``session.<HMAC(secret, "bearer" || token)>``. A cookie session is a random
+id stored as ``cookie_session.<user>.<HMAC(secret, "cookie" || id)>``; the
+signed cookie carries the id. Every successful validation extends the TTL
+(re-put at most once a minute, so hot paths do not write on every request).
+Revocation deletes the key. The auth generation stored with the session is
+compared by the caller with the user's current one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from chatto.auth.keyring import Keyring, new_token
+from chatto.auth.records import RecordStore
+
+REFRESH_AFTER_MS = 60_000
+TOKEN_PREFIX = "ct_"
+
+
+@attrs.frozen
+class Session:
+    user_id: str
+    generation: int
+    kind: str  # "bearer" | "cookie"
+    created_ms: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SessionStore:
+    """Issues, validates (sliding) and revokes sessions."""
+
+    def __init__(self, records: RecordStore, keyring: Keyring, ttl_seconds: int) -> None:
+        self._records = records
+        self._keys = keyring
+        self.ttl_seconds = ttl_seconds
+
+    def _bearer_key(self, token: str) -> str:
+        return "session." + self._keys.verifier("bearer", token)
+
+    def _cookie_key(self, user_id: str, sid: str) -> str:
+        return f"cookie_session.{user_id}." + self._keys.verifier("cookie", sid)
+
+    async def _issue(self, key: str, user_id: str, generation: int, kind: str) -> None:
+        now = _now_ms()
+        doc = {"u": user_id, "g": generation, "k": kind, "c": now, "r": now}
+        await self._records.put(key, doc, self.ttl_seconds)
+
+    async def _validate(self, key: str) -> Session | None:
+        found = await self._records.get(key)
+        if found is None:
+            return None
+        doc, _rev = found
+        try:
+            session = Session(str(doc["u"]), int(doc["g"]), str(doc["k"]), int(doc["c"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        now = _now_ms()
+        if now - int(doc.get("r", 0)) > REFRESH_AFTER_MS:
+            doc["r"] = now
+            await self._records.put(key, doc, self.ttl_seconds)
+        return session
+
+    async def issue_bearer(self, user_id: str, generation: int) -> str:
+        token = new_token(TOKEN_PREFIX)
+        await self._issue(self._bearer_key(token), user_id, generation, "bearer")
+        return token
+
+    async def validate_bearer(self, token: str) -> Session | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        return await self._validate(self._bearer_key(token))
+
+    async def revoke_bearer(self, token: str) -> None:
+        await self._records.delete(self._bearer_key(token))
+
+    async def issue_cookie_session(self, user_id: str, generation: int) -> str:
+        sid = new_token()
+        await self._issue(self._cookie_key(user_id, sid), user_id, generation, "cookie")
+        return sid
+
+    async def validate_cookie_session(self, user_id: str, sid: str) -> Session | None:
+        return await self._validate(self._cookie_key(user_id, sid))
+
+    async def revoke_cookie_session(self, user_id: str, sid: str) -> None:
+        await self._records.delete(self._cookie_key(user_id, sid))

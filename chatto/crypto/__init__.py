@@ -1,0 +1,1 @@
+"""Cryptography: AEAD sealing, canonical AAD, PII field sealing."""

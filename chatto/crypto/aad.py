@@ -1,0 +1,59 @@
+"""Canonical, versioned, length-safe Additional Authenticated Data.
+
+``encode`` writes a fixed prefix, the domain and version, then every field
+as (length-prefixed name, type tag, length-prefixed value) with 4-byte
+big-endian lengths, so no two different contexts share an encoding
+(("ab","c") differs from ("a","bc")). A ciphertext copied into another
+event, room, author, epoch or field therefore fails to open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PREFIX = b"chatto-aad\x00"
+
+
+def _chunk(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def encode(domain: str, version: int, fields: Sequence[tuple[str, str | int]]) -> bytes:
+    out = [PREFIX, _chunk(domain.encode()), version.to_bytes(4, "big")]
+    for name, value in fields:
+        tag = b"i" if isinstance(value, int) else b"s"
+        out += [_chunk(name.encode()), tag, _chunk(str(value).encode())]
+    return b"".join(out)
+
+
+def body_aad(event_id: str, body_event_id: str, room_id: str, author_id: str, epoch: int) -> bytes:
+    return encode(
+        "message-body",
+        1,
+        [
+            ("event_type", "message.body"),
+            ("event_id", event_id),
+            ("body_event_id", body_event_id),
+            ("room_id", room_id),
+            ("author_id", author_id),
+            ("epoch", epoch),
+        ],
+    )
+
+
+def pii_aad(event_id: str, user_id: str, event_type: str, field: str, epoch: int) -> bytes:
+    return encode(
+        "user-pii",
+        1,
+        [
+            ("event_id", event_id),
+            ("user_id", user_id),
+            ("event_type", event_type),
+            ("field", field),
+            ("epoch", epoch),
+        ],
+    )
+
+
+def dek_wrap_aad(user_id: str, purpose: str, epoch: int) -> bytes:
+    return encode("dek-wrap", 1, [("user_id", user_id), ("purpose", purpose), ("epoch", epoch)])

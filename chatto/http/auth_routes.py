@@ -1,0 +1,217 @@
+"""``/auth/*``: registration, login/logout, passwords, email verification.
+
+All endpoints take ``POST`` with a JSON object (``application/json`` only, so
+a cross-site form cannot post here without a CORS preflight). Errors use
+the same ``{"errors": [{"message", "extensions": {"code"}}]}`` shape as
+GraphQL. Endpoints that act on a logged-in browser session also require the
+session's ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from actors.user_directory import UserRecord
+from chatto.auth.authn import AuthResult
+from chatto.errors import ChattoError, InvalidInputError, UnauthenticatedError
+from chatto.http.asgi import (
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    discard_body,
+    header,
+    read_body,
+    respond_error,
+    respond_json,
+)
+from chatto.services import Services
+
+MAX_AUTH_BODY = 16 * 1024
+Headers = list[tuple[bytes, bytes]]
+
+
+@attrs.frozen
+class AuthRequest:
+    services: Services
+    body: dict[str, Any]
+    auth: AuthResult
+    ip: str
+    csrf: str | None
+
+    def text(self, name: str, limit: int = 1024) -> str:
+        value = self.body.get(name)
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise InvalidInputError(f"'{name}' must be a non-empty string")
+        return value
+
+    def require_user(self) -> UserRecord:
+        if self.auth.user is None:
+            raise UnauthenticatedError("authentication required")
+        self.services.authn.check_csrf(self.auth, self.csrf)
+        return self.auth.user
+
+
+def user_json(user: UserRecord) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "login": user.login,
+        "displayName": user.display_name,
+        "isOwner": user.is_owner,
+    }
+
+
+async def issue_session(req: AuthRequest, user: UserRecord) -> tuple[dict[str, Any], Headers]:
+    """A bearer token (``mode: "token"``) or a browser cookie (default)."""
+    authn = req.services.authn
+    if req.body.get("mode") == "token":
+        token = await authn.sessions.issue_bearer(user.id, user.generation)
+        return {"user": user_json(user), "token": token, "tokenType": "Bearer"}, []
+    _sid, cookie, csrf = await authn.new_cookie_session(user)
+    return {"user": user_json(user), "csrfToken": csrf}, [cookie]
+
+
+Handler = Callable[[AuthRequest], Awaitable[tuple[dict[str, Any], Headers]]]
+SENT = {"ok": True, "message": "If the address can be used, we sent a mail to it."}
+
+
+async def register(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    await req.services.accounts.request_registration(req.text("email"))
+    return SENT, []
+
+
+async def register_verify(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    token = await req.services.accounts.verify_registration_code(
+        req.text("email"), req.text("code", 32)
+    )
+    return {"token": token}, []
+
+
+async def register_complete(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    user = await req.services.accounts.complete_registration(
+        req.text("token"), req.text("login", 64), req.text("password", 4096)
+    )
+    return await issue_session(req, user)
+
+
+async def login(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    user = await req.services.accounts.login(
+        req.text("login", 320), req.text("password", 4096), req.ip
+    )
+    return await issue_session(req, user)
+
+
+async def logout(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    auth, authn = req.auth, req.services.authn
+    if auth.via == "cookie" and auth.user is not None:
+        authn.check_csrf(auth, req.csrf)
+        await authn.sessions.revoke_cookie_session(auth.user.id, auth.sid)
+    elif auth.via == "bearer":
+        await authn.sessions.revoke_bearer(auth.token)
+    return {"ok": True}, [authn.cookies.clear_cookie()]
+
+
+async def revoke_token(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    await req.services.authn.sessions.revoke_bearer(req.text("token", 256))
+    return {"ok": True}, []
+
+
+async def change_password(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    user = req.require_user()
+    accounts = req.services.accounts
+    await accounts.change_password(
+        user.id, req.text("currentPassword", 4096), req.text("newPassword", 4096)
+    )
+    fresh = accounts.directory.get(user.id)
+    assert fresh is not None
+    if req.auth.via == "bearer":
+        req.body["mode"] = "token"
+    return await issue_session(req, fresh)
+
+
+async def forgot_password(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    await req.services.accounts.forgot_password(req.text("email"))
+    return SENT, []
+
+
+async def reset_password(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    await req.services.accounts.reset_password(req.text("token"), req.text("password", 4096))
+    return {"ok": True}, []
+
+
+async def email_request(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    user = req.require_user()
+    await req.services.accounts.request_email_code(user.id, req.text("email"))
+    return SENT, []
+
+
+async def email_confirm(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    user = req.require_user()
+    updated = await req.services.accounts.confirm_email_code(
+        user.id, req.text("email"), req.text("code", 32)
+    )
+    return {"user": user_json(updated), "emails": updated.emails}, []
+
+
+ROUTES: dict[str, Handler] = {
+    "/auth/register": register,
+    "/auth/register/verify-code": register_verify,
+    "/auth/register/complete": register_complete,
+    "/auth/login": login,
+    "/auth/logout": logout,
+    "/auth/revoke-token": revoke_token,
+    "/auth/change-password": change_password,
+    "/auth/forgot-password": forgot_password,
+    "/auth/reset-password": reset_password,
+    "/auth/verify-email/request-code": email_request,
+    "/auth/verify-email/confirm-code": email_confirm,
+}
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+async def _read_json(scope: Scope, receive: Receive) -> dict[str, Any]:
+    ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise InvalidInputError("send application/json")
+    try:
+        doc = json.loads(await read_body(scope, receive, MAX_AUTH_BODY) or b"{}")
+    except ValueError as exc:
+        raise InvalidInputError("request body is not valid JSON") from exc
+    if not isinstance(doc, dict):
+        raise InvalidInputError("request body must be a JSON object")
+    return doc
+
+
+async def handle_auth(scope: Scope, receive: Receive, send: Send, services: Services) -> None:
+    handler = ROUTES.get(scope["path"])
+    if handler is None:
+        await respond_error(send, 404, "NOT_FOUND", "no such route")
+        return
+    if scope["method"] != "POST":
+        await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use POST")
+        return
+    try:
+        body = await _read_json(scope, receive)
+        auth = await services.authn.from_headers(
+            header(scope, b"authorization"), header(scope, b"cookie")
+        )
+        req = AuthRequest(services, body, auth, client_ip(scope), header(scope, b"x-csrf-token"))
+        doc, headers = await handler(req)
+    except BodyTooLarge:
+        await discard_body(receive)
+        await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
+        return
+    except ChattoError as exc:
+        await respond_error(send, exc.http_status, exc.code, exc.message)
+        return
+    if auth.set_cookie is not None and not headers:
+        headers = [auth.set_cookie]
+    await respond_json(send, 200, doc, headers)
