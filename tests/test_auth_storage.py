@@ -9,8 +9,15 @@ from pathlib import Path
 import httpx
 import trio
 
+from actors.audit import AUDIT, UnknownLoginAttempted
 from actors.events import EntityRef
-from actors.user_events import LoginFailed, LoginSucceeded, PasswordSet, UserRegistered
+from actors.user_events import (
+    CredentialRevoked,
+    LoginFailed,
+    LoginSucceeded,
+    PasswordSet,
+    UserRegistered,
+)
 from tests.authflow import bearer, login_token, mailed_code, register, viewer
 from tests.conftest import AuthEnv
 
@@ -90,9 +97,15 @@ async def test_audit_trail_and_encrypted_user_events(auth_env: AuthEnv) -> None:
             await c.post("/auth/login", json={"login": "audited", "password": "bad password"})
             token = await login_token(c, "audited", PASSWORD)
             assert await viewer(c, **bearer(token)) is not None
+            await c.post("/auth/revoke-token", json={"token": token})
+            await c.post("/auth/login", json={"login": "nobody-at-all", "password": "whatever1"})
         events = await services.store.load(EntityRef("user", acct.user["id"]))
+        audit = await services.store.load(AUDIT)
     kinds = [type(r.envelope.event) for r in events]
-    assert LoginFailed in kinds and LoginSucceeded in kinds
+    assert LoginFailed in kinds and LoginSucceeded in kinds and CredentialRevoked in kinds
+    unknown = [r.envelope.event for r in audit]
+    assert len(unknown) == 1 and isinstance(unknown[0], UnknownLoginAttempted)
+    assert "nobody" not in unknown[0].login_hash
     for rec in events:
         ev = rec.envelope.event
         if isinstance(ev, LoginSucceeded | LoginFailed):

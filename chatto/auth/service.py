@@ -15,7 +15,14 @@ from actors.ids import new_id
 from actors.projector import Projector
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory, UserRecord
-from actors.users import CreateUser, RecordLogin, SetPassword, UpdateProfile, VerifyEmail
+from actors.users import (
+    CreateUser,
+    RecordLogin,
+    RecordRevocation,
+    SetPassword,
+    UpdateProfile,
+    VerifyEmail,
+)
 from chatto.auth.challenges import Challenges, TokenError
 from chatto.auth.identity import check_display_name, check_login, normalize_email
 from chatto.auth.keyring import Keyring
@@ -196,6 +203,10 @@ class AccountService:
             await self._set_password(user_id, password_hash, "reset", generation)
         except ConflictError:
             raise TokenError("the reset link is no longer valid") from None
+
+    async def record_revocation(self, user_id: str, kind: str) -> None:
+        """Audit a logout or token revocation."""
+        await self._actors.ask("user", user_id, RecordRevocation(kind))
 
     # --- emails and profile -----------------------------------------------------
     async def request_email_code(self, user_id: str, raw_email: str) -> None:

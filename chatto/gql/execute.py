@@ -8,12 +8,21 @@ carry (subscriptions over plain HTTP, mutations over GET).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import ariadne
 import attrs
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, get_operation_ast, parse
+from ariadne.types import QueryValidator
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    get_operation_ast,
+    parse,
+    validate,
+)
 
 from chatto.errors import InvalidInputError
 from chatto.gql.context import RequestContext
@@ -26,6 +35,47 @@ MAX_QUERY_CHARS = 100_000
 # unexpected ones itself, without the document, so Ariadne's logger is muted.
 _ARIADNE_LOG = logging.getLogger("chatto.graphql.ariadne")
 _ARIADNE_LOG.disabled = True
+
+
+class DocumentCache:
+    """Parsed and validated documents by query text (bounded LRU).
+
+    Clients send the same few documents over and over; parsing and
+    validating them dominates the cost of small operations, and both
+    results are pure functions of the text and the schema.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._docs: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._errors: dict[int, tuple[DocumentNode, list[GraphQLError]]] = {}
+
+    def parse(self, query: str) -> DocumentNode:
+        doc = self._docs.get(query)
+        if doc is not None:
+            self._docs.move_to_end(query)
+            return doc
+        doc = parse(query)
+        self._docs[query] = doc
+        while len(self._docs) > self.size:
+            _q, old = self._docs.popitem(last=False)
+            self._errors.pop(id(old), None)
+        return doc
+
+    def validate(
+        self, schema: GraphQLSchema, document: DocumentNode, *args: Any, **kwargs: Any
+    ) -> list[GraphQLError]:
+        """Ariadne ``query_validator``: validate once per cached document."""
+        hit = self._errors.get(id(document))
+        if hit is not None and hit[0] is document:
+            return hit[1]
+        errors = list(validate(schema, document, *args, **kwargs))
+        if any(d is document for d in self._docs.values()):
+            self._errors[id(document)] = (document, errors)
+        return errors
+
+
+CACHE = DocumentCache()
 
 
 @attrs.frozen
@@ -61,7 +111,7 @@ def prepare(payload: Any) -> Operation:
     if name is not None and not isinstance(name, str):
         raise RequestError("'operationName' must be a string")
     try:
-        document = parse(query)
+        document = CACHE.parse(query)
     except GraphQLError as exc:
         raise RequestError(exc.message, "GRAPHQL_PARSE_FAILED") from exc
     op = get_operation_ast(document, name)
@@ -81,6 +131,7 @@ async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> 
         error_formatter=format_error,
         introspection=True,
         logger=_ARIADNE_LOG,
+        query_validator=cast(QueryValidator, CACHE.validate),
     )
     return dict(result)
 
@@ -97,6 +148,7 @@ async def subscribe(
         error_formatter=format_error,
         introspection=True,
         logger=_ARIADNE_LOG,
+        query_validator=cast(QueryValidator, CACHE.validate),
     )
     if not ok:
         return list(result)  # type: ignore[arg-type]

@@ -110,13 +110,20 @@ async def logout(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     if auth.via == "cookie" and auth.user is not None:
         authn.check_csrf(auth, req.csrf)
         await authn.sessions.revoke_cookie_session(auth.user.id, auth.sid)
-    elif auth.via == "bearer":
+        await req.services.accounts.record_revocation(auth.user.id, "cookie")
+    elif auth.via == "bearer" and auth.user is not None:
         await authn.sessions.revoke_bearer(auth.token)
+        await req.services.accounts.record_revocation(auth.user.id, "bearer")
     return {"ok": True}, [authn.cookies.clear_cookie()]
 
 
 async def revoke_token(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
-    await req.services.authn.sessions.revoke_bearer(req.text("token", 256))
+    sessions = req.services.authn.sessions
+    token = req.text("token", 256)
+    session = await sessions.validate_bearer(token)
+    await sessions.revoke_bearer(token)
+    if session is not None and req.services.directory.get(session.user_id) is not None:
+        await req.services.accounts.record_revocation(session.user_id, "bearer")
     return {"ok": True}, []
 
 
