@@ -11,7 +11,7 @@ the read models and to the live hub (topic = the event's entity key).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from typing import Protocol
 
@@ -39,8 +39,15 @@ class ReadModel(Protocol):
 class Projector:
     """Feeds read models and the hub from the event feed."""
 
-    def __init__(self, feed: EventFeed, models: Sequence[ReadModel], hub: Hub) -> None:
+    def __init__(
+        self,
+        feed: EventFeed,
+        models: Sequence[ReadModel],
+        hub: Hub,
+        topics: Callable[[Recorded], Iterable[str]] | None = None,
+    ) -> None:
         self._feed = feed
+        self._topics = topics or (lambda rec: (rec.envelope.entity.key,))
         self._models = list(models)
         self._preparers = [m for m in self._models if hasattr(m, "prepare")]
         self._hub = hub
@@ -82,7 +89,8 @@ class Projector:
                 # with its sequence so it can be investigated and replayed.
                 log.exception("read model %s failed on seq %d", type(model).__name__, rec.seq)
         if self.caught_up:
-            self._hub.publish(rec.envelope.entity.key, rec)
+            for topic in self._topics(rec):
+                self._hub.publish(topic, rec)
 
     def _wake(self) -> None:
         self._advanced.set()

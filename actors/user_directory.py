@@ -59,6 +59,8 @@ class UserDirectory:
         self.by_login: dict[str, str] = {}
         self.by_email: dict[str, str] = {}
         self._keys: dict[tuple[str, int], bytes] = {}
+        # (user, purpose, epoch) -> (dek_ref, kek_ref): where each key epoch lives.
+        self.deks: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def get(self, user_id: str) -> UserRecord | None:
         rec = self.users.get(user_id)
@@ -112,7 +114,9 @@ class UserDirectory:
         uid = rec.envelope.entity.id
         user = self.users.setdefault(uid, UserRecord(id=uid))
         event = rec.envelope.event
-        if isinstance(event, UserRegistered):
+        if isinstance(event, UserDEKGenerated):
+            self.deks[(uid, event.purpose, event.epoch)] = (event.dek_ref, event.kek_ref)
+        elif isinstance(event, UserRegistered):
             user.registered, user.created_ms = True, rec.envelope.at_ms
             login = self._open(rec, "login", event.login_enc, event.pii_epoch)
             name = self._open(rec, "display_name", event.display_name_enc, event.pii_epoch)

@@ -15,6 +15,7 @@ import attrs
 from actors.events import Event
 
 PII_PURPOSE = "user-pii"
+BODY_PURPOSE = "message-body"
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from actors.ids import new_id
 from actors.kms import Kms
 from actors.store import EventStore
 from actors.user_events import (
+    BODY_PURPOSE,
     PII_PURPOSE,
     CredentialRevoked,
     EmailVerified,
@@ -74,6 +75,11 @@ class RecordRevocation:
     kind: str
 
 
+@attrs.frozen
+class EnsureBodyKey:
+    """The user's current message-body DEK epoch, created on first use."""
+
+
 PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile)
 
 
@@ -93,14 +99,22 @@ class UserActor(EntityActor):
         self.roles: set[str] = set()
         self.email_count = 0
         self.pii: UserDEKGenerated | None = None
+        self.body: UserDEKGenerated | None = None
+        self.dek_events: list[UserDEKGenerated] = []
         self._pii_key: bytes | None = None
         self._pending_dek: UserDEKGenerated | None = None
+        self._pending_body: UserDEKGenerated | None = None
 
     def apply(self, recorded: Recorded) -> None:
         event = recorded.envelope.event
-        if isinstance(event, UserDEKGenerated) and event.purpose == PII_PURPOSE:
-            if self.pii is None or event.epoch > self.pii.epoch:
+        if isinstance(event, UserDEKGenerated):
+            self.dek_events.append(event)
+            if event.purpose == PII_PURPOSE and (self.pii is None or event.epoch > self.pii.epoch):
                 self.pii, self._pii_key = event, None
+            if event.purpose == BODY_PURPOSE and (
+                self.body is None or event.epoch > self.body.epoch
+            ):
+                self.body = event
         elif isinstance(event, UserRegistered):
             self.exists = True
         elif isinstance(event, PasswordSet):
@@ -113,10 +127,17 @@ class UserActor(EntityActor):
     async def handle(self, command: Any) -> Committed:
         if isinstance(command, PII_COMMANDS):
             await self._ensure_pii_key(create=isinstance(command, CreateUser))
+        if isinstance(command, EnsureBodyKey) and self.body is None and self.pii is not None:
+            context = aad.dek_wrap_aad(self.user_id, BODY_PURPOSE, 1)
+            handle = await self.kms.generate_dek(self.pii.kek_ref, context)
+            self._pending_body = UserDEKGenerated(
+                BODY_PURPOSE, 1, handle.dek_ref, handle.kek_ref, handle.alg, handle.wrap_version
+            )
         try:
             return await super().handle(command)
         finally:
             self._pending_dek = None
+            self._pending_body = None
 
     async def _ensure_pii_key(self, create: bool) -> None:
         if self._pii_key is not None:
@@ -180,6 +201,12 @@ class UserActor(EntityActor):
             return Decision([ev])
         if isinstance(command, RecordRevocation):
             return Decision([CredentialRevoked(command.kind)])
+        if isinstance(command, EnsureBodyKey):
+            if self.body is not None:
+                return Decision(reply=self.body)
+            if self._pending_body is None:
+                raise NotFoundError("no such user")
+            return Decision([self._pending_body], reply=self._pending_body)
         raise InvalidInputError(f"user actor cannot handle {type(command).__name__}")
 
     def _create(self, command: CreateUser) -> Decision:

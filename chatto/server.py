@@ -19,23 +19,13 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
 
-from actors.audit import AuditActor
 from actors.hub import Hub
 from actors.kms import BucketStore, Kms, register_kms
 from actors.projector import Projector
-from actors.runtime import ActorSystem, RuntimeSettings, open_actor_system
-from actors.server import ServerActor, ServerView
+from actors.room_directory import RoomDirectory, live_topics
+from actors.runtime import RuntimeSettings, open_actor_system
+from actors.server import ServerView
 from actors.user_directory import UserDirectory
-from actors.users import UserActor
-from chatto.auth.authn import Authenticator
-from chatto.auth.challenges import Challenges
-from chatto.auth.cookies import CookieCodec
-from chatto.auth.identity import normalize_email
-from chatto.auth.keyring import Keyring
-from chatto.auth.passwords import PasswordHasher
-from chatto.auth.records import RecordStore
-from chatto.auth.service import AccountService, AuthSettings
-from chatto.auth.sessions import SessionStore
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
@@ -45,7 +35,11 @@ from chatto.eventstore import JetStreamEventStore
 from chatto.gql.schema import build_schema
 from chatto.http.app import ChattoApp
 from chatto.mail import Outbox, make_mailer
+from chatto.messaging.keys import BodyKeys
+from chatto.messaging.live import LiveRelay
+from chatto.messaging.service import MessagingService
 from chatto.services import Services
+from chatto.wiring import build_auth, register_domain
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +136,19 @@ async def serve_chatto(
             )
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)
-            projector = Projector(store, [server_view, directory], hub)
+            rooms = RoomDirectory()
+            projector = Projector(store, [server_view, directory, rooms], hub, live_topics)
             register_domain(actors, config, store, kms)
             await core.start(projector.serve)
             outbox = Outbox(make_mailer(config.smtp))
             await core.start(outbox.serve)
+            live = LiveRelay(bridge, hub)
+            await core.start(live.serve)
             accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
+            keys = BodyKeys(actors, kms, directory)
+            messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
+            await messaging.seed()
+            accounts.after_register.append(messaging.join_seeded)
             services = Services(
                 config=config,
                 bridge=bridge,
@@ -160,56 +161,12 @@ async def serve_chatto(
                 accounts=accounts,
                 authn=authn,
                 outbox=outbox,
+                messaging=messaging,
                 embedded=embedded,
             )
             app = ChattoApp(services, build_schema())
             await _serve_http(app, config, shutdown, services, task_status)
             core.cancel_scope.cancel()
-
-
-def register_domain(
-    actors: ActorSystem, config: Config, store: JetStreamEventStore, kms: Kms
-) -> None:
-    """Tell the actor system how to build each kind of domain actor."""
-    retries = config.actors.max_append_retries
-    owners = frozenset(normalize_email(e) for e in config.owners.emails)
-    actors.register("server", lambda _id: ServerActor(store, config.core.server_name, retries))
-    actors.register("user", lambda uid: UserActor(uid, store, kms, owners))
-    actors.register("audit", lambda _id: AuditActor(store))
-
-
-async def build_auth(
-    config: Config,
-    bridge: NatsBridge,
-    actors: ActorSystem,
-    directory: UserDirectory,
-    projector: Projector,
-    outbox: Outbox,
-) -> tuple[AccountService, Authenticator]:
-    """The account service and the request authenticator, wired to storage."""
-    au, w = config.auth, config.webserver
-    keyring = Keyring(config.core.secret_key)
-    records = RecordStore(bridge)
-    ttl = int(au.session_ttl_days * 86400)
-    sessions = SessionStore(records, keyring, ttl)
-    cookies = CookieCodec(
-        w.cookie_signing_secret, w.cookie_encryption_secret, w.url.startswith("https://"), ttl
-    )
-    challenges = Challenges(records, keyring, au.code_ttl_seconds, au.reset_ttl_seconds)
-    hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads)
-    await hasher.warm_up()
-    accounts = AccountService(
-        AuthSettings(w.url, au.registration_open),
-        actors,
-        directory,
-        projector,
-        records,
-        keyring,
-        challenges,
-        hasher,
-        outbox,
-    )
-    return accounts, Authenticator(sessions, cookies, directory)
 
 
 async def _serve_http(

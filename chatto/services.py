@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from chatto.auth.service import AccountService
     from chatto.config import Config
     from chatto.mail import Outbox
+    from chatto.messaging.service import MessagingService
 
 
 @attrs.define
@@ -39,6 +40,7 @@ class Services:
     accounts: AccountService
     authn: Authenticator
     outbox: Outbox
+    messaging: MessagingService
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

@@ -8,6 +8,8 @@ login costs exactly one bcrypt comparison (a dummy hash for unknown users).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import attrs
 
 from actors.audit import RecordUnknownLogin
@@ -78,6 +80,9 @@ class AccountService:
         self._challenges = challenges
         self.hasher = hasher
         self._outbox = outbox
+        # Called with the new user's id once registration is complete
+        # (joining the seeded rooms); set up by the server's wiring.
+        self.after_register: list[Callable[[str], Awaitable[None]]] = []
 
     def _claim_key(self, kind: str, value: str) -> str:
         return f"{kind}.{self.keyring.index_key(kind, value)}"
@@ -136,6 +141,8 @@ class AccountService:
             "user", user_id, CreateUser(login, login, email, password_hash)
         )
         await self._projector.wait_for(done.last_seq)
+        for hook in self.after_register:
+            await hook(user_id)
         user = self.directory.get(user_id)
         assert user is not None
         return user

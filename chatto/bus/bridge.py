@@ -285,6 +285,18 @@ class NatsBridge:
         async with open_reader(self, stream, subject_filter, start_seq, max_buffer) as nb:
             yield nb
 
+    async def erase_msg(self, stream: str, seq: int) -> None:
+        """Delete one stored message, overwriting its bytes on disk (secure erase)."""
+        js = self.js
+
+        async def erase() -> None:
+            try:
+                await js.delete_msg(stream, seq)
+            except nats.js.errors.NotFoundError:
+                return
+
+        await self.call(erase)
+
     # --- KV -----------------------------------------------------------------
     async def _kv(self, bucket: str) -> Any:
         """KeyValue handle (loop thread only)."""

@@ -25,8 +25,11 @@ from graphql import (
 
 from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
+from chatto.gql.live_events import live_subscription
+from chatto.gql.messages import message_mutation, message_type
 from chatto.gql.mutation import mutation
 from chatto.gql.query import query
+from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
 from chatto.gql.server_info import server_info
 from chatto.gql.subscription import subscription
 from chatto.gql.user import user_type
@@ -88,6 +91,13 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         server_info,
         subscription,
         user_type,
+        room_query,
+        room_mutation,
+        room_type,
+        event_page,
+        message_type,
+        message_mutation,
+        live_subscription,
     )
     protect(schema)
     return schema

@@ -151,6 +151,12 @@ class Connection:
                 await self.send_json({"id": op_id, "type": "error", "payload": [err]})
             except BusyError:
                 await self.close(1013, "slow consumer")
+            except ChattoError as exc:
+                if exc.code == "SESSION_TERMINATED":
+                    await self.close(4403, "Session terminated")
+                    return
+                err = {"message": exc.message, "extensions": {"code": exc.code}}
+                await self.send_json({"id": op_id, "type": "error", "payload": [err]})
             finally:
                 self._ops.pop(op_id, None)
 

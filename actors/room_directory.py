@@ -1,0 +1,201 @@
+"""Read model of rooms: membership, timelines and message metadata.
+
+Bodies stay sealed here; they are opened per read by the API layer (so no
+plaintext lives in memory longer than a request). Each room has a main
+timeline (top-level messages and echoed thread replies) and one timeline
+per thread, both ordered by stream sequence for cursor paging.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+
+import attrs
+
+from actors.events import Recorded
+from actors.room_events import (
+    GroupCreated,
+    MemberBanned,
+    MemberJoined,
+    MemberLeft,
+    MemberUnbanned,
+    MessageEdited,
+    MessagePosted,
+    MessageRetracted,
+    ReactionChanged,
+    RoomArchived,
+    RoomCreated,
+    RoomUpdated,
+)
+
+
+@attrs.define
+class MessageView:
+    id: str
+    room_id: str
+    author_id: str
+    seq: int
+    at_ms: int
+    body: str  # sealed; "" once retracted
+    body_event_id: str
+    epoch: int
+    in_reply_to: str = ""
+    thread_root: str = ""
+    echo: bool = False
+    edited_ms: int = 0
+    retracted: bool = False
+    reactions: dict[str, list[str]] = attrs.Factory(dict)
+    reply_count: int = 0
+
+
+@attrs.define
+class Timeline:
+    seqs: list[int] = attrs.Factory(list)
+    ids: list[str] = attrs.Factory(list)
+
+    def add(self, seq: int, event_id: str) -> None:
+        i = bisect.bisect(self.seqs, seq)
+        self.seqs.insert(i, seq)
+        self.ids.insert(i, event_id)
+
+
+@attrs.define
+class RoomView:
+    id: str
+    name: str
+    topic: str
+    kind: str
+    created_by: str
+    created_ms: int
+    group_id: str = ""
+    read_only: bool = False
+    archived: bool = False
+    participants: tuple[str, ...] = ()
+    members: set[str] = attrs.Factory(set)
+    bans: dict[str, int] = attrs.Factory(dict)
+    timeline: Timeline = attrs.Factory(Timeline)
+    threads: dict[str, Timeline] = attrs.Factory(dict)
+
+
+@attrs.define
+class GroupView:
+    id: str
+    name: str
+
+
+def live_topics(rec: Recorded) -> Iterable[str]:
+    """Where the projector routes an event: its entity, plus the member it is about."""
+    yield rec.envelope.entity.key
+    ev = rec.envelope.event
+    if isinstance(ev, MemberJoined | MemberLeft | MemberBanned):
+        yield f"user.{ev.user_id}"
+
+
+class RoomDirectory:
+    """Projection of every room."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, RoomView] = {}
+        self.messages: dict[str, MessageView] = {}
+        self.by_member: dict[str, set[str]] = {}
+        self.groups: dict[str, GroupView] = {}
+
+    def rooms_of(self, user_id: str) -> set[str]:
+        return set(self.by_member.get(user_id, ()))
+
+    def is_member(self, room_id: str, user_id: str) -> bool:
+        room = self.rooms.get(room_id)
+        return room is not None and user_id in room.members
+
+    def apply(self, rec: Recorded) -> None:
+        kind = rec.envelope.entity.kind
+        if kind == "group":
+            ev = rec.envelope.event
+            if isinstance(ev, GroupCreated):
+                gid = rec.envelope.entity.id
+                self.groups[gid] = GroupView(gid, ev.name)
+            return
+        if kind != "room":
+            return
+        room_id = rec.envelope.entity.id
+        ev = rec.envelope.event
+        if isinstance(ev, RoomCreated):
+            self.rooms[room_id] = RoomView(
+                room_id,
+                ev.name,
+                ev.topic,
+                ev.kind,
+                ev.created_by,
+                rec.envelope.at_ms,
+                ev.group_id,
+                ev.read_only,
+                participants=ev.participants,
+            )
+            return
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        self._apply_room(room, rec)
+
+    def _apply_room(self, room: RoomView, rec: Recorded) -> None:
+        ev = rec.envelope.event
+        if isinstance(ev, RoomUpdated):
+            room.name, room.topic, room.group_id = ev.name, ev.topic, ev.group_id
+        elif isinstance(ev, RoomArchived):
+            room.archived = ev.archived
+        elif isinstance(ev, MemberJoined):
+            room.members.add(ev.user_id)
+            self.by_member.setdefault(ev.user_id, set()).add(room.id)
+        elif isinstance(ev, MemberLeft | MemberBanned):
+            room.members.discard(ev.user_id)
+            self.by_member.get(ev.user_id, set()).discard(room.id)
+            if isinstance(ev, MemberBanned):
+                room.bans[ev.user_id] = ev.until_ms
+        elif isinstance(ev, MemberUnbanned):
+            room.bans.pop(ev.user_id, None)
+        else:
+            self._apply_message(room, rec)
+
+    def _apply_message(self, room: RoomView, rec: Recorded) -> None:
+        ev, env = rec.envelope.event, rec.envelope
+        if isinstance(ev, MessagePosted):
+            posted = MessageView(
+                env.id,
+                room.id,
+                ev.author_id,
+                rec.seq,
+                env.at_ms,
+                ev.body,
+                env.id,
+                ev.epoch,
+                ev.in_reply_to,
+                ev.thread_root,
+                ev.echo,
+            )
+            self.messages[env.id] = posted
+            if ev.thread_root:
+                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq, env.id)
+                root = self.messages.get(ev.thread_root)
+                if root is not None:
+                    root.reply_count += 1
+            if not ev.thread_root or ev.echo:
+                room.timeline.add(rec.seq, env.id)
+            return
+        msg = self.messages.get(getattr(ev, "target_id", ""))
+        if msg is None:
+            return
+        if isinstance(ev, MessageEdited):
+            if not msg.retracted:
+                msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
+                msg.edited_ms = env.at_ms
+        elif isinstance(ev, MessageRetracted):
+            msg.retracted, msg.body, msg.reactions = True, "", {}
+        elif isinstance(ev, ReactionChanged):
+            users = msg.reactions.setdefault(ev.shortcode, [])
+            if ev.added and ev.user_id not in users:
+                users.append(ev.user_id)
+            elif not ev.added and ev.user_id in users:
+                users.remove(ev.user_id)
+            if not users:
+                del msg.reactions[ev.shortcode]

@@ -1,0 +1,377 @@
+"""The room entity: ``RoomActor`` validates membership, messages, reactions.
+
+Domain rules live here (members only, bans with expiry, the author edits
+within 3 hours, DMs have fixed participants, archived rooms are read-only).
+Who may moderate is decided by the caller (``as_moderator``): permission
+checks belong to the API layer. Bodies arrive in plaintext with the
+author's message-body key and are sealed in ``decide`` with an AAD that
+names the event, the body's event, the room, the author and the epoch.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import attrs
+
+from actors.entity import Decision, EntityActor
+from actors.events import EntityRef, Event, Recorded
+from actors.ids import new_id
+from actors.room_events import (
+    GroupCreated,
+    MemberBanned,
+    MemberJoined,
+    MemberLeft,
+    MemberUnbanned,
+    MessageEdited,
+    MessagePosted,
+    MessageRetracted,
+    ReactionChanged,
+    RoomArchived,
+    RoomCreated,
+    RoomUpdated,
+)
+from actors.store import EventStore
+from chatto.crypto import aad, aead
+from chatto.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+
+MAX_BODY_BYTES = 10_000
+EDIT_WINDOW_MS = 3 * 3600 * 1000
+MAX_DM_PARTICIPANTS = 10
+
+
+@attrs.frozen
+class BodyKey:
+    """The author's current message-body DEK (bytes stay in memory only)."""
+
+    key: bytes = attrs.field(repr=False)
+    epoch: int
+
+
+@attrs.frozen
+class CreateRoom:
+    name: str
+    topic: str
+    kind: str
+    created_by: str
+    group_id: str = ""
+    participants: tuple[str, ...] = ()
+    read_only: bool = False
+
+
+@attrs.frozen
+class UpdateRoom:
+    by: str
+    name: str
+    topic: str
+    group_id: str
+
+
+@attrs.frozen
+class ArchiveRoom:
+    by: str
+    archived: bool
+
+
+@attrs.frozen
+class Join:
+    user_id: str
+
+
+@attrs.frozen
+class Leave:
+    user_id: str
+
+
+@attrs.frozen
+class Ban:
+    by: str
+    user_id: str
+    reason: str
+    until_ms: int = 0
+
+
+@attrs.frozen
+class Unban:
+    by: str
+    user_id: str
+
+
+@attrs.frozen
+class PostMessage:
+    author_id: str
+    body: str = attrs.field(repr=False)
+    key: BodyKey
+    in_reply_to: str = ""
+    thread_root: str = ""
+    echo: bool = False
+    may_post_read_only: bool = False
+
+
+@attrs.frozen
+class EditMessage:
+    author_id: str
+    target_id: str
+    body: str = attrs.field(repr=False)
+    key: BodyKey
+
+
+@attrs.frozen
+class RetractMessage:
+    by: str
+    target_id: str
+    as_moderator: bool = False
+
+
+@attrs.frozen
+class React:
+    user_id: str
+    target_id: str
+    shortcode: str
+    add: bool
+
+
+@attrs.define
+class _Msg:
+    author_id: str
+    at_ms: int
+    seqs: list[int]
+    retracted: bool = False
+    thread_root: str = ""
+    reactions: dict[str, set[str]] = attrs.Factory(dict)
+
+
+def seal_body(
+    key: BodyKey, event_id: str, body_event_id: str, room: str, author: str, body: str
+) -> str:
+    context = aad.body_aad(event_id, body_event_id, room, author, key.epoch)
+    return base64.urlsafe_b64encode(aead.seal(key.key, body.encode("utf-8"), context)).decode()
+
+
+def check_body(body: str) -> str:
+    if not body.strip():
+        raise InvalidInputError("message body must not be empty")
+    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        raise InvalidInputError(f"message body must be at most {MAX_BODY_BYTES} bytes")
+    return body
+
+
+def check_shortcode(code: str) -> str:
+    if not (1 <= len(code) <= 32) or not all(c.isalnum() or c in "_+-" for c in code):
+        raise InvalidInputError("reaction must be a shortcode like 'thumbsup'")
+    return code.lower()
+
+
+class RoomActor(EntityActor):
+    """One room's write side."""
+
+    def __init__(self, room_id: str, store: EventStore, max_retries: int = 5) -> None:
+        super().__init__(EntityRef("room", room_id), store, max_retries)
+        self.room_id = room_id
+        self.created: RoomCreated | None = None
+        self.archived = False
+        self.members: set[str] = set()
+        self.bans: dict[str, int] = {}
+        self.messages: dict[str, _Msg] = {}
+
+    # --- state ------------------------------------------------------------------
+    def apply(self, recorded: Recorded) -> None:
+        ev, env = recorded.envelope.event, recorded.envelope
+        if isinstance(ev, RoomCreated):
+            self.created = ev
+        elif isinstance(ev, RoomArchived):
+            self.archived = ev.archived
+        elif isinstance(ev, MemberJoined):
+            self.members.add(ev.user_id)
+        elif isinstance(ev, MemberLeft):
+            self.members.discard(ev.user_id)
+        elif isinstance(ev, MemberBanned):
+            self.members.discard(ev.user_id)
+            self.bans[ev.user_id] = ev.until_ms
+        elif isinstance(ev, MemberUnbanned):
+            self.bans.pop(ev.user_id, None)
+        elif isinstance(ev, MessagePosted):
+            self.messages[env.id] = _Msg(
+                ev.author_id, env.at_ms, [recorded.seq], False, ev.thread_root
+            )
+        elif isinstance(ev, MessageEdited):
+            msg = self.messages.get(ev.target_id)
+            if msg is not None:
+                msg.seqs.append(recorded.seq)
+        elif isinstance(ev, MessageRetracted):
+            msg = self.messages.setdefault(ev.target_id, _Msg(ev.author_id, env.at_ms, []))
+            msg.retracted = True
+            msg.seqs.clear()
+        elif isinstance(ev, ReactionChanged):
+            msg = self.messages.get(ev.target_id)
+            if msg is not None:
+                users = msg.reactions.setdefault(ev.shortcode, set())
+                (users.add if ev.added else users.discard)(ev.user_id)
+
+    def _banned(self, user_id: str) -> bool:
+        until = self.bans.get(user_id)
+        return until is not None and (until == 0 or until > time.time() * 1000)
+
+    def _require_room(self) -> RoomCreated:
+        if self.created is None:
+            raise NotFoundError("no such room")
+        return self.created
+
+    def _require_member(self, user_id: str) -> RoomCreated:
+        room = self._require_room()
+        if user_id not in self.members:
+            raise ForbiddenError("you are not a member of this room")
+        return room
+
+    def _require_writable(self) -> None:
+        if self.archived:
+            raise ForbiddenError("this room is archived")
+
+    def _message(self, target_id: str) -> _Msg:
+        msg = self.messages.get(target_id)
+        if msg is None or msg.retracted:
+            raise NotFoundError("no such message in this room")
+        return msg
+
+    # --- commands ---------------------------------------------------------------
+    def decide(self, command: Any) -> Decision:
+        handler = getattr(self, "_on_" + type(command).__name__, None)
+        if handler is None:
+            raise InvalidInputError(f"room actor cannot handle {type(command).__name__}")
+        result: Decision = handler(command)
+        return result
+
+    def _on_CreateRoom(self, c: CreateRoom) -> Decision:
+        if self.created is not None:
+            if c.kind == "dm" and self.created.kind == "dm":
+                return Decision(reply=self.room_id)  # same participants: same room
+            raise ConflictError("room already exists")
+        if c.kind == "dm" and not 2 <= len(c.participants) <= MAX_DM_PARTICIPANTS:
+            raise InvalidInputError(f"a DM has 2 to {MAX_DM_PARTICIPANTS} participants")
+        events: list[Event] = [
+            RoomCreated(
+                c.name, c.topic, c.kind, c.created_by, c.group_id, c.participants, c.read_only
+            )
+        ]
+        joiners = c.participants if c.kind == "dm" else ((c.created_by,) if c.created_by else ())
+        events += [MemberJoined(u) for u in joiners]
+        return Decision(events, reply=self.room_id)
+
+    def _on_UpdateRoom(self, c: UpdateRoom) -> Decision:
+        room = self._require_room()
+        if room.kind == "dm":
+            raise ForbiddenError("DMs cannot be renamed")
+        return Decision([RoomUpdated(c.name, c.topic, c.group_id)])
+
+    def _on_ArchiveRoom(self, c: ArchiveRoom) -> Decision:
+        self._require_room()
+        if c.archived == self.archived:
+            return Decision()
+        return Decision([RoomArchived(c.archived, c.by)])
+
+    def _on_Join(self, c: Join) -> Decision:
+        room = self._require_room()
+        if room.kind == "dm":
+            raise ForbiddenError("DMs cannot be joined")
+        self._require_writable()
+        if self._banned(c.user_id):
+            raise ForbiddenError("you are banned from this room")
+        if c.user_id in self.members:
+            return Decision()
+        return Decision([MemberJoined(c.user_id)])
+
+    def _on_Leave(self, c: Leave) -> Decision:
+        self._require_member(c.user_id)
+        return Decision([MemberLeft(c.user_id)])
+
+    def _on_Ban(self, c: Ban) -> Decision:
+        room = self._require_room()
+        if room.kind == "dm":
+            raise ForbiddenError("nobody can be banned from a DM")
+        if not c.reason.strip():
+            raise InvalidInputError("a ban needs a reason")
+        return Decision([MemberBanned(c.user_id, c.by, c.reason.strip()[:500], c.until_ms)])
+
+    def _on_Unban(self, c: Unban) -> Decision:
+        self._require_room()
+        if c.user_id not in self.bans:
+            return Decision()
+        return Decision([MemberUnbanned(c.user_id, c.by)])
+
+    def _on_PostMessage(self, c: PostMessage) -> Decision:
+        room = self._require_member(c.author_id)
+        self._require_writable()
+        if room.read_only and not c.may_post_read_only:
+            raise ForbiddenError("this room is read-only")
+        check_body(c.body)
+        for ref in (c.in_reply_to, c.thread_root):
+            if ref:
+                self._message(ref)
+        if c.thread_root and self.messages[c.thread_root].thread_root:
+            raise InvalidInputError("threads cannot be nested")
+        eid = new_id()
+        body = seal_body(c.key, eid, eid, self.room_id, c.author_id, c.body)
+        ev = MessagePosted(c.author_id, body, c.key.epoch, c.in_reply_to, c.thread_root, c.echo)
+        return Decision([ev], reply=eid, event_ids=[eid])
+
+    def _on_EditMessage(self, c: EditMessage) -> Decision:
+        self._require_member(c.author_id)
+        self._require_writable()
+        msg = self._message(c.target_id)
+        if msg.author_id != c.author_id:
+            raise ForbiddenError("only the author can edit a message")
+        if time.time() * 1000 - msg.at_ms > EDIT_WINDOW_MS:
+            raise ForbiddenError("messages can only be edited within 3 hours")
+        check_body(c.body)
+        eid = new_id()
+        body = seal_body(c.key, eid, c.target_id, self.room_id, c.author_id, c.body)
+        return Decision(
+            [MessageEdited(c.target_id, c.author_id, body, c.key.epoch)], event_ids=[eid]
+        )
+
+    def _on_RetractMessage(self, c: RetractMessage) -> Decision:
+        msg = self._message(c.target_id)
+        if msg.author_id != c.by and not c.as_moderator:
+            raise ForbiddenError("only the author or a moderator can retract a message")
+        # The reply names the stored events that held the body, so the caller
+        # can erase them from the stream once the retraction is recorded.
+        return Decision([MessageRetracted(c.target_id, c.by, msg.author_id)], reply=tuple(msg.seqs))
+
+    def _on_React(self, c: React) -> Decision:
+        self._require_member(c.user_id)
+        msg = self._message(c.target_id)
+        code = check_shortcode(c.shortcode)
+        has = c.user_id in msg.reactions.get(code, set())
+        if has == c.add:
+            return Decision()
+        return Decision([ReactionChanged(c.target_id, c.user_id, code, c.add)])
+
+
+@attrs.frozen
+class CreateGroup:
+    name: str
+    created_by: str
+
+
+class GroupActor(EntityActor):
+    """A room group: a name rooms can be filed under."""
+
+    def __init__(self, group_id: str, store: EventStore) -> None:
+        super().__init__(EntityRef("group", group_id), store)
+        self.exists = False
+
+    def apply(self, recorded: Recorded) -> None:
+        if isinstance(recorded.envelope.event, GroupCreated):
+            self.exists = True
+
+    def decide(self, command: Any) -> Decision:
+        if isinstance(command, CreateGroup):
+            if self.exists:
+                raise ConflictError("group already exists")
+            name = command.name.strip()
+            if not 1 <= len(name) <= 80:
+                raise InvalidInputError("group name must be 1 to 80 characters")
+            return Decision([GroupCreated(name, command.created_by)])
+        raise InvalidInputError(f"group actor cannot handle {type(command).__name__}")

@@ -1,0 +1,154 @@
+"""``Subscription.myEvents``: one live stream per client, routed by topic.
+
+The subscriber listens to ``user.<me>``, ``presence`` and ``room.<id>`` for
+each room the viewer is in; a membership event about the viewer (delivered
+on ``user.<me>``) adds or removes a room topic at once, without
+reconnecting. A password change ends the stream with SESSION_TERMINATED
+and the socket is closed. Presence is refreshed every 30 s while
+subscribed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
+
+import trio
+from ariadne import SubscriptionType
+
+from actors.events import Recorded
+from actors.hub import Subscriber
+from actors.room_events import (
+    MemberBanned,
+    MemberJoined,
+    MemberLeft,
+    MemberUnbanned,
+    MessageEdited,
+    MessagePosted,
+    MessageRetracted,
+    ReactionChanged,
+    RoomArchived,
+    RoomCreated,
+    RoomUpdated,
+)
+from actors.user_events import PasswordSet, ProfileUpdated
+from chatto.errors import BusyError, ChattoError
+from chatto.gql.rooms import viewer_of
+from chatto.messaging.live import PRESENCE_REFRESH, PresenceSignal, TypingSignal
+
+if TYPE_CHECKING:
+    from chatto.gql.context import Info
+
+live_subscription = SubscriptionType()
+
+ROOM_TYPES: dict[type, str] = {
+    RoomCreated: "ROOM_CREATED",
+    RoomUpdated: "ROOM_UPDATED",
+    RoomArchived: "ROOM_ARCHIVED",
+    MemberJoined: "MEMBER_JOINED",
+    MemberLeft: "MEMBER_LEFT",
+    MemberBanned: "MEMBER_BANNED",
+    MemberUnbanned: "MEMBER_UNBANNED",
+    MessagePosted: "MESSAGE_POSTED",
+    MessageEdited: "MESSAGE_EDITED",
+    MessageRetracted: "MESSAGE_RETRACTED",
+    ReactionChanged: "REACTION_CHANGED",
+}
+
+
+class SessionEnded(ChattoError):
+    """The viewer's credentials were revoked while subscribed."""
+
+    code = "SESSION_TERMINATED"
+    http_status = 401
+
+
+def _follow_membership(sub: Subscriber, me: str, rec: Recorded) -> None:
+    ev = rec.envelope.event
+    topic = f"room.{rec.envelope.entity.id}"
+    if isinstance(ev, MemberJoined) and ev.user_id == me:
+        sub.add_topic(topic)
+    elif isinstance(ev, MemberLeft | MemberBanned) and ev.user_id == me:
+        sub.remove_topic(topic)
+
+
+def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
+    ev = rec.envelope.event
+    kind = ROOM_TYPES.get(type(ev))
+    if kind is None:
+        return None
+    room_id = rec.envelope.entity.id
+    out: dict[str, Any] = {
+        "type": kind,
+        "roomId": room_id,
+        "eventId": rec.envelope.id,
+        "seq": rec.seq,
+    }
+    messages = info.context.services.messaging.rooms.messages
+    if isinstance(ev, MessagePosted):
+        out["userId"], out["message"] = ev.author_id, messages.get(rec.envelope.id)
+    elif isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
+        out["message"] = messages.get(ev.target_id)
+        out["userId"] = getattr(ev, "user_id", None) or getattr(ev, "author_id", None)
+        if isinstance(ev, ReactionChanged):
+            out["reaction"], out["added"] = ev.shortcode, ev.added
+    elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned):
+        out["userId"] = ev.user_id
+    return out
+
+
+@live_subscription.source("myEvents")
+async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, Any], None]:
+    viewer = viewer_of(info)
+    services = info.context.services
+    me, generation = viewer.id, viewer.generation
+    rooms = services.messaging.rooms.rooms_of(me)
+    topics = [f"user.{me}", "presence", *(f"room.{r}" for r in rooms)]
+    live = services.messaging.live
+    seen: deque[int] = deque(maxlen=256)
+    with services.hub.subscribe(topics, capacity=1024) as sub:
+        # Subscribed first, so the client sees its own ONLINE as the first event.
+        await live.set_presence(me, "ONLINE")
+        next_refresh = trio.current_time() + PRESENCE_REFRESH
+        while True:
+            item = None
+            with trio.move_on_at(next_refresh):
+                try:
+                    item = await sub.receive.receive()
+                except trio.EndOfChannel:
+                    raise BusyError("slow consumer: live stream dropped") from None
+            if item is None:
+                await live.refresh_presence(me)
+                next_refresh = trio.current_time() + PRESENCE_REFRESH
+                continue
+            if isinstance(item, TypingSignal):
+                if item.user_id != me:
+                    yield {
+                        "type": "TYPING",
+                        "roomId": item.room_id,
+                        "userId": item.user_id,
+                        "typing": item.typing,
+                    }
+            elif isinstance(item, PresenceSignal):
+                yield {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
+            elif isinstance(item, Recorded):
+                if item.seq in seen:
+                    continue  # a membership event can arrive on two topics
+                seen.append(item.seq)
+                ev = item.envelope.event
+                if isinstance(ev, PasswordSet) and ev.auth_generation != generation:
+                    yield {"type": "SESSION_TERMINATED", "userId": me}
+                    raise SessionEnded("session terminated")
+                if isinstance(ev, ProfileUpdated):
+                    yield {"type": "PROFILE_UPDATED", "userId": me}
+                    continue
+                _follow_membership(sub, me, item)
+                out = _room_event(item, info)
+                if out is not None:
+                    yield out
+
+
+@live_subscription.field("myEvents")
+def resolve_my_event(event: dict[str, Any], _info: Info) -> dict[str, Any]:
+    return event

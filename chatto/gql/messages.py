@@ -1,0 +1,164 @@
+"""Resolvers for messages: the ``Message`` type and message mutations."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from ariadne import MutationType, ObjectType
+
+from actors.room_directory import MessageView
+from chatto.errors import ForbiddenError
+from chatto.gql.rooms import can_moderate, viewer_of
+from chatto.messaging.service import encode_cursor, require_member
+
+if TYPE_CHECKING:
+    from chatto.gql.context import Info
+
+message_type = ObjectType("Message")
+message_mutation = MutationType()
+
+
+def _iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).isoformat()
+
+
+@message_type.field("roomId")
+def resolve_room_id(msg: MessageView, _info: Info) -> str:
+    return msg.room_id
+
+
+@message_type.field("authorId")
+def resolve_author_id(msg: MessageView, _info: Info) -> str:
+    return msg.author_id
+
+
+@message_type.field("author")
+def resolve_author(msg: MessageView, info: Info) -> Any:
+    return info.context.services.directory.get(msg.author_id)
+
+
+@message_type.field("body")
+async def resolve_body(msg: MessageView, info: Info) -> str | None:
+    return await info.context.services.messaging.keys.open_body(msg)
+
+
+@message_type.field("createdAt")
+def resolve_created(msg: MessageView, _info: Info) -> str:
+    return _iso(msg.at_ms)
+
+
+@message_type.field("editedAt")
+def resolve_edited(msg: MessageView, _info: Info) -> str | None:
+    return _iso(msg.edited_ms) if msg.edited_ms else None
+
+
+@message_type.field("inReplyTo")
+def resolve_in_reply_to(msg: MessageView, _info: Info) -> str | None:
+    return msg.in_reply_to or None
+
+
+@message_type.field("threadRootId")
+def resolve_thread_root(msg: MessageView, _info: Info) -> str | None:
+    return msg.thread_root or None
+
+
+@message_type.field("replyCount")
+def resolve_reply_count(msg: MessageView, _info: Info) -> int:
+    return msg.reply_count
+
+
+@message_type.field("reactions")
+def resolve_reactions(msg: MessageView, info: Info) -> list[dict[str, Any]]:
+    me = viewer_of(info).id
+    return [
+        {"shortcode": code, "count": len(users), "userIds": list(users), "mine": me in users}
+        for code, users in sorted(msg.reactions.items())
+    ]
+
+
+@message_type.field("cursor")
+def resolve_cursor(msg: MessageView, _info: Info) -> str:
+    return encode_cursor(msg.seq)
+
+
+# --- mutations -------------------------------------------------------------------
+def _member(info: Info, room_id: str) -> str:
+    viewer = viewer_of(info)
+    require_member(info.context.services.messaging.rooms, room_id, viewer.id)
+    return viewer.id
+
+
+@message_mutation.field("postMessage")
+async def resolve_post(
+    _obj: Any,
+    info: Info,
+    roomId: str,
+    body: str,
+    inReplyTo: str | None = None,
+    threadRootEventId: str | None = None,
+    echo: bool = False,
+) -> MessageView:
+    viewer = viewer_of(info)
+    messaging = info.context.services.messaging
+    room = require_member(messaging.rooms, roomId, viewer.id)
+    return await messaging.post(
+        viewer.id,
+        roomId,
+        body,
+        inReplyTo or "",
+        threadRootEventId or "",
+        echo,
+        may_post_read_only=can_moderate(viewer, room),
+    )
+
+
+@message_mutation.field("editMessage")
+async def resolve_edit(_obj: Any, info: Info, roomId: str, eventId: str, body: str) -> MessageView:
+    user_id = _member(info, roomId)
+    return await info.context.services.messaging.edit(user_id, roomId, eventId, body)
+
+
+@message_mutation.field("retractMessage")
+async def resolve_retract(_obj: Any, info: Info, roomId: str, eventId: str) -> bool:
+    viewer = viewer_of(info)
+    messaging = info.context.services.messaging
+    room = messaging.rooms.rooms.get(roomId)
+    if room is None or (room.kind == "dm" and viewer.id not in room.members):
+        raise ForbiddenError("no such room")
+    # Moderation never reaches into DMs, whoever asks.
+    moderator = room.kind == "channel" and can_moderate(viewer, room)
+    if viewer.id not in room.members and not moderator:
+        raise ForbiddenError("join the room first")
+    await messaging.retract(viewer.id, roomId, eventId, moderator)
+    return True
+
+
+@message_mutation.field("react")
+async def resolve_react(
+    _obj: Any, info: Info, roomId: str, eventId: str, shortcode: str, add: bool = True
+) -> MessageView:
+    user_id = _member(info, roomId)
+    return await info.context.services.messaging.react(user_id, roomId, eventId, shortcode, add)
+
+
+@message_mutation.field("markRead")
+async def resolve_mark_read(
+    _obj: Any, info: Info, roomId: str, eventId: str, threadRootId: str | None = None
+) -> bool:
+    user_id = _member(info, roomId)
+    await info.context.services.messaging.mark_read(user_id, roomId, eventId, threadRootId or "")
+    return True
+
+
+@message_mutation.field("setTyping")
+async def resolve_typing(_obj: Any, info: Info, roomId: str, typing: bool) -> bool:
+    user_id = _member(info, roomId)
+    await info.context.services.messaging.live.typing(roomId, user_id, typing)
+    return True
+
+
+@message_mutation.field("setPresence")
+async def resolve_set_presence(_obj: Any, info: Info, status: str) -> bool:
+    await info.context.services.messaging.live.set_presence(viewer_of(info).id, status)
+    return True

@@ -1,0 +1,1 @@
+"""Rooms, messages and live signals: the API-facing side of the chat domain."""

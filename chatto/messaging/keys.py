@@ -1,0 +1,83 @@
+"""Message-body keys: the author's key for sealing, any author's for opening.
+
+Keys come from the KMS actor (which alone touches KEKs) and are kept in a
+bounded LRU here so a page of 50 messages costs 50 in-memory lookups, not
+50 actor round trips. A shredded key (deleted account) opens nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+
+from actors.kms import Kms
+from actors.room_directory import MessageView
+from actors.rooms import BodyKey
+from actors.runtime import ActorSystem
+from actors.user_directory import UserDirectory
+from actors.user_events import BODY_PURPOSE, UserDEKGenerated
+from actors.users import EnsureBodyKey
+from chatto.crypto import aad, aead
+from chatto.errors import ChattoError
+
+
+class BodyKeys:
+    """Seal-side and open-side access to message-body DEKs."""
+
+    def __init__(
+        self, actors: ActorSystem, kms: Kms, users: UserDirectory, size: int = 4096
+    ) -> None:
+        self._actors = actors
+        self._kms = kms
+        self._users = users
+        self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._size = size
+        self.opened = 0
+
+    def _remember(self, key: tuple[str, int], value: bytes) -> None:
+        self._cache[key] = value
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+
+    def forget_user(self, user_id: str) -> None:
+        for key in [k for k in self._cache if k[0] == user_id]:
+            del self._cache[key]
+
+    async def author_key(self, user_id: str) -> BodyKey:
+        """The author's current epoch key (created on the first message)."""
+        done = await self._actors.ask("user", user_id, EnsureBodyKey())
+        handle: UserDEKGenerated = done.value
+        cached = self._cache.get((user_id, handle.epoch))
+        if cached is None:
+            context = aad.dek_wrap_aad(user_id, BODY_PURPOSE, handle.epoch)
+            cached = await self._kms.unwrap_dek(handle.dek_ref, handle.kek_ref, context)
+            self._remember((user_id, handle.epoch), cached)
+        return BodyKey(cached, handle.epoch)
+
+    async def _key_for(self, user_id: str, epoch: int) -> bytes | None:
+        cached = self._cache.get((user_id, epoch))
+        if cached is not None:
+            self._cache.move_to_end((user_id, epoch))
+            return cached
+        refs = self._users.deks.get((user_id, BODY_PURPOSE, epoch))
+        if refs is None:
+            return None
+        context = aad.dek_wrap_aad(user_id, BODY_PURPOSE, epoch)
+        try:
+            key = await self._kms.unwrap_dek(refs[0], refs[1], context)
+        except ChattoError:
+            return None
+        self._remember((user_id, epoch), key)
+        return key
+
+    async def open_body(self, msg: MessageView) -> str | None:
+        """The plaintext body, or None (retracted, or the key is gone)."""
+        if msg.retracted or not msg.body:
+            return None
+        key = await self._key_for(msg.author_id, msg.epoch)
+        if key is None:
+            return None
+        context = aad.body_aad(msg.body_event_id, msg.id, msg.room_id, msg.author_id, msg.epoch)
+        self.opened += 1
+        return aead.open_sealed(key, base64.urlsafe_b64decode(msg.body), context).decode("utf-8")

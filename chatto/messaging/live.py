@@ -1,0 +1,116 @@
+"""Live-only signals: typing and presence, relayed through core NATS.
+
+Typing is never stored; presence lives in ``MEMORY_CACHE`` with a 60 s TTL
+(clients refresh every 30 s). Both are published on core NATS subjects
+(``live.room.<id>``, ``live.presence``) and every process feeds what it
+receives into its own hub, so users on different processes see each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import attrs
+import trio
+
+from actors.hub import Hub
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.reader import open_subscription
+from chatto.bus.storage import MEMORY_CACHE
+from chatto.errors import BusyError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+PRESENCE_TTL = 60
+PRESENCE_REFRESH = 30.0
+STATUSES = ("ONLINE", "AWAY", "DND", "OFFLINE")
+
+
+@attrs.frozen
+class TypingSignal:
+    room_id: str
+    user_id: str
+    typing: bool
+
+
+@attrs.frozen
+class PresenceSignal:
+    user_id: str
+    status: str
+
+
+class LiveRelay:
+    """Publishes and receives typing and presence signals."""
+
+    def __init__(self, bridge: NatsBridge, hub: Hub) -> None:
+        self._bridge = bridge
+        self._hub = hub
+
+    async def typing(self, room_id: str, user_id: str, typing: bool) -> None:
+        doc = {"r": room_id, "u": user_id, "t": typing}
+        await self._bridge.publish_core(f"live.room.{room_id}", json.dumps(doc).encode())
+
+    async def set_presence(self, user_id: str, status: str) -> None:
+        if status not in STATUSES:
+            raise InvalidInputError("presence must be ONLINE, AWAY, DND or OFFLINE")
+        doc = {"s": status, "at": int(time.time())}
+        if status == "OFFLINE":
+            await self._bridge.kv_delete(MEMORY_CACHE, f"presence.{user_id}")
+        else:
+            await self._bridge.kv_put(
+                MEMORY_CACHE,
+                f"presence.{user_id}",
+                json.dumps(doc).encode(),
+                ttl_seconds=PRESENCE_TTL,
+            )
+        payload = json.dumps({"u": user_id, "s": status}).encode()
+        await self._bridge.publish_core("live.presence", payload)
+
+    async def refresh_presence(self, user_id: str) -> None:
+        """Extend the current status's TTL without broadcasting; ONLINE if it lapsed."""
+        status = await self.presence(user_id)
+        if status == "OFFLINE":
+            await self.set_presence(user_id, "ONLINE")
+            return
+        doc = {"s": status, "at": int(time.time())}
+        await self._bridge.kv_put(
+            MEMORY_CACHE, f"presence.{user_id}", json.dumps(doc).encode(), ttl_seconds=PRESENCE_TTL
+        )
+
+    async def presence(self, user_id: str) -> str:
+        entry = await self._bridge.kv_get(MEMORY_CACHE, f"presence.{user_id}")
+        if entry is None:
+            return "OFFLINE"
+        try:
+            return str(json.loads(entry.value)["s"])
+        except (ValueError, KeyError):
+            return "OFFLINE"
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Feed signals from NATS into the hub; resubscribe if dropped."""
+        started = False
+        while True:
+            try:
+                async with open_subscription(self._bridge, "live.>", capacity=10_000) as sub:
+                    if not started:
+                        started = True
+                        task_status.started()
+                    async for batch in sub:
+                        for subject, data in batch:
+                            self._dispatch(subject, data)
+            except BusyError:
+                log.warning("live relay fell behind; resubscribing")
+            await trio.sleep(0.1)
+
+    def _dispatch(self, subject: str, data: bytes) -> None:
+        try:
+            doc = json.loads(data)
+            if subject == "live.presence":
+                self._hub.publish("presence", PresenceSignal(str(doc["u"]), str(doc["s"])))
+            elif subject.startswith("live.room."):
+                sig = TypingSignal(str(doc["r"]), str(doc["u"]), bool(doc["t"]))
+                self._hub.publish(f"room.{sig.room_id}", sig)
+        except (ValueError, KeyError, TypeError):
+            log.debug("ignored a malformed live signal on %s", subject)

@@ -1,0 +1,290 @@
+"""Room and message operations for the API layer.
+
+The API layer checks permissions first; this service turns a request into
+actor commands, waits for the result to be projected (read-your-writes),
+and returns read-model views. Retracted bodies are also erased from the
+stream (JetStream secure delete) once the retraction is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import json
+
+import attrs
+
+from actors.ids import new_id
+from actors.projector import Projector
+from actors.room_directory import GroupView, MessageView, RoomDirectory, RoomView
+from actors.rooms import (
+    ArchiveRoom,
+    Ban,
+    CreateGroup,
+    CreateRoom,
+    EditMessage,
+    Join,
+    Leave,
+    PostMessage,
+    React,
+    RetractMessage,
+    Unban,
+    UpdateRoom,
+)
+from actors.runtime import ActorSystem
+from actors.user_directory import UserDirectory
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.storage import EVENT_STREAM, RUNTIME_STATE
+from chatto.errors import ForbiddenError, InvalidInputError, NotFoundError
+from chatto.messaging.keys import BodyKeys
+from chatto.messaging.live import LiveRelay
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_NAME = 80
+SEED_ROOMS = (
+    ("general", "general", "Talk about anything", False),
+    ("announcements", "announcements", "News from the server team", True),
+)
+
+
+@attrs.frozen
+class Page:
+    events: list[MessageView]
+    has_older: bool
+    has_newer: bool
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "s":
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise InvalidInputError("invalid cursor") from None
+
+
+def clamp_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_PAGE
+    if limit < 1:
+        raise InvalidInputError("limit must be at least 1")
+    return min(limit, MAX_PAGE)
+
+
+class MessagingService:
+    """Everything rooms and messages; callers are already authorised."""
+
+    def __init__(
+        self,
+        actors: ActorSystem,
+        projector: Projector,
+        rooms: RoomDirectory,
+        users: UserDirectory,
+        keys: BodyKeys,
+        live: LiveRelay,
+        bridge: NatsBridge,
+    ) -> None:
+        self._actors = actors
+        self._projector = projector
+        self.rooms = rooms
+        self._users = users
+        self.keys = keys
+        self.live = live
+        self._bridge = bridge
+
+    async def _room_cmd(self, room_id: str, command: object) -> object:
+        done = await self._actors.ask("room", room_id, command)
+        if done.recorded:
+            await self._projector.wait_for(done.last_seq)
+        return done.value
+
+    def room(self, room_id: str) -> RoomView:
+        room = self.rooms.rooms.get(room_id)
+        if room is None:
+            raise NotFoundError("no such room")
+        return room
+
+    # --- rooms --------------------------------------------------------------------
+    async def seed(self) -> None:
+        """Create #general and #announcements on a fresh server (idempotent)."""
+        for room_id, name, topic, read_only in SEED_ROOMS:
+            if room_id not in self.rooms.rooms:
+                await self._room_cmd(
+                    room_id, CreateRoom(name, topic, "channel", "", read_only=read_only)
+                )
+
+    async def join_seeded(self, user_id: str) -> None:
+        for room_id, *_ in SEED_ROOMS:
+            if room_id in self.rooms.rooms:
+                await self._room_cmd(room_id, Join(user_id))
+
+    async def create_room(self, user_id: str, name: str, topic: str, group_id: str) -> RoomView:
+        name, topic = _check_name(name), topic.strip()[:500]
+        if group_id and group_id not in self.rooms.groups:
+            raise NotFoundError("no such room group")
+        room_id = new_id()
+        await self._room_cmd(room_id, CreateRoom(name, topic, "channel", user_id, group_id))
+        return self.room(room_id)
+
+    async def start_dm(self, user_id: str, others: list[str]) -> RoomView:
+        people = sorted(set([user_id, *others]))
+        if len(people) < 2:
+            raise InvalidInputError("a DM needs at least one other participant")
+        for uid in people:
+            if self._users.get(uid) is None:
+                raise NotFoundError("no such user")
+        digest = hashlib.sha256("\x00".join(people).encode()).digest()[:16]
+        room_id = "dm-" + base64.b32encode(digest).decode().rstrip("=").lower()
+        await self._room_cmd(room_id, CreateRoom("", "", "dm", user_id, participants=tuple(people)))
+        return self.room(room_id)
+
+    async def update_room(
+        self, by: str, room_id: str, name: str, topic: str, group: str
+    ) -> RoomView:
+        self.room(room_id)
+        await self._room_cmd(room_id, UpdateRoom(by, _check_name(name), topic.strip()[:500], group))
+        return self.room(room_id)
+
+    async def archive(self, by: str, room_id: str, archived: bool) -> RoomView:
+        await self._room_cmd(room_id, ArchiveRoom(by, archived))
+        return self.room(room_id)
+
+    async def create_group(self, user_id: str, name: str) -> GroupView:
+        group_id = new_id()
+        done = await self._actors.ask("group", group_id, CreateGroup(name, user_id))
+        await self._projector.wait_for(done.last_seq)
+        return self.rooms.groups[group_id]
+
+    async def join(self, user_id: str, room_id: str) -> RoomView:
+        self.room(room_id)
+        await self._room_cmd(room_id, Join(user_id))
+        return self.room(room_id)
+
+    async def leave(self, user_id: str, room_id: str) -> None:
+        await self._room_cmd(room_id, Leave(user_id))
+
+    async def ban(self, by: str, room_id: str, user_id: str, reason: str, until_ms: int) -> None:
+        await self._room_cmd(room_id, Ban(by, user_id, reason, until_ms))
+
+    async def unban(self, by: str, room_id: str, user_id: str) -> None:
+        await self._room_cmd(room_id, Unban(by, user_id))
+
+    # --- messages -------------------------------------------------------------------
+    async def post(
+        self,
+        author_id: str,
+        room_id: str,
+        body: str,
+        in_reply_to: str = "",
+        thread_root: str = "",
+        echo: bool = False,
+        may_post_read_only: bool = False,
+    ) -> MessageView:
+        self.room(room_id)
+        key = await self.keys.author_key(author_id)
+        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo, may_post_read_only)
+        event_id = await self._room_cmd(room_id, cmd)
+        return self.rooms.messages[str(event_id)]
+
+    async def edit(self, author_id: str, room_id: str, event_id: str, body: str) -> MessageView:
+        key = await self.keys.author_key(author_id)
+        await self._room_cmd(room_id, EditMessage(author_id, event_id, body, key))
+        return self.rooms.messages[event_id]
+
+    async def retract(self, by: str, room_id: str, event_id: str, as_moderator: bool) -> None:
+        seqs = await self._room_cmd(room_id, RetractMessage(by, event_id, as_moderator))
+        for seq in seqs or ():  # type: ignore[attr-defined]
+            await self._bridge.erase_msg(EVENT_STREAM, int(seq))
+
+    async def react(
+        self, user_id: str, room_id: str, event_id: str, shortcode: str, add: bool
+    ) -> MessageView:
+        await self._room_cmd(room_id, React(user_id, event_id, shortcode, add))
+        return self.rooms.messages[event_id]
+
+    def message(self, room_id: str, event_id: str) -> MessageView:
+        msg = self.rooms.messages.get(event_id)
+        if msg is None or msg.room_id != room_id:
+            raise NotFoundError("no such message")
+        return msg
+
+    # --- history -------------------------------------------------------------------
+    def page(
+        self,
+        room_id: str,
+        before: str | None,
+        after: str | None,
+        limit: int | None,
+        thread_root: str = "",
+    ) -> Page:
+        room = self.room(room_id)
+        line = room.threads.get(thread_root) if thread_root else room.timeline
+        n = clamp_limit(limit)
+        if line is None:
+            return Page([], False, False)
+
+        if after is not None:
+            start = bisect.bisect_right(line.seqs, decode_cursor(after))
+            end = min(len(line.seqs), start + n)
+        else:
+            end = bisect.bisect_left(line.seqs, decode_cursor(before)) if before else len(line.seqs)
+            start = max(0, end - n)
+        events = [self.rooms.messages[i] for i in line.ids[start:end]]
+        return Page(events, start > 0, end < len(line.seqs))
+
+    def around(self, room_id: str, event_id: str, limit: int | None) -> Page:
+        msg = self.message(room_id, event_id)
+        room = self.room(room_id)
+        line = room.threads[msg.thread_root] if msg.thread_root and not msg.echo else room.timeline
+
+        n = clamp_limit(limit)
+        i = bisect.bisect_left(line.seqs, msg.seq)
+        start = max(0, i - n // 2)
+        end = min(len(line.seqs), start + n)
+        return Page(
+            [self.rooms.messages[x] for x in line.ids[start:end]], start > 0, end < len(line.seqs)
+        )
+
+    # --- read markers ------------------------------------------------------------------
+    def _marker_key(self, user_id: str, room_id: str, thread_root: str) -> str:
+        return f"read.{user_id}.{room_id}" + (f".{thread_root}" if thread_root else "")
+
+    async def mark_read(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
+        msg = self.message(room_id, event_id)
+        doc = json.dumps({"e": event_id, "s": msg.seq}).encode()
+        await self._bridge.kv_put(
+            RUNTIME_STATE, self._marker_key(user_id, room_id, thread_root), doc
+        )
+
+    async def read_marker(self, user_id: str, room_id: str, thread_root: str) -> str | None:
+        entry = await self._bridge.kv_get(
+            RUNTIME_STATE, self._marker_key(user_id, room_id, thread_root)
+        )
+        if entry is None:
+            return None
+        return str(json.loads(entry.value)["e"])
+
+
+def _check_name(name: str) -> str:
+    value = name.strip().lstrip("#")
+    if not 1 <= len(value) <= MAX_NAME:
+        raise InvalidInputError(f"room name must be 1 to {MAX_NAME} characters")
+    return value
+
+
+def require_member(rooms: RoomDirectory, room_id: str, user_id: str) -> RoomView:
+    room = rooms.rooms.get(room_id)
+    if room is None or user_id not in room.members:
+        # Non-members cannot tell a private room from a missing one.
+        if room is not None and room.kind == "channel":
+            raise ForbiddenError("join the room first")
+        raise NotFoundError("no such room")
+    return room

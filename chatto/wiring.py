@@ -1,0 +1,72 @@
+"""Construction of the domain and auth services from configuration."""
+
+from __future__ import annotations
+
+from actors.audit import AuditActor
+from actors.kms import Kms
+from actors.projector import Projector
+from actors.rooms import GroupActor, RoomActor
+from actors.runtime import ActorSystem
+from actors.server import ServerActor
+from actors.user_directory import UserDirectory
+from actors.users import UserActor
+from chatto.auth.authn import Authenticator
+from chatto.auth.challenges import Challenges
+from chatto.auth.cookies import CookieCodec
+from chatto.auth.identity import normalize_email
+from chatto.auth.keyring import Keyring
+from chatto.auth.passwords import PasswordHasher
+from chatto.auth.records import RecordStore
+from chatto.auth.service import AccountService, AuthSettings
+from chatto.auth.sessions import SessionStore
+from chatto.bus.bridge import NatsBridge
+from chatto.config import Config
+from chatto.eventstore import JetStreamEventStore
+from chatto.mail import Outbox
+
+
+def register_domain(
+    actors: ActorSystem, config: Config, store: JetStreamEventStore, kms: Kms
+) -> None:
+    """Tell the actor system how to build each kind of domain actor."""
+    retries = config.actors.max_append_retries
+    owners = frozenset(normalize_email(e) for e in config.owners.emails)
+    actors.register("server", lambda _id: ServerActor(store, config.core.server_name, retries))
+    actors.register("user", lambda uid: UserActor(uid, store, kms, owners))
+    actors.register("audit", lambda _id: AuditActor(store))
+    actors.register("room", lambda rid: RoomActor(rid, store, retries))
+    actors.register("group", lambda gid: GroupActor(gid, store))
+
+
+async def build_auth(
+    config: Config,
+    bridge: NatsBridge,
+    actors: ActorSystem,
+    directory: UserDirectory,
+    projector: Projector,
+    outbox: Outbox,
+) -> tuple[AccountService, Authenticator]:
+    """The account service and the request authenticator, wired to storage."""
+    au, w = config.auth, config.webserver
+    keyring = Keyring(config.core.secret_key)
+    records = RecordStore(bridge)
+    ttl = int(au.session_ttl_days * 86400)
+    sessions = SessionStore(records, keyring, ttl)
+    cookies = CookieCodec(
+        w.cookie_signing_secret, w.cookie_encryption_secret, w.url.startswith("https://"), ttl
+    )
+    challenges = Challenges(records, keyring, au.code_ttl_seconds, au.reset_ttl_seconds)
+    hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads)
+    await hasher.warm_up()
+    accounts = AccountService(
+        AuthSettings(w.url, au.registration_open),
+        actors,
+        directory,
+        projector,
+        records,
+        keyring,
+        challenges,
+        hasher,
+        outbox,
+    )
+    return accounts, Authenticator(sessions, cookies, directory)
