@@ -90,6 +90,13 @@ class UnwrapDek:
 
 
 @attrs.frozen
+class LegacyUserKey:
+    """The raw per-user key of legacy v1 bodies (``user.<id>``), if any."""
+
+    user_id: str
+
+
+@attrs.frozen
 class ShredKeys:
     kek_refs: tuple[str, ...]
     dek_refs: tuple[str, ...]
@@ -151,6 +158,11 @@ class KmsActor:
             return await self._unwrap(command)
         if isinstance(command, ShredKeys):
             return await self._shred(command)
+        if isinstance(command, LegacyUserKey):
+            raw = await self._keks.get("user." + command.user_id)
+            if raw is None or len(raw) != aead.KEY_BYTES:
+                raise KeyShredded("no legacy key for this user")
+            return raw
         raise InvalidInputError(f"kms cannot handle {type(command).__name__}")
 
     async def _create_kek(self) -> str:
@@ -248,6 +260,10 @@ class Kms:
 
     async def unwrap_dek(self, dek_ref: str, kek_ref: str, aad: bytes) -> bytes:
         key: bytes = await self._system.ask(self._kind, "", UnwrapDek(dek_ref, kek_ref, aad))
+        return key
+
+    async def legacy_user_key(self, user_id: str) -> bytes:
+        key: bytes = await self._system.ask(self._kind, "", LegacyUserKey(user_id))
         return key
 
     async def shred(self, kek_refs: tuple[str, ...], dek_refs: tuple[str, ...]) -> None:

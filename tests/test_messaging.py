@@ -143,7 +143,9 @@ async def test_room_chat_arrives_live_to_members_only(auth_env: AuthEnv) -> None
                 t=msg["id"],
             )
             assert thread["room"]["events"]["events"] == [{"body": None, "retracted": True}]
-            denied = await gql(c, tc, "query($r: ID!) { room(id: $r) { events { events { body } } } }", r=room)
+            denied = await gql(
+                c, tc, "query($r: ID!) { room(id: $r) { events { events { body } } } }", r=room
+            )
             assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

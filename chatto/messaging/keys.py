@@ -20,6 +20,10 @@ from actors.users import EnsureBodyKey
 from chatto.crypto import aad, aead
 from chatto.errors import ChattoError
 
+# Bodies written before DEK epochs: ChaCha20-Poly1305 under the raw per-user
+# key ``user.<id>`` in ENCRYPTION_KEYS, no AAD. Stored with epoch 0.
+LEGACY_EPOCH = 0
+
 
 class BodyKeys:
     """Seal-side and open-side access to message-body DEKs."""
@@ -60,6 +64,13 @@ class BodyKeys:
         if cached is not None:
             self._cache.move_to_end((user_id, epoch))
             return cached
+        if epoch == LEGACY_EPOCH:
+            try:
+                key = await self._kms.legacy_user_key(user_id)
+            except ChattoError:
+                return None
+            self._remember((user_id, epoch), key)
+            return key
         refs = self._users.deks.get((user_id, BODY_PURPOSE, epoch))
         if refs is None:
             return None
@@ -78,6 +89,9 @@ class BodyKeys:
         key = await self._key_for(msg.author_id, msg.epoch)
         if key is None:
             return None
-        context = aad.body_aad(msg.body_event_id, msg.id, msg.room_id, msg.author_id, msg.epoch)
         self.opened += 1
-        return aead.open_sealed(key, base64.urlsafe_b64decode(msg.body), context).decode("utf-8")
+        blob = base64.urlsafe_b64decode(msg.body)
+        if msg.epoch == LEGACY_EPOCH:
+            return aead.open_legacy_v1(key, blob).decode("utf-8")
+        context = aad.body_aad(msg.body_event_id, msg.id, msg.room_id, msg.author_id, msg.epoch)
+        return aead.open_sealed(key, blob, context).decode("utf-8")
