@@ -17,6 +17,7 @@ from actors.events import Recorded
 from actors.room_events import (
     GroupCreated,
     MemberBanned,
+    MemberDeleted,
     MemberJoined,
     MemberLeft,
     MemberUnbanned,
@@ -88,7 +89,7 @@ def live_topics(rec: Recorded) -> Iterable[str]:
     """Where the projector routes an event: its entity, plus the member it is about."""
     yield rec.envelope.entity.key
     ev = rec.envelope.event
-    if isinstance(ev, MemberJoined | MemberLeft | MemberBanned):
+    if isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberDeleted):
         yield f"user.{ev.user_id}"
 
 
@@ -100,6 +101,13 @@ class RoomDirectory:
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
+
+    def rooms_touched_by(self, user_id: str) -> set[str]:
+        """Rooms the user is in or has written in (account deletion)."""
+        rooms = self.rooms_of(user_id)
+        rooms.update(m.room_id for m in self.messages.values() if m.author_id == user_id)
+        rooms.update(r.id for r in self.rooms.values() if user_id in r.participants)
+        return rooms
 
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self.by_member.get(user_id, ()))
@@ -154,6 +162,9 @@ class RoomDirectory:
                 room.bans[ev.user_id] = ev.until_ms
         elif isinstance(ev, MemberUnbanned):
             room.bans.pop(ev.user_id, None)
+        elif isinstance(ev, MemberDeleted):
+            room.members.discard(ev.user_id)
+            self.by_member.pop(ev.user_id, None)
         else:
             self._apply_message(room, rec)
 

@@ -111,3 +111,11 @@ class GroupCreated(Event):
     TYPE: ClassVar[str] = "group.created"
     name: str
     created_by: str
+
+
+@attrs.frozen
+class MemberDeleted(Event):
+    """A member's account was deleted: clients show "Deleted User"."""
+
+    TYPE: ClassVar[str] = "room.member_deleted"
+    user_id: str

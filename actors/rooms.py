@@ -22,6 +22,7 @@ from actors.ids import new_id
 from actors.room_events import (
     GroupCreated,
     MemberBanned,
+    MemberDeleted,
     MemberJoined,
     MemberLeft,
     MemberUnbanned,
@@ -133,6 +134,18 @@ class React:
     add: bool
 
 
+@attrs.frozen
+class PurgeMember:
+    """Account deletion: retract every live message of the user, mark them deleted."""
+
+    user_id: str
+
+
+@attrs.frozen
+class TakeUnerased:
+    """Stored events of retracted messages still in the stream (to erase them)."""
+
+
 @attrs.define
 class _Msg:
     author_id: str
@@ -175,6 +188,15 @@ class RoomActor(EntityActor):
         self.members: set[str] = set()
         self.bans: dict[str, int] = {}
         self.messages: dict[str, _Msg] = {}
+        self.deleted_members: set[str] = set()
+        # Retracted messages whose stored events were seen on replay: a crash
+        # came between the retraction and the erase. Erased via TakeUnerased.
+        self.unerased: list[int] = []
+        self._replaying = True
+
+    async def start(self) -> None:
+        await super().start()
+        self._replaying = False
 
     # --- state ------------------------------------------------------------------
     def apply(self, recorded: Recorded) -> None:
@@ -203,7 +225,12 @@ class RoomActor(EntityActor):
         elif isinstance(ev, MessageRetracted):
             msg = self.messages.setdefault(ev.target_id, _Msg(ev.author_id, env.at_ms, []))
             msg.retracted = True
+            if self._replaying:
+                self.unerased.extend(msg.seqs)
             msg.seqs.clear()
+        elif isinstance(ev, MemberDeleted):
+            self.members.discard(ev.user_id)
+            self.deleted_members.add(ev.user_id)
         elif isinstance(ev, ReactionChanged):
             msg = self.messages.get(ev.target_id)
             if msg is not None:
@@ -338,6 +365,27 @@ class RoomActor(EntityActor):
         # The reply names the stored events that held the body, so the caller
         # can erase them from the stream once the retraction is recorded.
         return Decision([MessageRetracted(c.target_id, c.by, msg.author_id)], reply=tuple(msg.seqs))
+
+    def _on_PurgeMember(self, c: PurgeMember) -> Decision:
+        self._require_room()
+        events: list[Event] = []
+        seqs: list[int] = []
+        for mid, msg in self.messages.items():
+            if msg.author_id == c.user_id and not msg.retracted:
+                events.append(MessageRetracted(mid, "system", c.user_id))
+                seqs.extend(msg.seqs)
+        if c.user_id not in self.deleted_members and (
+            c.user_id in self.members or events or self._was_member(c.user_id)
+        ):
+            events.append(MemberDeleted(c.user_id))
+        return Decision(events, reply=tuple(seqs))
+
+    def _was_member(self, user_id: str) -> bool:
+        return self.created is not None and user_id in self.created.participants
+
+    def _on_TakeUnerased(self, _c: TakeUnerased) -> Decision:
+        seqs, self.unerased = tuple(self.unerased), []
+        return Decision(reply=seqs)
 
     def _on_React(self, c: React) -> Decision:
         self._require_member(c.user_id)

@@ -22,6 +22,8 @@ from actors.user_events import (
     ProfileUpdated,
     RoleGranted,
     UserDEKGenerated,
+    UserDeleted,
+    UserDeletionStarted,
     UserRegistered,
 )
 from chatto.crypto import aad
@@ -44,6 +46,8 @@ class UserRecord:
     roles: set[str] = attrs.Factory(set)
     created_ms: int = 0
     registered: bool = False
+    deleting: bool = False
+    deleted: bool = False
 
     @property
     def is_owner(self) -> bool:
@@ -63,8 +67,12 @@ class UserDirectory:
         self.deks: dict[tuple[str, str, int], tuple[str, str]] = {}
 
     def get(self, user_id: str) -> UserRecord | None:
+        """A live account (not one being or having been deleted)."""
         rec = self.users.get(user_id)
-        return rec if rec is not None and rec.registered else None
+        return rec if rec is not None and rec.registered and not rec.deleting else None
+
+    def pending_deletions(self) -> list[str]:
+        return [u.id for u in self.users.values() if u.deleting and not u.deleted]
 
     def find_login(self, login: str) -> UserRecord | None:
         uid = self.by_login.get(login.lower())
@@ -136,3 +144,18 @@ class UserDirectory:
             user.password_hash, user.generation = event.password_hash, event.auth_generation
         elif isinstance(event, RoleGranted):
             user.roles.add(event.role)
+        elif isinstance(event, UserDeletionStarted):
+            user.deleting = True
+        elif isinstance(event, UserDeleted):
+            self._forget(user)
+
+    def _forget(self, user: UserRecord) -> None:
+        if self.by_login.get(user.login.lower()) == user.id:
+            del self.by_login[user.login.lower()]
+        for email in user.emails:
+            if self.by_email.get(email) == user.id:
+                del self.by_email[email]
+        user.deleted, user.login, user.display_name = True, "", ""
+        user.emails, user.password_hash, user.roles = [], "", set()
+        for key in [k for k in self._keys if k[0] == user.id]:
+            del self._keys[key]

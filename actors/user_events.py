@@ -87,3 +87,18 @@ class LoginFailed(Event):
 class CredentialRevoked(Event):
     TYPE: ClassVar[str] = "user.credential_revoked"
     kind: str  # "bearer" | "cookie"
+
+
+@attrs.frozen
+class UserDeletionStarted(Event):
+    """From here on the account is locked; the deletion job finishes the rest."""
+
+    TYPE: ClassVar[str] = "user.deletion_started"
+    by: str
+
+
+@attrs.frozen
+class UserDeleted(Event):
+    """Everything is shredded and removed; only this tombstone remains."""
+
+    TYPE: ClassVar[str] = "user.deleted"

@@ -28,6 +28,8 @@ from actors.user_events import (
     ProfileUpdated,
     RoleGranted,
     UserDEKGenerated,
+    UserDeleted,
+    UserDeletionStarted,
     UserRegistered,
 )
 from chatto.crypto import aad
@@ -80,6 +82,21 @@ class EnsureBodyKey:
     """The user's current message-body DEK epoch, created on first use."""
 
 
+@attrs.frozen
+class StartDeletion:
+    by: str
+
+
+@attrs.frozen
+class FinishDeletion:
+    pass
+
+
+@attrs.frozen
+class GetKeyRefs:
+    """Every KEK and DEK ref of the user (for shredding)."""
+
+
 PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile)
 
 
@@ -104,6 +121,8 @@ class UserActor(EntityActor):
         self._pii_key: bytes | None = None
         self._pending_dek: UserDEKGenerated | None = None
         self._pending_body: UserDEKGenerated | None = None
+        self.deleting = False
+        self.deleted = False
 
     def apply(self, recorded: Recorded) -> None:
         event = recorded.envelope.event
@@ -123,6 +142,10 @@ class UserActor(EntityActor):
             self.email_count += 1
         elif isinstance(event, RoleGranted):
             self.roles.add(event.role)
+        elif isinstance(event, UserDeletionStarted):
+            self.deleting = True
+        elif isinstance(event, UserDeleted):
+            self.deleted = True
 
     async def handle(self, command: Any) -> Committed:
         if isinstance(command, PII_COMMANDS):
@@ -176,7 +199,18 @@ class UserActor(EntityActor):
     def decide(self, command: Any) -> Decision:
         if isinstance(command, CreateUser):
             return self._create(command)
-        if not self.exists:
+        if not self.exists or self.deleted:
+            raise NotFoundError("no such user")
+        if isinstance(command, GetKeyRefs):
+            keks = tuple(sorted({e.kek_ref for e in self.dek_events}))
+            return Decision(reply=(keks, tuple(e.dek_ref for e in self.dek_events)))
+        if isinstance(command, StartDeletion):
+            return Decision([] if self.deleting else [UserDeletionStarted(command.by)])
+        if isinstance(command, FinishDeletion):
+            if not self.deleting:
+                raise ConflictError("deletion was not started")
+            return Decision([UserDeleted()])
+        if self.deleting and not isinstance(command, RecordRevocation | RecordLogin):
             raise NotFoundError("no such user")
         if isinstance(command, SetPassword):
             if (

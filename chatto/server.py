@@ -39,7 +39,7 @@ from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
 from chatto.services import Services
-from chatto.wiring import build_auth, register_domain
+from chatto.wiring import build_auth, build_deleter, register_domain
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ async def serve_chatto(
             messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
             await messaging.seed()
             accounts.after_register.append(messaging.join_seeded)
+            deleter = build_deleter(config, bridge, actors, projector, directory, rooms, kms, keys)
+            await core.start(deleter.serve)
             services = Services(
                 config=config,
                 bridge=bridge,
@@ -162,6 +164,7 @@ async def serve_chatto(
                 authn=authn,
                 outbox=outbox,
                 messaging=messaging,
+                deleter=deleter,
                 embedded=embedded,
             )
             app = ChattoApp(services, build_schema())

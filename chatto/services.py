@@ -19,6 +19,7 @@ from chatto.eventstore import JetStreamEventStore
 if TYPE_CHECKING:
     from actors.user_directory import UserDirectory
     from chatto.auth.authn import Authenticator
+    from chatto.auth.deletion import AccountDeleter
     from chatto.auth.service import AccountService
     from chatto.config import Config
     from chatto.mail import Outbox
@@ -41,6 +42,7 @@ class Services:
     authn: Authenticator
     outbox: Outbox
     messaging: MessagingService
+    deleter: AccountDeleter
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from actors.audit import AuditActor
 from actors.kms import Kms
 from actors.projector import Projector
+from actors.room_directory import RoomDirectory
 from actors.rooms import GroupActor, RoomActor
 from actors.runtime import ActorSystem
 from actors.server import ServerActor
@@ -13,6 +14,7 @@ from actors.users import UserActor
 from chatto.auth.authn import Authenticator
 from chatto.auth.challenges import Challenges
 from chatto.auth.cookies import CookieCodec
+from chatto.auth.deletion import AccountDeleter
 from chatto.auth.identity import normalize_email
 from chatto.auth.keyring import Keyring
 from chatto.auth.passwords import PasswordHasher
@@ -23,6 +25,7 @@ from chatto.bus.bridge import NatsBridge
 from chatto.config import Config
 from chatto.eventstore import JetStreamEventStore
 from chatto.mail import Outbox
+from chatto.messaging.keys import BodyKeys
 
 
 def register_domain(
@@ -70,3 +73,22 @@ async def build_auth(
         outbox,
     )
     return accounts, Authenticator(sessions, cookies, directory)
+
+
+def build_deleter(
+    config: Config,
+    bridge: NatsBridge,
+    actors: ActorSystem,
+    projector: Projector,
+    directory: UserDirectory,
+    rooms: RoomDirectory,
+    kms: Kms,
+    keys: BodyKeys,
+) -> AccountDeleter:
+    """The account-deletion job with its own handles on sessions and records."""
+    keyring = Keyring(config.core.secret_key)
+    records = RecordStore(bridge)
+    sessions = SessionStore(records, keyring, int(config.auth.session_ttl_days * 86400))
+    return AccountDeleter(
+        actors, projector, directory, rooms, sessions, records, keyring, kms, keys, bridge
+    )

@@ -126,3 +126,17 @@ class Challenges:
         if doc is None:
             raise TokenError("the reset link is invalid, used or expired")
         return str(doc["u"]), int(doc["g"])
+
+    async def issue_deletion(self, user_id: str, generation: int) -> str:
+        """A 15-minute, single-use confirmation token for deleting an account."""
+        token = new_token()
+        key = "account_deletion_token." + self._keys.verifier("account_deletion", token)
+        await self._records.put(key, {"u": user_id, "g": generation}, self.code_ttl)
+        return token
+
+    async def consume_deletion(self, token: str) -> tuple[str, int]:
+        key = "account_deletion_token." + self._keys.verifier("account_deletion", token)
+        doc = await self._records.consume(key)
+        if doc is None:
+            raise TokenError("the confirmation token is invalid, used or expired")
+        return str(doc["u"]), int(doc["g"])

@@ -46,6 +46,10 @@ class RecordStore:
             RUNTIME_STATE, key, _dump(doc), revision, ttl_seconds=ttl_seconds
         )
 
+    async def keys(self) -> list[str]:
+        """Every live key (maintenance jobs only: it lists the whole bucket)."""
+        return await self._bridge.kv_keys(RUNTIME_STATE)
+
     async def delete(self, key: str) -> None:
         await self._bridge.kv_delete(RUNTIME_STATE, key)
 

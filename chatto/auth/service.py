@@ -77,7 +77,7 @@ class AccountService:
         self._projector = projector
         self._records = records
         self.keyring = keyring
-        self._challenges = challenges
+        self.challenges = challenges
         self.hasher = hasher
         self._outbox = outbox
         # Called with the new user's id once registration is complete
@@ -94,7 +94,7 @@ class AccountService:
             raise ForbiddenError("registration is closed on this server")
         email = normalize_email(raw_email)
         taken = await self._records.get(self._claim_key("email", email)) is not None
-        code = await self._challenges.start("exists" if taken else "register", email)
+        code = await self.challenges.start("exists" if taken else "register", email)
         if code is None:
             return
         if taken:
@@ -111,14 +111,14 @@ class AccountService:
     async def verify_registration_code(self, raw_email: str, code: str) -> str:
         """Check the code; return a completion token (15 min, single use)."""
         email = normalize_email(raw_email)
-        await self._challenges.check("register", email, code)
-        return await self._challenges.issue_completion(email)
+        await self.challenges.check("register", email, code)
+        return await self.challenges.issue_completion(email)
 
     async def complete_registration(self, token: str, login: str, password: str) -> UserRecord:
         """Create the user with a verified email; the token is used up on success."""
         check_login(login)
         check_rules(password)
-        email = await self._challenges.peek_completion(token)
+        email = await self.challenges.peek_completion(token)
         user_id = new_id()
         login_key = self._claim_key("login", login.lower())
         email_key = self._claim_key("email", email)
@@ -128,7 +128,7 @@ class AccountService:
             raise LoginTaken("that login is taken; the link stays valid, pick another") from None
         try:
             await self._records.create(email_key, {"u": user_id})
-            await self._challenges.consume_completion(token)
+            await self.challenges.consume_completion(token)
         except KeyExistsError:
             await self._records.delete(login_key)
             raise EmailTaken("this address already belongs to an account") from None
@@ -192,7 +192,7 @@ class AccountService:
         """Mail a reset link if the address is a verified one; same answer if not."""
         email = normalize_email(raw_email)
         user = self.directory.find_email(email)
-        token = await self._challenges.issue_reset(
+        token = await self.challenges.issue_reset(
             user.id if user else "-", user.generation if user else -1
         )
         if user is not None:
@@ -202,7 +202,7 @@ class AccountService:
 
     async def reset_password(self, token: str, new: str) -> None:
         check_rules(new)
-        user_id, generation = await self._challenges.consume_reset(token)
+        user_id, generation = await self.challenges.consume_reset(token)
         if self.directory.get(user_id) is None:
             raise TokenError("the reset link is invalid, used or expired")
         password_hash = await self.hasher.hash(new)
@@ -220,14 +220,14 @@ class AccountService:
         """Send a code to a new address; answers the same if it is taken."""
         email = normalize_email(raw_email)
         taken = await self._records.get(self._claim_key("email", email)) is not None
-        code = await self._challenges.start(f"verify:{user_id}", email)
+        code = await self.challenges.start(f"verify:{user_id}", email)
         if code is not None and not taken:
             body = f"Your Chatto code to add this address is {code}. It expires in 15 minutes."
             self._outbox.enqueue(Mail(email, "Confirm your email address", body))
 
     async def confirm_email_code(self, user_id: str, raw_email: str, code: str) -> UserRecord:
         email = normalize_email(raw_email)
-        await self._challenges.check(f"verify:{user_id}", email, code)
+        await self.challenges.check(f"verify:{user_id}", email, code)
         try:
             await self._records.create(self._claim_key("email", email), {"u": user_id})
         except KeyExistsError:

@@ -1,7 +1,8 @@
 """Bearer tokens and cookie sessions: verifiers in RUNTIME_STATE, sliding TTL.
 
-A bearer token is opaque (``ct_`` + 256 random bits); it is stored only as
-``session.<HMAC(secret, "bearer" || token)>``. A cookie session is a random
+A bearer token is ``ct_<user id>.<256 random bits>``; it is stored only as
+``session.<user>.<HMAC(secret, "bearer" || token)>`` (the user id in the key
+lets account deletion find and revoke every token of a user). A cookie session is a random
 id stored as ``cookie_session.<user>.<HMAC(secret, "cookie" || id)>``; the
 signed cookie carries the id. Every successful validation extends the TTL
 (re-put at most once a minute, so hot paths do not write on every request).
@@ -42,8 +43,11 @@ class SessionStore:
         self._keys = keyring
         self.ttl_seconds = ttl_seconds
 
-    def _bearer_key(self, token: str) -> str:
-        return "session." + self._keys.verifier("bearer", token)
+    def _bearer_key(self, token: str) -> str | None:
+        uid, dot, rest = token[len(TOKEN_PREFIX) :].partition(".")
+        if not token.startswith(TOKEN_PREFIX) or not dot or not rest or not uid.isalnum():
+            return None
+        return f"session.{uid}." + self._keys.verifier("bearer", token)
 
     def _cookie_key(self, user_id: str, sid: str) -> str:
         return f"cookie_session.{user_id}." + self._keys.verifier("cookie", sid)
@@ -69,17 +73,32 @@ class SessionStore:
         return session
 
     async def issue_bearer(self, user_id: str, generation: int) -> str:
-        token = new_token(TOKEN_PREFIX)
-        await self._issue(self._bearer_key(token), user_id, generation, "bearer")
+        token = new_token(f"{TOKEN_PREFIX}{user_id}.")
+        key = self._bearer_key(token)
+        assert key is not None
+        await self._issue(key, user_id, generation, "bearer")
         return token
 
     async def validate_bearer(self, token: str) -> Session | None:
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        key = self._bearer_key(token) if len(token) <= 160 else None
+        if key is None:
             return None
-        return await self._validate(self._bearer_key(token))
+        session = await self._validate(key)
+        # The record must belong to the user the token names.
+        return session if session is not None and key.split(".")[1] == session.user_id else None
 
     async def revoke_bearer(self, token: str) -> None:
-        await self._records.delete(self._bearer_key(token))
+        key = self._bearer_key(token)
+        if key is not None:
+            await self._records.delete(key)
+
+    async def revoke_all(self, user_id: str) -> int:
+        """Delete every bearer and cookie session of a user; returns how many."""
+        prefixes = (f"session.{user_id}.", f"cookie_session.{user_id}.")
+        keys = [k for k in await self._records.keys() if k.startswith(prefixes)]
+        for key in keys:
+            await self._records.delete(key)
+        return len(keys)
 
     async def issue_cookie_session(self, user_id: str, generation: int) -> str:
         sid = new_token()

@@ -21,6 +21,7 @@ from actors.events import Recorded
 from actors.hub import Subscriber
 from actors.room_events import (
     MemberBanned,
+    MemberDeleted,
     MemberJoined,
     MemberLeft,
     MemberUnbanned,
@@ -32,7 +33,7 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
-from actors.user_events import PasswordSet, ProfileUpdated
+from actors.user_events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.live import PRESENCE_REFRESH, PresenceSignal, TypingSignal
@@ -50,6 +51,7 @@ ROOM_TYPES: dict[type, str] = {
     MemberLeft: "MEMBER_LEFT",
     MemberBanned: "MEMBER_BANNED",
     MemberUnbanned: "MEMBER_UNBANNED",
+    MemberDeleted: "MEMBER_DELETED",
     MessagePosted: "MESSAGE_POSTED",
     MessageEdited: "MESSAGE_EDITED",
     MessageRetracted: "MESSAGE_RETRACTED",
@@ -69,7 +71,7 @@ def _follow_membership(sub: Subscriber, me: str, rec: Recorded) -> None:
     topic = f"room.{rec.envelope.entity.id}"
     if isinstance(ev, MemberJoined) and ev.user_id == me:
         sub.add_topic(topic)
-    elif isinstance(ev, MemberLeft | MemberBanned) and ev.user_id == me:
+    elif isinstance(ev, MemberLeft | MemberBanned | MemberDeleted) and ev.user_id == me:
         sub.remove_topic(topic)
 
 
@@ -93,7 +95,7 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
         out["userId"] = getattr(ev, "user_id", None) or getattr(ev, "author_id", None)
         if isinstance(ev, ReactionChanged):
             out["reaction"], out["added"] = ev.shortcode, ev.added
-    elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned):
+    elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned | MemberDeleted):
         out["userId"] = ev.user_id
     return out
 
@@ -137,7 +139,9 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     continue  # a membership event can arrive on two topics
                 seen.append(item.seq)
                 ev = item.envelope.event
-                if isinstance(ev, PasswordSet) and ev.auth_generation != generation:
+                if isinstance(ev, UserDeletionStarted) or (
+                    isinstance(ev, PasswordSet) and ev.auth_generation != generation
+                ):
                     yield {"type": "SESSION_TERMINATED", "userId": me}
                     raise SessionEnded("session terminated")
                 if isinstance(ev, ProfileUpdated):

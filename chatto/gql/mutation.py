@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from ariadne import MutationType
 
 from actors.user_directory import UserRecord
-from chatto.errors import UnauthenticatedError
+from chatto.auth.challenges import TokenError
+from chatto.errors import ForbiddenError, NotFoundError, UnauthenticatedError
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info
@@ -43,3 +44,34 @@ async def resolve_change_password(
         return {"ok": True, "token": None, "csrfToken": csrf}
     token = await services.authn.sessions.issue_bearer(fresh.id, fresh.generation)
     return {"ok": True, "token": token, "csrfToken": None}
+
+
+@mutation.field("requestAccountDeletion")
+async def resolve_request_deletion(_obj: Any, info: Info) -> dict[str, Any]:
+    viewer = _viewer(info)
+    accounts = info.context.services.accounts
+    token = await accounts.challenges.issue_deletion(viewer.id, viewer.generation)
+    return {"token": token, "expiresInSeconds": accounts.challenges.code_ttl}
+
+
+@mutation.field("deleteMyAccount")
+async def resolve_delete_me(_obj: Any, info: Info, token: str) -> bool:
+    viewer = _viewer(info)
+    services = info.context.services
+    user_id, generation = await services.accounts.challenges.consume_deletion(token)
+    if user_id != viewer.id or generation != viewer.generation:
+        raise TokenError("the confirmation token is invalid, used or expired")
+    await services.deleter.request(viewer.id, viewer.id)
+    return True
+
+
+@mutation.field("deleteUser")
+async def resolve_delete_user(_obj: Any, info: Info, userId: str) -> bool:
+    viewer = _viewer(info)
+    if not viewer.is_owner:
+        raise ForbiddenError("only owners can delete other users")
+    services = info.context.services
+    if services.directory.get(userId) is None:
+        raise NotFoundError("no such user")
+    await services.deleter.request(userId, viewer.id)
+    return True
