@@ -97,6 +97,11 @@ class LegacyUserKey:
 
 
 @attrs.frozen
+class KmsStats:
+    """Counters (tests prove which code paths touched keys)."""
+
+
+@attrs.frozen
 class ShredKeys:
     kek_refs: tuple[str, ...]
     dek_refs: tuple[str, ...]
@@ -158,6 +163,8 @@ class KmsActor:
             return await self._unwrap(command)
         if isinstance(command, ShredKeys):
             return await self._shred(command)
+        if isinstance(command, KmsStats):
+            return self.statistics()
         if isinstance(command, LegacyUserKey):
             raw = await self._keks.get("user." + command.user_id)
             if raw is None or len(raw) != aead.KEY_BYTES:
@@ -261,6 +268,10 @@ class Kms:
     async def unwrap_dek(self, dek_ref: str, kek_ref: str, aad: bytes) -> bytes:
         key: bytes = await self._system.ask(self._kind, "", UnwrapDek(dek_ref, kek_ref, aad))
         return key
+
+    async def statistics(self) -> dict[str, int]:
+        stats: dict[str, int] = await self._system.ask(self._kind, "", KmsStats())
+        return stats
 
     async def legacy_user_key(self, user_id: str) -> bytes:
         key: bytes = await self._system.ask(self._kind, "", LegacyUserKey(user_id))

@@ -108,7 +108,6 @@ class PostMessage:
     in_reply_to: str = ""
     thread_root: str = ""
     echo: bool = False
-    may_post_read_only: bool = False
 
 
 @attrs.frozen
@@ -328,10 +327,8 @@ class RoomActor(EntityActor):
         return Decision([MemberUnbanned(c.user_id, c.by)])
 
     def _on_PostMessage(self, c: PostMessage) -> Decision:
-        room = self._require_member(c.author_id)
+        self._require_member(c.author_id)
         self._require_writable()
-        if room.read_only and not c.may_post_read_only:
-            raise ForbiddenError("this room is read-only")
         check_body(c.body)
         for ref in (c.in_reply_to, c.thread_root):
             if ref:

@@ -22,6 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from actors.hub import Hub
 from actors.kms import BucketStore, Kms, register_kms
 from actors.projector import Projector
+from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
@@ -38,8 +39,9 @@ from chatto.mail import Outbox, make_mailer
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
+from chatto.permissions import Permissions
 from chatto.services import Services
-from chatto.wiring import build_auth, build_deleter, register_domain
+from chatto.wiring import build_auth, build_deleter, register_domain, seed_permissions
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,8 @@ async def serve_chatto(
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)
             rooms = RoomDirectory()
-            projector = Projector(store, [server_view, directory, rooms], hub, live_topics)
+            rbac = RbacView()
+            projector = Projector(store, [server_view, directory, rooms, rbac], hub, live_topics)
             register_domain(actors, config, store, kms)
             await core.start(projector.serve)
             outbox = Outbox(make_mailer(config.smtp))
@@ -147,7 +150,8 @@ async def serve_chatto(
             accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
             keys = BodyKeys(actors, kms, directory)
             messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
-            await messaging.seed()
+            if "announcements" in await messaging.seed():
+                await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
             deleter = build_deleter(config, bridge, actors, projector, directory, rooms, kms, keys)
             await core.start(deleter.serve)
@@ -165,6 +169,7 @@ async def serve_chatto(
                 outbox=outbox,
                 messaging=messaging,
                 deleter=deleter,
+                permissions=Permissions(rbac, rooms),
                 embedded=embedded,
             )
             app = ChattoApp(services, build_schema())

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chatto.config import Config
     from chatto.mail import Outbox
     from chatto.messaging.service import MessagingService
+    from chatto.permissions import Permissions
 
 
 @attrs.define
@@ -43,6 +44,7 @@ class Services:
     outbox: Outbox
     messaging: MessagingService
     deleter: AccountDeleter
+    permissions: Permissions
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

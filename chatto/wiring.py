@@ -5,6 +5,7 @@ from __future__ import annotations
 from actors.audit import AuditActor
 from actors.kms import Kms
 from actors.projector import Projector
+from actors.rbac import RbacActor, SetRule
 from actors.room_directory import RoomDirectory
 from actors.rooms import GroupActor, RoomActor
 from actors.runtime import ActorSystem
@@ -39,6 +40,7 @@ def register_domain(
     actors.register("audit", lambda _id: AuditActor(store))
     actors.register("room", lambda rid: RoomActor(rid, store, retries))
     actors.register("group", lambda gid: GroupActor(gid, store))
+    actors.register("rbac", lambda _id: RbacActor(store))
 
 
 async def build_auth(
@@ -92,3 +94,11 @@ def build_deleter(
     return AccountDeleter(
         actors, projector, directory, rooms, sessions, records, keyring, kms, keys, bridge
     )
+
+
+async def seed_permissions(actors: ActorSystem, projector: Projector) -> None:
+    """#announcements is read-only through a room-scope deny for everyone
+    (run once, when the room is created, so an operator's change sticks)."""
+    rule = SetRule("role:everyone", "room:announcements", "message.post", "deny")
+    done = await actors.ask("rbac", "", rule)
+    await projector.wait_for(done.last_seq)

@@ -9,7 +9,7 @@ from ariadne import MutationType, ObjectType
 
 from actors.room_directory import MessageView
 from chatto.errors import ForbiddenError
-from chatto.gql.rooms import can_moderate, viewer_of
+from chatto.gql.rooms import viewer_of
 from chatto.messaging.service import encode_cursor, require_member
 
 if TYPE_CHECKING:
@@ -100,16 +100,14 @@ async def resolve_post(
     echo: bool = False,
 ) -> MessageView:
     viewer = viewer_of(info)
-    messaging = info.context.services.messaging
-    room = require_member(messaging.rooms, roomId, viewer.id)
-    return await messaging.post(
-        viewer.id,
-        roomId,
-        body,
-        inReplyTo or "",
-        threadRootEventId or "",
-        echo,
-        may_post_read_only=can_moderate(viewer, room),
+    services = info.context.services
+    require_member(services.messaging.rooms, roomId, viewer.id)
+    if threadRootEventId:
+        services.permissions.require(viewer, "message.post-in-thread", roomId)
+    if echo:
+        services.permissions.require(viewer, "message.echo", roomId)
+    return await services.messaging.post(
+        viewer.id, roomId, body, inReplyTo or "", threadRootEventId or "", echo
     )
 
 
@@ -122,13 +120,17 @@ async def resolve_edit(_obj: Any, info: Info, roomId: str, eventId: str, body: s
 @message_mutation.field("retractMessage")
 async def resolve_retract(_obj: Any, info: Info, roomId: str, eventId: str) -> bool:
     viewer = viewer_of(info)
-    messaging = info.context.services.messaging
+    services = info.context.services
+    messaging = services.messaging
     room = messaging.rooms.rooms.get(roomId)
     if room is None or (room.kind == "dm" and viewer.id not in room.members):
         raise ForbiddenError("no such room")
-    # Moderation never reaches into DMs, whoever asks.
-    moderator = room.kind == "channel" and can_moderate(viewer, room)
-    if viewer.id not in room.members and not moderator:
+    msg = messaging.message(roomId, eventId)
+    moderator = msg.author_id != viewer.id
+    if moderator:
+        # Inside DMs this is always denied: the DM privacy boundary.
+        services.permissions.require(viewer, "message.manage", roomId)
+    elif viewer.id not in room.members:
         raise ForbiddenError("join the room first")
     await messaging.retract(viewer.id, roomId, eventId, moderator)
     return True

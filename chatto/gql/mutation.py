@@ -8,7 +8,7 @@ from ariadne import MutationType
 
 from actors.user_directory import UserRecord
 from chatto.auth.challenges import TokenError
-from chatto.errors import ForbiddenError, NotFoundError, UnauthenticatedError
+from chatto.errors import NotFoundError, UnauthenticatedError
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info
@@ -68,8 +68,6 @@ async def resolve_delete_me(_obj: Any, info: Info, token: str) -> bool:
 @mutation.field("deleteUser")
 async def resolve_delete_user(_obj: Any, info: Info, userId: str) -> bool:
     viewer = _viewer(info)
-    if not viewer.is_owner:
-        raise ForbiddenError("only owners can delete other users")
     services = info.context.services
     if services.directory.get(userId) is None:
         raise NotFoundError("no such user")

@@ -1,8 +1,8 @@
 """Resolvers for rooms: queries, the ``Room`` type and room mutations.
 
-Until roles and permissions land (issue #5), moderation (rename, archive,
-ban, retract others' messages, post in read-only rooms) is allowed to the
-room's creator and to server owners; everything else to members.
+Permissions are checked by the schema's ``@requires`` wrapper before these
+run; here only visibility (DMs are invisible to non-participants, owners
+included) and membership are checked.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ def viewer_of(info: Info) -> UserRecord:
     return viewer
 
 
-def can_moderate(viewer: UserRecord, room: RoomView) -> bool:
-    return viewer.is_owner or (room.kind == "channel" and room.created_by == viewer.id)
-
-
 def visible_room(info: Info, room_id: str) -> RoomView | None:
     viewer = viewer_of(info)
     room = info.context.services.messaging.rooms.rooms.get(room_id)
@@ -46,12 +42,11 @@ def visible_room(info: Info, room_id: str) -> RoomView | None:
 
 
 def moderated_room(info: Info, room_id: str) -> tuple[UserRecord, RoomView]:
+    """A room the viewer may manage (the permission was checked by @requires)."""
     viewer = viewer_of(info)
     room = visible_room(info, room_id)
     if room is None:
         raise ForbiddenError("no such room, or not yours to manage")
-    if not can_moderate(viewer, room):
-        raise ForbiddenError("you may not manage this room")
     return viewer, room
 
 
@@ -106,8 +101,10 @@ def resolve_room_name(room: RoomView, info: Info) -> str:
 
 
 @room_type.field("readOnly")
-def resolve_read_only(room: RoomView, _info: Info) -> bool:
-    return room.read_only
+def resolve_read_only(room: RoomView, info: Info) -> bool:
+    """True when the viewer may not post here (e.g. #announcements)."""
+    perms = info.context.services.permissions
+    return not perms.allowed(viewer_of(info), "message.post", room.id)
 
 
 @room_type.field("group")
@@ -256,8 +253,6 @@ async def resolve_unban(_obj: Any, info: Info, roomId: str, userId: str) -> bool
 @room_mutation.field("createRoomGroup")
 async def resolve_create_group(_obj: Any, info: Info, name: str) -> Any:
     viewer = viewer_of(info)
-    if not viewer.is_owner:
-        raise ForbiddenError("only owners can create room groups")
     return await info.context.services.messaging.create_group(viewer.id, name)
 
 

@@ -25,10 +25,12 @@ from graphql import (
 
 from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
+from chatto.gql.admin import admin_query, admin_type
 from chatto.gql.live_events import live_subscription
 from chatto.gql.messages import message_mutation, message_type
 from chatto.gql.mutation import mutation
 from chatto.gql.query import query
+from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
 from chatto.gql.server_info import server_info
 from chatto.gql.subscription import subscription
@@ -50,13 +52,28 @@ def _has_public(node: Any) -> bool:
     return bool(node is not None and any(d.name.value == "public" for d in node.directives or ()))
 
 
-def _require_viewer(resolver: Any) -> Any:
+def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     def check(obj: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
-        if info.context.viewer is None:
+        viewer = info.context.viewer
+        if viewer is None:
             raise UnauthenticatedError("authentication required")
+        if permission is not None:
+            room_id = kwargs.get("roomId") or ""
+            info.context.services.permissions.require(viewer, permission, room_id)
         return resolver(obj, info, **kwargs)
 
     return check
+
+
+def required_permission(field: GraphQLField) -> str | None:
+    """The permission named by the field's ``@requires`` directive, if any."""
+    node = field.ast_node
+    for directive in (node.directives or ()) if node is not None else ():
+        if directive.name.value == "requires":
+            for arg in directive.arguments or ():
+                if arg.name.value == "permission":
+                    return str(getattr(arg.value, "value", ""))
+    return None
 
 
 def protect(schema: GraphQLSchema) -> int:
@@ -76,9 +93,10 @@ def protect(schema: GraphQLSchema) -> int:
 
 
 def _wrap(field: GraphQLField) -> None:
-    field.resolve = _require_viewer(field.resolve or default_field_resolver)
+    permission = required_permission(field)
+    field.resolve = _require_viewer(field.resolve or default_field_resolver, permission)
     if field.subscribe is not None:
-        field.subscribe = _require_viewer(field.subscribe)
+        field.subscribe = _require_viewer(field.subscribe, permission)
 
 
 def build_schema(sdl: str | None = None) -> GraphQLSchema:
@@ -98,6 +116,10 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         message_type,
         message_mutation,
         live_subscription,
+        roles_query,
+        roles_mutation,
+        admin_query,
+        admin_type,
     )
     protect(schema)
     return schema

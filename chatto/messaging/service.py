@@ -113,13 +113,16 @@ class MessagingService:
         return room
 
     # --- rooms --------------------------------------------------------------------
-    async def seed(self) -> None:
-        """Create #general and #announcements on a fresh server (idempotent)."""
+    async def seed(self) -> list[str]:
+        """Create #general and #announcements on a fresh server; the ids created."""
+        created = []
         for room_id, name, topic, read_only in SEED_ROOMS:
             if room_id not in self.rooms.rooms:
                 await self._room_cmd(
                     room_id, CreateRoom(name, topic, "channel", "", read_only=read_only)
                 )
+                created.append(room_id)
+        return created
 
     async def join_seeded(self, user_id: str) -> None:
         for room_id, *_ in SEED_ROOMS:
@@ -186,11 +189,10 @@ class MessagingService:
         in_reply_to: str = "",
         thread_root: str = "",
         echo: bool = False,
-        may_post_read_only: bool = False,
     ) -> MessageView:
         self.room(room_id)
         key = await self.keys.author_key(author_id)
-        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo, may_post_read_only)
+        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo)
         event_id = await self._room_cmd(room_id, cmd)
         return self.rooms.messages[str(event_id)]
 
