@@ -187,7 +187,8 @@ class NatsBridge:
                 scope.shield = True
                 try:
                     await self._portal.run(nc.close)
-                except (TimeoutError, nats.errors.Error, OSError):
+                except (TimeoutError, nats.errors.Error, OSError, trio.BrokenResourceError):
+                    # Closing while reconnecting: nats-py may cancel its own close.
                     log.debug("error while closing NATS connection", exc_info=True)
         self._portal.close()
 
