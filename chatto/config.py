@@ -106,6 +106,26 @@ class SmtpConfig:
 
 
 @attrs.frozen
+class LimitsConfig:
+    """Token buckets as "CAPACITY/SECONDS" (refill the whole bucket in SECONDS)."""
+
+    enabled: bool = True
+    login_per_account: str = "10/300"
+    login_per_ip: str = "50/300"
+    register_per_ip: str = "20/3600"
+    register_per_email: str = "5/3600"
+    reset_per_ip: str = "20/3600"
+    reset_per_email: str = "5/3600"
+    code_attempts_per_ip: str = "30/900"
+    graphql_per_user: str = "1200/60"
+    graphql_per_ip: str = "2400/60"
+    websockets_per_user: str = "30/60"
+    messages_per_user_room: str = "60/30"
+    # Logins waiting for a bcrypt thread beyond this are refused at once.
+    bcrypt_queue: int = 64
+
+
+@attrs.frozen
 class LoggingConfig:
     level: str = "info"
 
@@ -125,6 +145,7 @@ class Config:
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
     auth: AuthConfig = attrs.Factory(AuthConfig)
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)
+    limits: LimitsConfig = attrs.Factory(LimitsConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
@@ -316,6 +337,18 @@ def _range(key: str, value: float, low: float, high: float | None = None) -> Non
         raise ConfigError(f"config key '{key}' must be {bound}")
 
 
+def parse_rate(key: str, value: str) -> tuple[int, float]:
+    """ "CAPACITY/SECONDS" -> (capacity, seconds)."""
+    try:
+        cap, _, secs = value.partition("/")
+        capacity, seconds = int(cap), float(secs)
+    except ValueError:
+        raise ConfigError(f"config key '{key}' must look like 10/300 (count/seconds)") from None
+    if capacity < 1 or seconds <= 0:
+        raise ConfigError(f"config key '{key}' must have a positive count and period")
+    return capacity, seconds
+
+
 def validate(config: Config) -> None:
     """Cross-field and range checks."""
     c, w, n, a = config.core, config.webserver, config.nats, config.actors
@@ -363,6 +396,10 @@ def validate(config: Config) -> None:
         _range("smtp.port", config.smtp.port, 1, 65535)
         if config.smtp.ssl and config.smtp.starttls:
             raise ConfigError("config keys 'smtp.ssl' and 'smtp.starttls' cannot both be true")
+    for f in attrs.fields(LimitsConfig):
+        if f.type in (str, "str"):
+            parse_rate(f"limits.{f.name}", getattr(config.limits, f.name))
+    _range("limits.bcrypt_queue", config.limits.bcrypt_queue, 1)
     for email in config.owners.emails:
         local, at, domain = email.strip().rpartition("@")
         if not at or not local or "." not in domain:

@@ -27,9 +27,10 @@ from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.user_directory import UserDirectory
+from chatto.auth.keyring import Keyring
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
-from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
+from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage, keep_storage
 from chatto.config import Config
 from chatto.errors import StartupError
 from chatto.eventstore import JetStreamEventStore
@@ -40,6 +41,7 @@ from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
 from chatto.permissions import Permissions
+from chatto.ratelimit import RateLimiter
 from chatto.services import Services
 from chatto.wiring import build_auth, build_deleter, register_domain, seed_permissions
 
@@ -143,6 +145,7 @@ async def serve_chatto(
             projector = Projector(store, [server_view, directory, rooms, rbac], hub, live_topics)
             register_domain(actors, config, store, kms)
             await core.start(projector.serve)
+            await core.start(keep_storage, bridge, config.nats.replicas)
             outbox = Outbox(make_mailer(config.smtp))
             await core.start(outbox.serve)
             live = LiveRelay(bridge, hub)
@@ -170,6 +173,7 @@ async def serve_chatto(
                 messaging=messaging,
                 deleter=deleter,
                 permissions=Permissions(rbac, rooms),
+                limiter=RateLimiter(bridge, Keyring(config.core.secret_key), config.limits),
                 embedded=embedded,
             )
             app = ChattoApp(services, build_schema())

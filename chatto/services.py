@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chatto.mail import Outbox
     from chatto.messaging.service import MessagingService
     from chatto.permissions import Permissions
+    from chatto.ratelimit import RateLimiter
 
 
 @attrs.define
@@ -45,6 +46,7 @@ class Services:
     messaging: MessagingService
     deleter: AccountDeleter
     permissions: Permissions
+    limiter: RateLimiter
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

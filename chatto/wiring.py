@@ -61,7 +61,7 @@ async def build_auth(
         w.cookie_signing_secret, w.cookie_encryption_secret, w.url.startswith("https://"), ttl
     )
     challenges = Challenges(records, keyring, au.code_ttl_seconds, au.reset_ttl_seconds)
-    hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads)
+    hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads, config.limits.bcrypt_queue)
     await hasher.warm_up()
     accounts = AccountService(
         AuthSettings(w.url, au.registration_open),

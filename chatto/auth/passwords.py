@@ -21,7 +21,7 @@ import attrs
 import bcrypt
 import trio
 
-from chatto.errors import InvalidInputError
+from chatto.errors import BusyError, InvalidInputError
 
 MIN_BYTES = 8
 MAX_BYTES = 128
@@ -58,9 +58,10 @@ class HasherStats:
 class PasswordHasher:
     """bcrypt in worker threads, at most ``threads`` at a time."""
 
-    def __init__(self, cost: int = 12, threads: int = 2) -> None:
+    def __init__(self, cost: int = 12, threads: int = 2, max_waiting: int = 64) -> None:
         self.cost = cost
         self._limiter = trio.CapacityLimiter(threads)
+        self.max_waiting = max_waiting
         self._dummy: str | None = None
         self.stats = HasherStats()
 
@@ -74,7 +75,14 @@ class PasswordHasher:
         return SCHEME + digest.decode("ascii")
 
     async def verify(self, password: str, stored: str | None) -> bool:
-        """One bcrypt comparison, against ``stored`` or the dummy hash."""
+        """One bcrypt comparison, against ``stored`` or the dummy hash.
+
+        When too many comparisons already wait for a thread, refuse at once
+        (``BusyError``) rather than queue: a login flood cannot build a
+        backlog that delays everyone else.
+        """
+        if self._limiter.statistics().tasks_waiting >= self.max_waiting:
+            raise BusyError("the server is busy checking passwords; try again shortly")
         raw = password.encode("utf-8")
         target = stored if stored and stored.startswith(SCHEME) else None
         if target is None:

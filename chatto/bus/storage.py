@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import nats.js.errors
+import trio
 from nats.js.api import (
     KeyValueConfig,
     ObjectStoreConfig,
@@ -19,6 +20,7 @@ from nats.js.api import (
 )
 
 from chatto.bus.bridge import NatsBridge
+from chatto.errors import ChattoError
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +87,29 @@ async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1) -> None:
     await bridge.call(lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
     await bridge.call(ensure_objects)
     log.debug("storage bootstrap complete")
+
+
+async def keep_storage(
+    bridge: NatsBridge,
+    replicas: int = 1,
+    interval: float = 1.0,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Re-create missing buckets after every reconnect.
+
+    A restarted NATS keeps file-backed streams but loses memory-backed ones
+    (``MEMORY_CACHE``): presence and rate-limit state start over, and the
+    bucket itself must exist again before anyone writes to it.
+    """
+    task_status.started()
+    seen = bridge.stats.reconnects
+    while True:
+        await trio.sleep(interval)
+        if bridge.stats.reconnects != seen and bridge.connected:
+            try:
+                await bootstrap_storage(bridge, replicas)
+                seen = bridge.stats.reconnects
+                log.info("storage checked after reconnect")
+            except ChattoError as exc:
+                log.warning("storage check after reconnect failed (%s); retrying", exc.code)

@@ -102,6 +102,7 @@ async def resolve_post(
     viewer = viewer_of(info)
     services = info.context.services
     require_member(services.messaging.rooms, roomId, viewer.id)
+    await services.limiter.hit("messages_per_user_room", f"{viewer.id}:{roomId}")
     if threadRootEventId:
         services.permissions.require(viewer, "message.post-in-thread", roomId)
     if echo:

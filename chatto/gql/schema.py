@@ -132,6 +132,9 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
     if isinstance(original, ChattoError):
         formatted["message"] = original.message
         formatted["extensions"] = {"code": original.code}
+        retry = getattr(original, "retry_after", None)
+        if retry is not None:
+            formatted["extensions"]["retryAfter"] = retry
     elif original is not None:
         log.error("unhandled error in resolver at %s", error.path, exc_info=original)
         formatted["message"] = "internal server error"

@@ -6,6 +6,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from chatto.errors import ChattoError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -99,3 +101,14 @@ async def respond_error(send: Send, status: int, code: str, message: str) -> Non
     await respond_json(
         send, status, {"errors": [{"message": message, "extensions": {"code": code}}]}
     )
+
+
+async def respond_chatto_error(send: Send, exc: ChattoError) -> None:
+    """An error response for a ``ChattoError``; 429s carry ``Retry-After``."""
+    retry = getattr(exc, "retry_after", None)
+    doc: dict[str, Any] = {"message": exc.message, "extensions": {"code": exc.code}}
+    extra: list[tuple[bytes, bytes]] = []
+    if retry is not None:
+        doc["extensions"]["retryAfter"] = retry
+        extra.append((b"retry-after", str(retry).encode()))
+    await respond_json(send, exc.http_status, {"errors": [doc]}, extra)

@@ -17,6 +17,7 @@ import attrs
 
 from actors.user_directory import UserRecord
 from chatto.auth.authn import AuthResult
+from chatto.auth.identity import normalize_email
 from chatto.errors import ChattoError, InvalidInputError, UnauthenticatedError
 from chatto.http.asgi import (
     BodyTooLarge,
@@ -26,9 +27,11 @@ from chatto.http.asgi import (
     discard_body,
     header,
     read_body,
+    respond_chatto_error,
     respond_error,
     respond_json,
 )
+from chatto.ratelimit import client_ip
 from chatto.services import Services
 
 MAX_AUTH_BODY = 16 * 1024
@@ -79,12 +82,21 @@ Handler = Callable[[AuthRequest], Awaitable[tuple[dict[str, Any], Headers]]]
 SENT = {"ok": True, "message": "If the address can be used, we sent a mail to it."}
 
 
+async def _limit_email(req: AuthRequest, kind: str) -> str:
+    """Per-IP and per-address budgets, taken before any other work."""
+    email = normalize_email(req.text("email"))
+    await req.services.limiter.hit(f"{kind}_per_ip", req.ip)
+    await req.services.limiter.hit(f"{kind}_per_email", email)
+    return email
+
+
 async def register(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
-    await req.services.accounts.request_registration(req.text("email"))
+    await req.services.accounts.request_registration(await _limit_email(req, "register"))
     return SENT, []
 
 
 async def register_verify(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    await req.services.limiter.hit("code_attempts_per_ip", req.ip)
     token = await req.services.accounts.verify_registration_code(
         req.text("email"), req.text("code", 32)
     )
@@ -99,9 +111,11 @@ async def register_complete(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
 
 
 async def login(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
-    user = await req.services.accounts.login(
-        req.text("login", 320), req.text("password", 4096), req.ip
-    )
+    identifier = req.text("login", 320)
+    # Refused before any bcrypt work; unknown accounts get the same budget.
+    await req.services.limiter.hit("login_per_ip", req.ip)
+    await req.services.limiter.hit("login_per_account", identifier.strip().lower())
+    user = await req.services.accounts.login(identifier, req.text("password", 4096), req.ip)
     return await issue_session(req, user)
 
 
@@ -141,7 +155,7 @@ async def change_password(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
 
 
 async def forgot_password(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
-    await req.services.accounts.forgot_password(req.text("email"))
+    await req.services.accounts.forgot_password(await _limit_email(req, "reset"))
     return SENT, []
 
 
@@ -158,6 +172,7 @@ async def email_request(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
 
 async def email_confirm(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     user = req.require_user()
+    await req.services.limiter.hit("code_attempts_per_ip", req.ip)
     updated = await req.services.accounts.confirm_email_code(
         user.id, req.text("email"), req.text("code", 32)
     )
@@ -179,9 +194,12 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def client_ip(scope: Scope) -> str:
+def request_ip(scope: Scope, services: Services) -> str:
+    """The client's address (X-Forwarded-For only from trusted proxies)."""
     client = scope.get("client")
-    return str(client[0]) if client else ""
+    peer = str(client[0]) if client else ""
+    trusted = services.config.webserver.trusted_proxies
+    return client_ip(peer, header(scope, b"x-forwarded-for"), trusted)
 
 
 async def _read_json(scope: Scope, receive: Receive) -> dict[str, Any]:
@@ -210,14 +228,15 @@ async def handle_auth(scope: Scope, receive: Receive, send: Send, services: Serv
         auth = await services.authn.from_headers(
             header(scope, b"authorization"), header(scope, b"cookie")
         )
-        req = AuthRequest(services, body, auth, client_ip(scope), header(scope, b"x-csrf-token"))
+        ip = request_ip(scope, services)
+        req = AuthRequest(services, body, auth, ip, header(scope, b"x-csrf-token"))
         doc, headers = await handler(req)
     except BodyTooLarge:
         await discard_body(receive)
         await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
         return
     except ChattoError as exc:
-        await respond_error(send, exc.http_status, exc.code, exc.message)
+        await respond_chatto_error(send, exc)
         return
     if auth.set_cookie is not None and not headers:
         headers = [auth.set_cookie]

@@ -19,9 +19,11 @@ from chatto.http.asgi import (
     discard_body,
     header,
     read_body,
+    respond_chatto_error,
     respond_error,
     respond_json,
 )
+from chatto.http.auth_routes import request_ip
 from chatto.services import Services
 
 EXECUTION_TIMEOUT = 30.0
@@ -77,12 +79,16 @@ async def handle_graphql_http(
     auth = await services.authn.from_headers(
         header(scope, b"authorization"), header(scope, b"cookie")
     )
-    if op.kind == "mutation":
-        try:
+    try:
+        if op.kind == "mutation":
             services.authn.check_csrf(auth, header(scope, b"x-csrf-token"))
-        except ChattoError as exc:
-            await respond_error(send, exc.http_status, exc.code, exc.message)
-            return
+        if auth.user is not None:
+            await services.limiter.hit("graphql_per_user", auth.user.id)
+        else:
+            await services.limiter.hit("graphql_per_ip", request_ip(scope, services))
+    except ChattoError as exc:
+        await respond_chatto_error(send, exc)
+        return
     ctx = RequestContext(services=services, auth=auth, transport="http")
     if auth.set_cookie is not None:
         ctx.response_headers.append(auth.set_cookie)

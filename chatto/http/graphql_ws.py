@@ -89,6 +89,13 @@ class Connection:
             if not await self._authenticate(msg.get("payload")):
                 await self.close(4403, "Forbidden")
                 return
+            user = self.ctx.auth.user
+            if user is not None:
+                try:
+                    await self._services.limiter.hit("websockets_per_user", user.id)
+                except ChattoError:
+                    await self.close(1013, "rate limited")
+                    return
             self.acked = True
             await self.send_json({"type": "connection_ack"})
         elif kind == "ping":
