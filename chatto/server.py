@@ -193,6 +193,7 @@ async def _serve_http(
         async with trio.open_nursery() as http:
             binds: list[str] = await http.start(_hypercorn, app, config, shutdown)
             url = binds[0] if binds else f"http://{w.host}:{w.port}"
+            app.cors = app.cors.with_port(int(url.rsplit(":", 1)[1]))
             log.info("Chatto is listening on %s", url)
             task_status.started(Running(services=services, http_url=url))
     except* OSError as group:

@@ -415,9 +415,13 @@ async def bench(running: Running, params: Params) -> dict[str, Any]:
 
 async def run(params: Params) -> dict[str, Any]:
     """Start the server, run the benchmark, shut the server down."""
-    config = make_config(Path(tempfile.mkdtemp(prefix="chatto-bench-msg-")))
     shutdown = trio.Event()
-    with trio.fail_after(params.timeout):
+    prefix = "chatto-bench-msg-"
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as tmp,
+        trio.fail_after(params.timeout),
+    ):
+        config = make_config(Path(tmp))
         async with trio.open_nursery() as nursery:
             running: Running = await nursery.start(serve_chatto, config, shutdown)
             tune_gc()  # as `chatto run` does once started

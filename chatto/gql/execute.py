@@ -26,6 +26,7 @@ from graphql import (
 
 from chatto.errors import InvalidInputError
 from chatto.gql.context import RequestContext
+from chatto.gql.limits import LimitsRule
 from chatto.gql.schema import format_error
 
 MAX_QUERY_CHARS = 100_000
@@ -132,6 +133,7 @@ async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> 
         introspection=True,
         logger=_ARIADNE_LOG,
         query_validator=cast(QueryValidator, CACHE.validate),
+        validation_rules=[LimitsRule],
     )
     return dict(result)
 
@@ -149,6 +151,7 @@ async def subscribe(
         introspection=True,
         logger=_ARIADNE_LOG,
         query_validator=cast(QueryValidator, CACHE.validate),
+        validation_rules=[LimitsRule],
     )
     if not ok:
         return list(result)  # type: ignore[arg-type]

@@ -14,8 +14,18 @@ from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chatto import __version__
-from chatto.http.asgi import Receive, Scope, Send, respond, respond_error, respond_json
+from chatto.http.asgi import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    respond,
+    respond_error,
+    respond_json,
+)
 from chatto.http.auth_routes import handle_auth
+from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
 from chatto.services import Services
@@ -31,6 +41,8 @@ class ChattoApp:
     def __init__(self, services: Services, schema: GraphQLSchema) -> None:
         self.services = services
         self.schema = schema
+        w = services.config.webserver
+        self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
         self._playground = (
             ExplorerGraphiQL(title="Chatto API", subscription_url=GRAPHQL_PATH).html(None).encode()
         )
@@ -40,16 +52,48 @@ class ChattoApp:
         if kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            if scope["path"] == GRAPHQL_PATH:
-                await handle_graphql_ws(scope, receive, send, self.services, self.schema)
-            else:
+            origin = header(scope, b"origin")
+            if scope["path"] != GRAPHQL_PATH:
                 await send({"type": "websocket.close", "code": 4404})
+            elif not self.cors.allows(origin):
+                # Same check as CORS, before the upgrade is accepted (HTTP 403).
+                await send({"type": "websocket.close", "code": 4403})
+            else:
+                scope = self._credentials_for(scope, origin)
+                await handle_graphql_ws(scope, receive, send, self.services, self.schema)
         elif kind == "http":
+            origin = header(scope, b"origin")
+            scope = self._credentials_for(scope, origin)
+            send = self._with_cors(send, origin)
             try:
+                if scope["method"] == "OPTIONS":
+                    await respond(
+                        send, 204, b"", b"text/plain", self.cors.preflight_headers(origin)
+                    )
+                    return
                 await self._http(scope, receive, send)
             except Exception:
                 log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
                 await respond_error(send, 500, "INTERNAL", "internal server error")
+
+    def _credentials_for(self, scope: Scope, origin: str | None) -> Scope:
+        """Drop cookies sent from origins not trusted with credentials."""
+        if self.cors.credentials_allowed(origin):
+            return scope
+        headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() != b"cookie"]
+        return {**scope, "headers": headers}
+
+    def _with_cors(self, send: Send, origin: str | None) -> Send:
+        extra = self.cors.headers(origin)
+        if not extra:
+            return send
+
+        async def cors_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return cors_send
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
