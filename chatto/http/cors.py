@@ -62,11 +62,10 @@ class CorsPolicy:
         return []
 
     def preflight_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
-        base = self.headers(origin)
-        if not base:
+        """What a preflight answer adds to ``headers`` (which every response gets)."""
+        if not self.headers(origin):
             return []
         return [
-            *base,
             (b"access-control-allow-methods", ALLOW_METHODS),
             (b"access-control-allow-headers", ALLOW_HEADERS),
             (b"access-control-max-age", b"600"),

@@ -1,0 +1,238 @@
+"""The configuration schema: one frozen attrs class per TOML section.
+
+Each field's annotation and metadata are the single source of truth: the
+loader (``chatto.config``) derives key names, TOML types, environment
+variable names and redaction from them, and ``chatto init`` renders its file
+from the defaults. Adding a key is therefore one line here plus its entry in
+``chatto.toml.example`` (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+# Marks a field whose value must never leave the process: redacted() hides
+# it and error messages about it name the key only.
+SECRET = {"secret": True}
+# Marks a field that is not a config key (derived at load time).
+INTERNAL = {"internal": True}
+REDACTED = "<redacted>"
+
+
+def _secret(default: str = "") -> Any:
+    return attrs.field(default=default, metadata=SECRET)
+
+
+@attrs.frozen
+class CoreConfig:
+    """``[core]``: identity and where data lives."""
+
+    secret_key: str = _secret()
+    data_dir: str = "./data"
+    server_name: str = "Chatto"
+
+
+@attrs.frozen
+class WebserverConfig:
+    """``[webserver]``: the HTTP listener, cookies and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    url: str = "http://localhost:4000"
+    cookie_signing_secret: str = _secret()
+    cookie_encryption_secret: str = _secret()
+    asset_signing_secret: str = _secret()
+    allowed_origins: list[str] = attrs.Factory(list)
+    oauth_redirect_origins: list[str] = attrs.Factory(list)
+    trusted_proxies: list[str] = attrs.Factory(list)
+    max_body_bytes: int = 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+
+
+@attrs.frozen
+class EmbeddedNatsConfig:
+    """``[nats.embedded]``: the supervised child ``nats-server``."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0
+    store_dir: str = ""
+    token: str = _secret()
+
+
+@attrs.frozen
+class NatsConfig:
+    """``[nats]``: how to reach NATS; ``url`` empty means the embedded one."""
+
+    url: str = ""
+    token: str = _secret()
+    user: str = ""
+    password: str = _secret()
+    creds_file: str = ""
+    connect_timeout_seconds: float = 5.0
+    request_timeout_seconds: float = 5.0
+    replicas: int = 1
+    embedded: EmbeddedNatsConfig = attrs.Factory(EmbeddedNatsConfig)
+
+
+@attrs.frozen
+class ActorsConfig:
+    """``[actors]``: mailbox bounds and actor lifetimes."""
+
+    mailbox_size: int = 256
+    ask_timeout_seconds: float = 10.0
+    idle_seconds: float = 300.0
+    max_append_retries: int = 5
+
+
+@attrs.frozen
+class AuthConfig:
+    """``[auth]``: registration, password hashing and credential lifetimes."""
+
+    registration_open: bool = True
+    # bcrypt's library default; lower only for tests (4 is bcrypt's minimum).
+    bcrypt_cost: int = 12
+    bcrypt_threads: int = 2
+    session_ttl_days: float = 90.0
+    code_ttl_seconds: int = 900
+    reset_ttl_seconds: int = 3600
+
+
+@attrs.frozen
+class SmtpConfig:
+    """``[smtp]``: outgoing mail; disabled means mail goes to the console."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 587
+    username: str = ""
+    password: str = _secret()
+    from_address: str = "chatto@localhost"
+    starttls: bool = True
+    ssl: bool = False
+    timeout_seconds: float = 10.0
+
+
+@attrs.frozen
+class LimitsConfig:
+    """Token buckets as "CAPACITY/SECONDS" (refill the whole bucket in SECONDS)."""
+
+    enabled: bool = True
+    login_per_account: str = "10/300"
+    login_per_ip: str = "50/300"
+    register_per_ip: str = "20/3600"
+    register_per_email: str = "5/3600"
+    reset_per_ip: str = "20/3600"
+    reset_per_email: str = "5/3600"
+    code_attempts_per_ip: str = "30/900"
+    graphql_per_user: str = "1200/60"
+    graphql_per_ip: str = "2400/60"
+    websockets_per_user: str = "30/60"
+    messages_per_user_room: str = "60/30"
+    # Logins waiting for a bcrypt thread beyond this are refused at once.
+    bcrypt_queue: int = 64
+
+
+@attrs.frozen
+class LoggingConfig:
+    """``[logging]``: the root log level."""
+
+    level: str = "info"
+
+
+@attrs.frozen
+class OwnersConfig:
+    """``[owners]``: emails that become owners once verified."""
+
+    emails: list[str] = attrs.Factory(list)
+
+
+@attrs.frozen
+class Config:
+    """The whole configuration; ``base_dir`` is the config file's folder."""
+
+    core: CoreConfig = attrs.Factory(CoreConfig)
+    webserver: WebserverConfig = attrs.Factory(WebserverConfig)
+    nats: NatsConfig = attrs.Factory(NatsConfig)
+    actors: ActorsConfig = attrs.Factory(ActorsConfig)
+    auth: AuthConfig = attrs.Factory(AuthConfig)
+    smtp: SmtpConfig = attrs.Factory(SmtpConfig)
+    limits: LimitsConfig = attrs.Factory(LimitsConfig)
+    logging: LoggingConfig = attrs.Factory(LoggingConfig)
+    owners: OwnersConfig = attrs.Factory(OwnersConfig)
+    base_dir: Path = attrs.field(default=Path("."), metadata=INTERNAL)
+
+    @property
+    def data_dir(self) -> Path:
+        """``core.data_dir`` resolved against the config file's folder."""
+        return (self.base_dir / self.core.data_dir).resolve()
+
+    @property
+    def nats_store_dir(self) -> Path:
+        """The embedded JetStream store: ``<data_dir>/nats`` unless set."""
+        store = self.nats.embedded.store_dir
+        return (self.base_dir / store).resolve() if store else self.data_dir / "nats"
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as nested dicts with every secret replaced."""
+        return _redact(self)
+
+
+# --- schema walking -----------------------------------------------------------
+def field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation (the module uses string annotations)."""
+    return typing.get_type_hints(cls)
+
+
+def is_section(tp: Any) -> bool:
+    """Whether an annotation is a nested section rather than a leaf key."""
+    return isinstance(tp, type) and attrs.has(tp)
+
+
+def schema_fields(cls: type) -> list[attrs.Attribute[Any]]:
+    """The fields of ``cls`` that are config keys or sections."""
+    return [f for f in attrs.fields(cls) if not f.metadata.get("internal")]
+
+
+def env_name(dotted: str) -> str:
+    """``nats.embedded.enabled`` -> ``CHATTO_NATS_EMBEDDED_ENABLED``."""
+    return "CHATTO_" + dotted.replace(".", "_").upper()
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every leaf key as dotted name -> type, in schema order."""
+    keys: dict[str, Any] = {}
+    hints = field_types(cls)
+    for f in schema_fields(cls):
+        tp, name = hints[f.name], prefix + f.name
+        if is_section(tp):
+            keys.update(all_keys(tp, name + "."))
+        else:
+            keys[name] = tp
+    return keys
+
+
+def type_name(tp: Any) -> str:
+    """The expected type in words, for error messages."""
+    if typing.get_origin(tp) is list:
+        return "a list of strings"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    return names[tp]
+
+
+def _redact(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in schema_fields(type(obj)):
+        value = getattr(obj, f.name)
+        if attrs.has(type(value)):
+            out[f.name] = _redact(value)
+        elif f.metadata.get("secret"):
+            # Whether a secret is set is useful to an operator; its value never is.
+            out[f.name] = REDACTED if value else ""
+        else:
+            out[f.name] = list(value) if isinstance(value, list) else value
+    return out
