@@ -100,6 +100,7 @@ class AuthConfig:
     session_ttl_days: float = 90.0
     code_ttl_seconds: int = 900
     reset_ttl_seconds: int = 3600
+    oauth_code_ttl_seconds: int = 300
 
 
 @attrs.frozen

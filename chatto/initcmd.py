@@ -1,60 +1,98 @@
-"""``chatto init``: a complete config file with fresh random secrets."""
+"""``chatto init``: write a complete config file with fresh random secrets.
+
+The file is rendered from the schema's defaults (``chatto.config_schema``), so
+it always holds every key the loader knows; ``chatto.toml.example`` carries
+the per-key documentation. The file is created exclusively with mode 0600:
+an existing config (and the secrets in it) is never overwritten.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
+import attrs
+
+from chatto.config_schema import Config, schema_fields
 from chatto.errors import ConfigError
 
-TEMPLATE = """\
+# Dotted key -> bytes of randomness for secrets.token_urlsafe.
+SECRET_BYTES = {
+    "core.secret_key": 48,
+    "webserver.cookie_signing_secret": 48,
+    "webserver.cookie_encryption_secret": 48,
+    "webserver.asset_signing_secret": 48,
+    "nats.embedded.token": 32,
+}
+
+HEADER = """\
 # Chatto configuration, written by `chatto init`. Keep this file private:
-# it holds the server's secrets. Every key is documented in
-# chatto.toml.example; any key can be overridden with CHATTO_<SECTION>_<KEY>.
-
-[core]
-secret_key = "{secret_key}"
-data_dir = "./data"
-server_name = "Chatto"
-
-[webserver]
-host = "127.0.0.1"
-port = 4000
-url = "http://localhost:4000"
-cookie_signing_secret = "{cookie_signing_secret}"
-cookie_encryption_secret = "{cookie_encryption_secret}"
-asset_signing_secret = "{asset_signing_secret}"
-
-[nats.embedded]
-enabled = true
-token = "{nats_token}"
-
-[logging]
-level = "info"
-"""
-
-
-def render_initial_config() -> str:
-    """The config text with freshly generated secrets."""
-    return TEMPLATE.format(
-        secret_key=secrets.token_urlsafe(48),
-        cookie_signing_secret=secrets.token_urlsafe(48),
-        cookie_encryption_secret=secrets.token_urlsafe(48),
-        asset_signing_secret=secrets.token_urlsafe(48),
-        nats_token=secrets.token_urlsafe(32),
-    )
+# it holds the server's secrets, and changing core.secret_key invalidates
+# every session. Each key is documented in chatto.toml.example; any key can
+# be overridden from the environment as CHATTO_<SECTION>_<KEY>."""
 
 
 def write_initial_config(path: Path) -> None:
     """Create ``path`` (mode 0600) exclusively; ``ConfigError`` if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_initial_config()
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL makes "does it exist?" and "create it" one step: no race can
+        # replace a config that appeared in between.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise ConfigError(f"refusing to overwrite existing config file {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(render_initial_config())
-    os.chmod(path, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            # The umask may have stripped bits from the mode given to os.open.
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        # A half-written file would make every retry refuse to overwrite it.
+        path.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
+
+
+def render_initial_config() -> str:
+    """The config text: every key at its default, secrets freshly generated."""
+    values = {key: secrets.token_urlsafe(n) for key, n in SECRET_BYTES.items()}
+    lines = [HEADER]
+    _render_section(Config(), "", values, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _render_section(section: Any, prefix: str, values: dict[str, str], lines: list[str]) -> None:
+    """Append ``section``'s keys under its header, then its nested sections."""
+    nested: list[tuple[str, Any]] = []
+    if prefix:
+        lines += ["", f"[{prefix.rstrip('.')}]"]
+    for f in schema_fields(type(section)):
+        value = getattr(section, f.name)
+        if attrs.has(type(value)):
+            nested.append((prefix + f.name + ".", value))
+        else:
+            value = values.get(prefix + f.name, value)
+            lines.append(f"{f.name} = {_toml_value(value)}")
+    for sub_prefix, sub in nested:
+        _render_section(sub, sub_prefix, values, lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes are valid TOML basic-string escapes; DEL is the
+        # one character TOML forbids raw that JSON leaves alone.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML rendering for {type(value).__name__}")

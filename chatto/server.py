@@ -28,6 +28,8 @@ from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.user_directory import UserDirectory
 from chatto.auth.keyring import Keyring
+from chatto.auth.oauth import Grants
+from chatto.auth.records import RecordStore
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage, keep_storage
@@ -174,6 +176,11 @@ async def serve_chatto(
                 deleter=deleter,
                 permissions=Permissions(rbac, rooms),
                 limiter=RateLimiter(bridge, Keyring(config.core.secret_key), config.limits),
+                grants=Grants(
+                    RecordStore(bridge),
+                    Keyring(config.core.secret_key),
+                    config.auth.oauth_code_ttl_seconds,
+                ),
                 embedded=embedded,
             )
             app = ChattoApp(services, build_schema())

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from actors.user_directory import UserDirectory
     from chatto.auth.authn import Authenticator
     from chatto.auth.deletion import AccountDeleter
+    from chatto.auth.oauth import Grants
     from chatto.auth.service import AccountService
     from chatto.config import Config
     from chatto.mail import Outbox
@@ -47,6 +48,7 @@ class Services:
     deleter: AccountDeleter
     permissions: Permissions
     limiter: RateLimiter
+    grants: Grants
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

@@ -28,6 +28,7 @@ from chatto.http.auth_routes import handle_auth
 from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
+from chatto.http.oauth_routes import handle_oauth
 from chatto.services import Services
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class ChattoApp:
             await handle_graphql_http(scope, receive, send, self.services, self.schema)
         elif path.startswith("/auth/"):
             await handle_auth(scope, receive, send, self.services)
+        elif path.startswith("/oauth/"):
+            await handle_oauth(scope, receive, send, self.services)
         elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
@@ -143,5 +146,6 @@ class ChattoApp:
             "url": cfg.webserver.url,
             "graphql": GRAPHQL_PATH,
             "authMethods": ["password"],
+            "authorizeUrl": cfg.webserver.url.rstrip("/") + "/oauth/authorize",
             "registrationOpen": cfg.auth.registration_open,
         }
