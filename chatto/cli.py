@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,29 @@ def _parser() -> argparse.ArgumentParser:
     default = os.environ.get("CHATTO_CONFIG", DEFAULT_CONFIG)
     p_init = sub.add_parser("init", help="write a new config file with fresh secrets")
     p_init.add_argument("-c", "--config", default=default, help="config path")
+    p_backup = sub.add_parser("backup", help="write a backup archive (works while serving)")
+    p_backup.add_argument("-c", "--config", default=default, help="config path")
+    p_backup.add_argument("-o", "--output", help="archive path (default: chatto-<time>.tar.gz)")
+    p_backup.add_argument("--encrypt", action="store_true", help="age-encrypt with a passphrase")
+    p_backup.add_argument("--include-keys", action="store_true", help="include ENCRYPTION_KEYS")
+    p_backup.add_argument(
+        "--passphrase", help="passphrase (else $CHATTO_BACKUP_PASSPHRASE, stdin or a prompt)"
+    )
+    p_restore = sub.add_parser("restore", help="restore an archive (server stopped)")
+    p_restore.add_argument("archive")
+    p_restore.add_argument("-c", "--config", default=default, help="config path")
+    p_restore.add_argument("--conflict", choices=["error", "skip", "overwrite"], default="error")
+    p_restore.add_argument("--passphrase")
+    p_keys = sub.add_parser("keys", help="export or import encryption keys")
+    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
+    p_kexp = keys_sub.add_parser("export", help="write an age-encrypted key export")
+    p_kexp.add_argument("-o", "--output", required=True)
+    p_kexp.add_argument("-c", "--config", default=default)
+    p_kexp.add_argument("--passphrase")
+    p_kimp = keys_sub.add_parser("import", help="import keys (never overwrites)")
+    p_kimp.add_argument("file")
+    p_kimp.add_argument("-c", "--config", default=default)
+    p_kimp.add_argument("--passphrase")
     p_run = sub.add_parser("run", help="run the server")
     p_run.add_argument("-c", "--config", default=default, help="config path")
     p_run.add_argument(
@@ -106,6 +130,35 @@ def cmd_run(path: Path, init: bool) -> int:
     return fail(error.message, 1) if error is not None else 0
 
 
+def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
+    """backup / restore / keys: CLI-only work (age's scrypt holds the GIL)."""
+    from chatto.backup import commands
+
+    setup_logging("warning")
+    if args.command == "backup":
+        out = Path(args.output or time.strftime("chatto-%Y%m%d-%H%M%S.tar.gz"))
+        if args.encrypt and not out.name.endswith(".age"):
+            out = out.with_name(out.name + ".age")
+        commands.run(commands.backup, config, out, args.encrypt, args.include_keys, args.passphrase)
+        print(f"chatto: backup written to {out}", file=sys.stderr)
+    elif args.command == "restore":
+        notes = commands.run(
+            commands.restore, config, Path(args.archive), args.conflict, args.passphrase
+        )
+        for note in notes:
+            print(f"chatto: note: {note}", file=sys.stderr)
+        print("chatto: restore complete", file=sys.stderr)
+    elif args.keys_command == "export":
+        n = commands.run(commands.keys_export, config, Path(args.output), args.passphrase)
+        print(f"chatto: {n} key records exported to {args.output}", file=sys.stderr)
+    else:
+        written, skipped = commands.run(
+            commands.keys_import, config, Path(args.file), args.passphrase
+        )
+        print(f"chatto: {written} key records imported, {skipped} already present", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     path = Path(args.config)
@@ -116,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return cmd_run(path, args.init)
+        return cmd_maintenance(args, load_config(path))
     except ConfigError as exc:
         return fail(exc.message, 2)
     except ChattoError as exc:

@@ -1,0 +1,1 @@
+"""Backups, restores and key export/import (CLI commands, never on the serving loop)."""
