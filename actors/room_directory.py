@@ -15,6 +15,7 @@ import attrs
 
 from actors.events import Recorded
 from actors.room_events import (
+    AttachmentUploaded,
     GroupCreated,
     MemberBanned,
     MemberDeleted,
@@ -48,6 +49,19 @@ class MessageView:
     retracted: bool = False
     reactions: dict[str, list[str]] = attrs.Factory(dict)
     reply_count: int = 0
+    attachments: tuple[str, ...] = ()
+
+
+@attrs.define
+class AttachmentView:
+    id: str
+    room_id: str
+    author_id: str
+    name_enc: str
+    content_type: str
+    size: int
+    epoch: int
+    removed: bool = False
 
 
 @attrs.define
@@ -101,6 +115,7 @@ class RoomDirectory:
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
+        self.attachments: dict[str, AttachmentView] = {}
 
     def rooms_touched_by(self, user_id: str) -> set[str]:
         """Rooms the user is in or has written in (account deletion)."""
@@ -165,11 +180,25 @@ class RoomDirectory:
         elif isinstance(ev, MemberDeleted):
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
+            for att in self.attachments.values():
+                if att.author_id == ev.user_id and att.room_id == room.id:
+                    att.removed = True
         else:
             self._apply_message(room, rec)
 
     def _apply_message(self, room: RoomView, rec: Recorded) -> None:
         ev, env = rec.envelope.event, rec.envelope
+        if isinstance(ev, AttachmentUploaded):
+            self.attachments[ev.attachment_id] = AttachmentView(
+                ev.attachment_id,
+                room.id,
+                ev.author_id,
+                ev.name_enc,
+                ev.content_type,
+                ev.size,
+                ev.epoch,
+            )
+            return
         if isinstance(ev, MessagePosted):
             posted = MessageView(
                 env.id,
@@ -183,6 +212,7 @@ class RoomDirectory:
                 ev.in_reply_to,
                 ev.thread_root,
                 ev.echo,
+                attachments=ev.attachments,
             )
             self.messages[env.id] = posted
             if ev.thread_root:
@@ -202,6 +232,9 @@ class RoomDirectory:
                 msg.edited_ms = env.at_ms
         elif isinstance(ev, MessageRetracted):
             msg.retracted, msg.body, msg.reactions = True, "", {}
+            for att in msg.attachments:
+                if att in self.attachments:
+                    self.attachments[att].removed = True
         elif isinstance(ev, ReactionChanged):
             users = msg.reactions.setdefault(ev.shortcode, [])
             if ev.added and ev.user_id not in users:

@@ -78,6 +78,20 @@ class MessagePosted(Event):
     in_reply_to: str = ""
     thread_root: str = ""
     echo: bool = False
+    attachments: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class AttachmentUploaded(Event):
+    """Bytes sealed in the object store; the file name is sealed here too."""
+
+    TYPE: ClassVar[str] = "room.attachment_uploaded"
+    attachment_id: str
+    author_id: str
+    name_enc: str
+    content_type: str
+    size: int
+    epoch: int
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from actors.entity import Decision, EntityActor
 from actors.events import EntityRef, Event, Recorded
 from actors.ids import new_id
 from actors.room_events import (
+    AttachmentUploaded,
     GroupCreated,
     MemberBanned,
     MemberDeleted,
@@ -108,6 +109,7 @@ class PostMessage:
     in_reply_to: str = ""
     thread_root: str = ""
     echo: bool = False
+    attachments: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -134,6 +136,24 @@ class React:
 
 
 @attrs.frozen
+class RegisterAttachment:
+    author_id: str
+    attachment_id: str
+    name_enc: str
+    content_type: str
+    size: int
+    epoch: int
+
+
+@attrs.frozen
+class Removal:
+    """What a retraction or purge leaves for the caller to erase."""
+
+    seqs: tuple[int, ...] = ()
+    attachments: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class PurgeMember:
     """Account deletion: retract every live message of the user, mark them deleted."""
 
@@ -153,6 +173,7 @@ class _Msg:
     retracted: bool = False
     thread_root: str = ""
     reactions: dict[str, set[str]] = attrs.Factory(dict)
+    attachments: tuple[str, ...] = ()
 
 
 def seal_body(
@@ -188,6 +209,8 @@ class RoomActor(EntityActor):
         self.bans: dict[str, int] = {}
         self.messages: dict[str, _Msg] = {}
         self.deleted_members: set[str] = set()
+        self.attachments: dict[str, str] = {}  # attachment id -> author
+        self.used_attachments: set[str] = set()
         # Retracted messages whose stored events were seen on replay: a crash
         # came between the retraction and the erase. Erased via TakeUnerased.
         self.unerased: list[int] = []
@@ -213,9 +236,17 @@ class RoomActor(EntityActor):
             self.bans[ev.user_id] = ev.until_ms
         elif isinstance(ev, MemberUnbanned):
             self.bans.pop(ev.user_id, None)
+        elif isinstance(ev, AttachmentUploaded):
+            self.attachments[ev.attachment_id] = ev.author_id
         elif isinstance(ev, MessagePosted):
+            self.used_attachments.update(ev.attachments)
             self.messages[env.id] = _Msg(
-                ev.author_id, env.at_ms, [recorded.seq], False, ev.thread_root
+                ev.author_id,
+                env.at_ms,
+                [recorded.seq],
+                False,
+                ev.thread_root,
+                attachments=ev.attachments,
             )
         elif isinstance(ev, MessageEdited):
             msg = self.messages.get(ev.target_id)
@@ -335,10 +366,23 @@ class RoomActor(EntityActor):
                 self._message(ref)
         if c.thread_root and self.messages[c.thread_root].thread_root:
             raise InvalidInputError("threads cannot be nested")
+        for att in c.attachments:
+            if self.attachments.get(att) != c.author_id or att in self.used_attachments:
+                raise InvalidInputError("attachments must be your own unused uploads here")
         eid = new_id()
         body = seal_body(c.key, eid, eid, self.room_id, c.author_id, c.body)
-        ev = MessagePosted(c.author_id, body, c.key.epoch, c.in_reply_to, c.thread_root, c.echo)
+        ev = MessagePosted(
+            c.author_id, body, c.key.epoch, c.in_reply_to, c.thread_root, c.echo, c.attachments
+        )
         return Decision([ev], reply=eid, event_ids=[eid])
+
+    def _on_RegisterAttachment(self, c: RegisterAttachment) -> Decision:
+        self._require_member(c.author_id)
+        self._require_writable()
+        ev = AttachmentUploaded(
+            c.attachment_id, c.author_id, c.name_enc, c.content_type, c.size, c.epoch
+        )
+        return Decision([ev], reply=c.attachment_id)
 
     def _on_EditMessage(self, c: EditMessage) -> Decision:
         self._require_member(c.author_id)
@@ -361,7 +405,8 @@ class RoomActor(EntityActor):
             raise ForbiddenError("only the author or a moderator can retract a message")
         # The reply names the stored events that held the body, so the caller
         # can erase them from the stream once the retraction is recorded.
-        return Decision([MessageRetracted(c.target_id, c.by, msg.author_id)], reply=tuple(msg.seqs))
+        removal = Removal(tuple(msg.seqs), msg.attachments)
+        return Decision([MessageRetracted(c.target_id, c.by, msg.author_id)], reply=removal)
 
     def _on_PurgeMember(self, c: PurgeMember) -> Decision:
         self._require_room()
@@ -371,11 +416,12 @@ class RoomActor(EntityActor):
             if msg.author_id == c.user_id and not msg.retracted:
                 events.append(MessageRetracted(mid, "system", c.user_id))
                 seqs.extend(msg.seqs)
+        uploads = tuple(a for a, author in self.attachments.items() if author == c.user_id)
         if c.user_id not in self.deleted_members and (
             c.user_id in self.members or events or self._was_member(c.user_id)
         ):
             events.append(MemberDeleted(c.user_id))
-        return Decision(events, reply=tuple(seqs))
+        return Decision(events, reply=Removal(tuple(seqs), uploads))
 
     def _was_member(self, user_id: str) -> bool:
         return self.created is not None and user_id in self.created.participants

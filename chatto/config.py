@@ -207,6 +207,7 @@ def _validate_webserver(w: WebserverConfig) -> None:
     if not w.url.startswith(("http://", "https://")):
         raise ConfigError("config key 'webserver.url' must start with http:// or https://")
     _positive("webserver.max_body_bytes", w.max_body_bytes)
+    _positive("webserver.max_upload_bytes", w.max_upload_bytes)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):

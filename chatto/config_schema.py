@@ -50,6 +50,7 @@ class WebserverConfig:
     oauth_redirect_origins: list[str] = attrs.Factory(list)
     trusted_proxies: list[str] = attrs.Factory(list)
     max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
 
 

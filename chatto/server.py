@@ -39,6 +39,7 @@ from chatto.eventstore import JetStreamEventStore
 from chatto.gql.schema import build_schema
 from chatto.http.app import ChattoApp
 from chatto.mail import Outbox, make_mailer
+from chatto.messaging.attachments import Attachments
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
@@ -176,6 +177,9 @@ async def serve_chatto(
                 deleter=deleter,
                 permissions=Permissions(rbac, rooms),
                 limiter=RateLimiter(bridge, Keyring(config.core.secret_key), config.limits),
+                attachments=Attachments(
+                    actors, projector, rooms, keys, bridge, config.webserver.max_upload_bytes
+                ),
                 grants=Grants(
                     RecordStore(bridge),
                     Keyring(config.core.secret_key),

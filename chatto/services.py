@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chatto.auth.service import AccountService
     from chatto.config import Config
     from chatto.mail import Outbox
+    from chatto.messaging.attachments import Attachments
     from chatto.messaging.service import MessagingService
     from chatto.permissions import Permissions
     from chatto.ratelimit import RateLimiter
@@ -49,6 +50,7 @@ class Services:
     permissions: Permissions
     limiter: RateLimiter
     grants: Grants
+    attachments: Attachments
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

@@ -157,7 +157,7 @@ def _dummy(arg_type: Any, name: str) -> Any:
     assert isinstance(t, GraphQLScalarType)
     if name == "roomId":
         return "general"
-    return {"ID": "someid", "String": "some text", "Boolean": True, "Int": 1}[t.name]
+    return {"ID": "someid", "String": "some text", "Boolean": True, "Int": 1, "Upload": "f"}[t.name]
 
 
 def _selection(field: Any) -> str:

@@ -28,8 +28,9 @@ from chatto.auth.keyring import Keyring
 from chatto.auth.records import RecordStore
 from chatto.auth.sessions import SessionStore
 from chatto.bus.bridge import NatsBridge
-from chatto.bus.storage import EVENT_STREAM, MEMORY_CACHE
+from chatto.bus.storage import EVENT_STREAM, MEMORY_CACHE, OBJECTS
 from chatto.errors import BusyError, ChattoError
+from chatto.messaging.attachments import attachment_object
 from chatto.messaging.keys import BodyKeys
 
 log = logging.getLogger(__name__)
@@ -106,10 +107,12 @@ class AccountDeleter:
 
     async def _purge_room(self, room_id: str, user_id: str) -> None:
         done = await self._actors.ask("room", room_id, PurgeMember(user_id))
-        seqs = list(done.value)
+        seqs = list(done.value.seqs)
         seqs += (await self._actors.ask("room", room_id, TakeUnerased())).value
         for seq in seqs:
             await self._bridge.erase_msg(EVENT_STREAM, int(seq))
+        for attachment in done.value.attachments:
+            await self._bridge.obj_delete(OBJECTS, attachment_object(room_id, attachment))
         if done.recorded:
             await self._projector.wait_for(done.last_seq)
 

@@ -416,6 +416,18 @@ class NatsBridge:
 
         await self.call(put)
 
+    async def obj_delete(self, bucket: str, name: str) -> None:
+        """Remove an object (no error if it is already gone)."""
+
+        async def delete() -> None:
+            store = await self._obj(bucket)
+            try:
+                await store.delete(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return
+
+        await self.call(delete)
+
     async def obj_get(self, bucket: str, name: str) -> bytes | None:
 
         async def get() -> bytes | None:

@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType
 
-from actors.room_directory import MessageView
-from chatto.errors import ForbiddenError
+from actors.room_directory import AttachmentView, MessageView
+from chatto.errors import ForbiddenError, InvalidInputError
 from chatto.gql.rooms import viewer_of
+from chatto.messaging.attachments import Upload
 from chatto.messaging.service import encode_cursor, require_member
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info
 
 message_type = ObjectType("Message")
+attachment_type = ObjectType("Attachment")
 message_mutation = MutationType()
 
 
@@ -77,6 +79,37 @@ def resolve_reactions(msg: MessageView, info: Info) -> list[dict[str, Any]]:
     ]
 
 
+@message_type.field("attachments")
+def resolve_attachments(msg: MessageView, info: Info) -> list[AttachmentView]:
+    atts = info.context.services.messaging.rooms.attachments
+    return [atts[a] for a in msg.attachments if a in atts and not atts[a].removed]
+
+
+@attachment_type.field("name")
+async def resolve_attachment_name(att: AttachmentView, info: Info) -> str | None:
+    return await info.context.services.attachments.name(att)
+
+
+@attachment_type.field("contentType")
+def resolve_content_type(att: AttachmentView, _info: Info) -> str:
+    return att.content_type
+
+
+@attachment_type.field("url")
+def resolve_url(att: AttachmentView, _info: Info) -> str:
+    return f"/assets/attachments/{att.room_id}/{att.id}"
+
+
+@message_mutation.field("uploadAttachment")
+async def resolve_upload(_obj: Any, info: Info, roomId: str, file: Any) -> AttachmentView:
+    viewer = viewer_of(info)
+    services = info.context.services
+    require_member(services.messaging.rooms, roomId, viewer.id)
+    if not isinstance(file, Upload):
+        raise InvalidInputError("file must be sent as a multipart upload")
+    return await services.attachments.upload(viewer.id, roomId, file)
+
+
 @message_type.field("cursor")
 def resolve_cursor(msg: MessageView, _info: Info) -> str:
     return encode_cursor(msg.seq)
@@ -98,6 +131,7 @@ async def resolve_post(
     inReplyTo: str | None = None,
     threadRootEventId: str | None = None,
     echo: bool = False,
+    attachmentIds: list[str] | None = None,
 ) -> MessageView:
     viewer = viewer_of(info)
     services = info.context.services
@@ -108,7 +142,13 @@ async def resolve_post(
     if echo:
         services.permissions.require(viewer, "message.echo", roomId)
     return await services.messaging.post(
-        viewer.id, roomId, body, inReplyTo or "", threadRootEventId or "", echo
+        viewer.id,
+        roomId,
+        body,
+        inReplyTo or "",
+        threadRootEventId or "",
+        echo,
+        tuple(attachmentIds or ()),
     )
 
 

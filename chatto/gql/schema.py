@@ -27,7 +27,7 @@ from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
 from chatto.gql.admin import admin_query, admin_type
 from chatto.gql.live_events import live_subscription
-from chatto.gql.messages import message_mutation, message_type
+from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
@@ -37,6 +37,10 @@ from chatto.gql.subscription import subscription
 from chatto.gql.user import user_type
 
 log = logging.getLogger(__name__)
+
+# Upload values are put into the variables by the HTTP layer (multipart);
+# they are never parsed from or serialized to JSON.
+upload_scalar = ariadne.ScalarType("Upload")
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -114,7 +118,9 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         room_type,
         event_page,
         message_type,
+        attachment_type,
         message_mutation,
+        upload_scalar,
         live_subscription,
         roles_query,
         roles_mutation,

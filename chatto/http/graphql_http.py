@@ -10,7 +10,7 @@ from graphql import GraphQLSchema
 
 from chatto.errors import ChattoError
 from chatto.gql.context import RequestContext
-from chatto.gql.execute import RequestError, execute, prepare
+from chatto.gql.execute import Operation, RequestError, execute, prepare
 from chatto.http.asgi import (
     BodyTooLarge,
     Receive,
@@ -24,6 +24,7 @@ from chatto.http.asgi import (
     respond_json,
 )
 from chatto.http.auth_routes import request_ip
+from chatto.http.multipart import parse_multipart
 from chatto.services import Services
 
 EXECUTION_TIMEOUT = 30.0
@@ -49,7 +50,18 @@ async def handle_graphql_http(
     method = scope["method"]
     try:
         if method == "POST":
-            ctype = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            full_ctype = header(scope, b"content-type") or ""
+            ctype = full_ctype.split(";")[0].strip().lower()
+            if ctype == "multipart/form-data":
+                w = services.config.webserver
+                # The file plus room for the operations and MIME framing.
+                body = await read_body(scope, receive, w.max_upload_bytes + 64 * 1024)
+                payload = parse_multipart(full_ctype, body)
+                op = prepare(payload)
+                if op.kind != "mutation":
+                    raise RequestError("multipart requests are for mutations with uploads")
+                await _run(scope, send, services, schema, op)
+                return
             if ctype != "application/json":
                 await respond_error(send, 415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
                 return
@@ -68,6 +80,13 @@ async def handle_graphql_http(
     except RequestError as exc:
         await respond_error(send, 400, exc.code, exc.message)
         return
+    await _run(scope, send, services, schema, op)
+
+
+async def _run(
+    scope: Scope, send: Send, services: Services, schema: GraphQLSchema, op: Operation
+) -> None:
+    method = scope["method"]
     if op.kind == "subscription":
         await respond_error(
             send, 400, "BAD_REQUEST", "subscriptions need a graphql-transport-ws WebSocket"

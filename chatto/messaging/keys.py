@@ -59,6 +59,10 @@ class BodyKeys:
             self._remember((user_id, handle.epoch), cached)
         return BodyKey(cached, handle.epoch)
 
+    async def key_for(self, user_id: str, epoch: int) -> bytes | None:
+        """Any author's body key for an epoch (None once shredded)."""
+        return await self._key_for(user_id, epoch)
+
     async def _key_for(self, user_id: str, epoch: int) -> bytes | None:
         cached = self._cache.get((user_id, epoch))
         if cached is not None:

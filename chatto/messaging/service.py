@@ -28,6 +28,7 @@ from actors.rooms import (
     Leave,
     PostMessage,
     React,
+    Removal,
     RetractMessage,
     Unban,
     UpdateRoom,
@@ -35,8 +36,9 @@ from actors.rooms import (
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from chatto.bus.bridge import NatsBridge
-from chatto.bus.storage import EVENT_STREAM, RUNTIME_STATE
+from chatto.bus.storage import EVENT_STREAM, OBJECTS, RUNTIME_STATE
 from chatto.errors import ForbiddenError, InvalidInputError, NotFoundError
+from chatto.messaging.attachments import attachment_object
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 
@@ -189,10 +191,11 @@ class MessagingService:
         in_reply_to: str = "",
         thread_root: str = "",
         echo: bool = False,
+        attachments: tuple[str, ...] = (),
     ) -> MessageView:
         self.room(room_id)
         key = await self.keys.author_key(author_id)
-        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo)
+        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo, attachments)
         event_id = await self._room_cmd(room_id, cmd)
         return self.rooms.messages[str(event_id)]
 
@@ -202,9 +205,12 @@ class MessagingService:
         return self.rooms.messages[event_id]
 
     async def retract(self, by: str, room_id: str, event_id: str, as_moderator: bool) -> None:
-        seqs = await self._room_cmd(room_id, RetractMessage(by, event_id, as_moderator))
-        for seq in seqs or ():  # type: ignore[attr-defined]
+        removal = await self._room_cmd(room_id, RetractMessage(by, event_id, as_moderator))
+        assert isinstance(removal, Removal)
+        for seq in removal.seqs:
             await self._bridge.erase_msg(EVENT_STREAM, int(seq))
+        for attachment in removal.attachments:
+            await self._bridge.obj_delete(OBJECTS, attachment_object(room_id, attachment))
 
     async def react(
         self, user_id: str, room_id: str, event_id: str, shortcode: str, add: bool
