@@ -130,7 +130,7 @@ async def resolve_post(
     body: str,
     inReplyTo: str | None = None,
     threadRootEventId: str | None = None,
-    echo: bool = False,
+    echo: bool | None = False,
     attachmentIds: list[str] | None = None,
 ) -> MessageView:
     viewer = viewer_of(info)
@@ -147,7 +147,7 @@ async def resolve_post(
         body,
         inReplyTo or "",
         threadRootEventId or "",
-        echo,
+        bool(echo),
         tuple(attachmentIds or ()),
     )
 
@@ -179,10 +179,11 @@ async def resolve_retract(_obj: Any, info: Info, roomId: str, eventId: str) -> b
 
 @message_mutation.field("react")
 async def resolve_react(
-    _obj: Any, info: Info, roomId: str, eventId: str, shortcode: str, add: bool = True
+    _obj: Any, info: Info, roomId: str, eventId: str, shortcode: str, add: bool | None = True
 ) -> MessageView:
     user_id = _member(info, roomId)
-    return await info.context.services.messaging.react(user_id, roomId, eventId, shortcode, add)
+    messaging = info.context.services.messaging
+    return await messaging.react(user_id, roomId, eventId, shortcode, add is not False)
 
 
 @message_mutation.field("markRead")

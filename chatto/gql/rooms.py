@@ -52,7 +52,7 @@ def moderated_room(info: Info, room_id: str) -> tuple[UserRecord, RoomView]:
 
 # --- queries ----------------------------------------------------------------------
 @room_query.field("rooms")
-def resolve_rooms(_obj: Any, info: Info, includeArchived: bool = False) -> list[RoomView]:
+def resolve_rooms(_obj: Any, info: Info, includeArchived: bool | None = False) -> list[RoomView]:
     rooms = info.context.services.messaging.rooms.rooms.values()
     return sorted(
         (r for r in rooms if r.kind == "channel" and (includeArchived or not r.archived)),
@@ -123,10 +123,13 @@ def resolve_is_member(room: RoomView, info: Info) -> bool:
 
 
 @room_type.field("members")
-def resolve_members(room: RoomView, info: Info, limit: int = 20, offset: int = 0) -> list[Any]:
+def resolve_members(
+    room: RoomView, info: Info, limit: int | None = 20, offset: int | None = 0
+) -> list[Any]:
     require_member(info.context.services.messaging.rooms, room.id, viewer_of(info).id)
     users = info.context.services.directory
-    ids = sorted(room.members)[max(0, offset) : max(0, offset) + min(max(limit, 0), 100)]
+    start, count = max(0, offset or 0), min(max(20 if limit is None else limit, 0), 100)
+    ids = sorted(room.members)[start : start + count]
     return [u for i in ids if (u := users.get(i)) is not None]
 
 
@@ -188,7 +191,8 @@ async def resolve_create_room(
     _obj: Any, info: Info, name: str, topic: str = "", groupId: str | None = None
 ) -> RoomView:
     viewer = viewer_of(info)
-    return await info.context.services.messaging.create_room(viewer.id, name, topic, groupId or "")
+    messaging = info.context.services.messaging
+    return await messaging.create_room(viewer.id, name, topic or "", groupId or "")
 
 
 @room_mutation.field("updateRoom")
@@ -197,7 +201,7 @@ async def resolve_update_room(
 ) -> RoomView:
     viewer, room = moderated_room(info, roomId)
     return await info.context.services.messaging.update_room(
-        viewer.id, room.id, name, topic, groupId or ""
+        viewer.id, room.id, name, topic or "", groupId or ""
     )
 
 
