@@ -17,6 +17,7 @@ from actors.events import Recorded
 from actors.kms import Kms
 from actors.user_events import (
     PII_PURPOSE,
+    AvatarSet,
     EmailVerified,
     PasswordSet,
     ProfileUpdated,
@@ -48,6 +49,7 @@ class UserRecord:
     registered: bool = False
     deleting: bool = False
     deleted: bool = False
+    avatar: tuple[str, int, str] | None = None  # (content type, epoch, version)
 
     @property
     def is_owner(self) -> bool:
@@ -144,6 +146,8 @@ class UserDirectory:
             user.password_hash, user.generation = event.password_hash, event.auth_generation
         elif isinstance(event, RoleGranted):
             user.roles.add(event.role)
+        elif isinstance(event, AvatarSet):
+            user.avatar = (event.content_type, event.epoch, event.version)
         elif isinstance(event, UserDeletionStarted):
             user.deleting = True
         elif isinstance(event, UserDeleted):
@@ -157,5 +161,6 @@ class UserDirectory:
                 del self.by_email[email]
         user.deleted, user.login, user.display_name = True, "", ""
         user.emails, user.password_hash, user.roles = [], "", set()
+        user.avatar = None
         for key in [k for k in self._keys if k[0] == user.id]:
             del self._keys[key]

@@ -102,3 +102,13 @@ class UserDeleted(Event):
     """Everything is shredded and removed; only this tombstone remains."""
 
     TYPE: ClassVar[str] = "user.deleted"
+
+
+@attrs.frozen
+class AvatarSet(Event):
+    """The avatar object changed (bytes sealed with the body DEK of ``epoch``)."""
+
+    TYPE: ClassVar[str] = "user.avatar_set"
+    content_type: str
+    epoch: int
+    version: str

@@ -20,6 +20,7 @@ from actors.store import EventStore
 from actors.user_events import (
     BODY_PURPOSE,
     PII_PURPOSE,
+    AvatarSet,
     CredentialRevoked,
     EmailVerified,
     LoginFailed,
@@ -80,6 +81,13 @@ class RecordRevocation:
 @attrs.frozen
 class EnsureBodyKey:
     """The user's current message-body DEK epoch, created on first use."""
+
+
+@attrs.frozen
+class SetAvatar:
+    content_type: str
+    epoch: int
+    version: str
 
 
 @attrs.frozen
@@ -235,6 +243,8 @@ class UserActor(EntityActor):
             return Decision([ev])
         if isinstance(command, RecordRevocation):
             return Decision([CredentialRevoked(command.kind)])
+        if isinstance(command, SetAvatar):
+            return Decision([AvatarSet(command.content_type, command.epoch, command.version)])
         if isinstance(command, EnsureBodyKey):
             if self.body is not None:
                 return Decision(reply=self.body)

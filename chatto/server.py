@@ -39,7 +39,7 @@ from chatto.eventstore import JetStreamEventStore
 from chatto.gql.schema import build_schema
 from chatto.http.app import ChattoApp
 from chatto.mail import Outbox, make_mailer
-from chatto.messaging.attachments import Attachments
+from chatto.messaging.attachments import Attachments, Avatars
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
@@ -177,6 +177,7 @@ async def serve_chatto(
                 deleter=deleter,
                 permissions=Permissions(rbac, rooms),
                 limiter=RateLimiter(bridge, Keyring(config.core.secret_key), config.limits),
+                avatars=Avatars(actors, projector, keys, bridge),
                 attachments=Attachments(
                     actors, projector, rooms, keys, bridge, config.webserver.max_upload_bytes
                 ),

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from chatto.auth.service import AccountService
     from chatto.config import Config
     from chatto.mail import Outbox
-    from chatto.messaging.attachments import Attachments
+    from chatto.messaging.attachments import Attachments, Avatars
     from chatto.messaging.service import MessagingService
     from chatto.permissions import Permissions
     from chatto.ratelimit import RateLimiter
@@ -51,6 +51,7 @@ class Services:
     limiter: RateLimiter
     grants: Grants
     attachments: Attachments
+    avatars: Avatars
     embedded: ProcessStatus | None = None
 
     async def readiness(self) -> dict[str, bool]:

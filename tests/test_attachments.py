@@ -93,3 +93,37 @@ async def test_upload_serve_sandbox_members_only_and_removal(auth_env: AuthEnv) 
     blob = store_bytes(services.config.nats_store_dir)
     assert room.encode() in blob
     assert MARK.encode() not in blob and b"evil.svg" not in blob and b"keep.svg" not in blob
+
+
+AVATAR = "mutation($f: Upload!) { setAvatar(file: $f) { id avatarUrl } }"
+
+
+async def test_avatars(auth_env: AuthEnv) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"avatar-bytes-marker-5521"
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+            await register(c, auth_env.sink, "pic@example.com", "pictured", PW)
+            await register(c, auth_env.sink, "look@example.com", "looker", PW)
+            tp, tl = await login_token(c, "pictured", PW), await login_token(c, "looker", PW)
+
+            async def set_avatar(name: str, data: bytes, ctype: str) -> httpx.Response:
+                operations = json.dumps({"query": AVATAR, "variables": {"f": None}})
+                return await c.post(
+                    "/api/graphql",
+                    data={"operations": operations, "map": json.dumps({"0": ["variables.f"]})},
+                    files={"0": (name, data, ctype)},
+                    headers=bearer(tp),
+                )
+
+            bad = await set_avatar("x.svg", SVG, "image/svg+xml")
+            assert bad.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            url = (await set_avatar("me.png", png, "image/png")).json()["data"]["setAvatar"][
+                "avatarUrl"
+            ]
+            got = await c.get(url, headers=bearer(tl))
+            assert got.status_code == 200 and got.content == png
+            assert got.headers["content-type"] == "image/png"
+            assert (await c.get(url)).status_code == 404
+    services = auth_env.server.running.services
+    await auth_env.server.stop()
+    assert b"avatar-bytes-marker-5521" not in store_bytes(services.config.nats_store_dir)

@@ -30,7 +30,7 @@ from chatto.auth.sessions import SessionStore
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, MEMORY_CACHE, OBJECTS
 from chatto.errors import BusyError, ChattoError
-from chatto.messaging.attachments import attachment_object
+from chatto.messaging.attachments import attachment_object, avatar_object
 from chatto.messaging.keys import BodyKeys
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class AccountDeleter:
         for room_id in sorted(self._rooms.rooms_touched_by(user_id)):
             await self._purge_room(room_id, user_id)
         await self._drop_records(user_id, claims)
+        await self._bridge.obj_delete(OBJECTS, avatar_object(user_id))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
         await self._kms.shred(keks, deks)
         self._keys.forget_user(user_id)

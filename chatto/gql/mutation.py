@@ -8,7 +8,8 @@ from ariadne import MutationType
 
 from actors.user_directory import UserRecord
 from chatto.auth.challenges import TokenError
-from chatto.errors import NotFoundError, UnauthenticatedError
+from chatto.errors import InvalidInputError, NotFoundError, UnauthenticatedError
+from chatto.messaging.attachments import Upload
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info
@@ -73,3 +74,15 @@ async def resolve_delete_user(_obj: Any, info: Info, userId: str) -> bool:
         raise NotFoundError("no such user")
     await services.deleter.request(userId, viewer.id)
     return True
+
+
+@mutation.field("setAvatar")
+async def resolve_set_avatar(_obj: Any, info: Info, file: Any) -> UserRecord:
+    viewer = _viewer(info)
+    if not isinstance(file, Upload):
+        raise InvalidInputError("file must be sent as a multipart upload")
+    services = info.context.services
+    await services.avatars.set(viewer.id, file)
+    user = services.directory.get(viewer.id)
+    assert user is not None
+    return user

@@ -31,6 +31,11 @@ def resolve_emails(user: UserRecord, info: Info) -> list[str] | None:
     return list(user.emails) if viewer is not None and viewer.id == user.id else None
 
 
+@user_type.field("avatarUrl")
+def resolve_avatar_url(user: UserRecord, _info: Info) -> str | None:
+    return f"/assets/avatars/{user.id}?v={user.avatar[2]}" if user.avatar else None
+
+
 @user_type.field("createdAt")
 def resolve_created_at(user: UserRecord, _info: Info) -> str:
     return datetime.datetime.fromtimestamp(user.created_ms / 1000, tz=datetime.UTC).isoformat()

@@ -24,7 +24,7 @@ from chatto.http.asgi import (
     respond_error,
     respond_json,
 )
-from chatto.http.assets import handle_attachment
+from chatto.http.assets import handle_attachment, handle_avatar
 from chatto.http.auth_routes import handle_auth
 from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
@@ -119,6 +119,8 @@ class ChattoApp:
             await handle_oauth(scope, receive, send, self.services)
         elif path.startswith("/assets/attachments/"):
             await handle_attachment(scope, send, self.services)
+        elif path.startswith("/assets/avatars/"):
+            await handle_avatar(scope, send, self.services)
         elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":

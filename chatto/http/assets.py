@@ -39,3 +39,23 @@ async def handle_attachment(scope: Scope, send: Send, services: Services) -> Non
     if active:
         extra.append((b"content-security-policy", b"sandbox"))
     await respond(send, 200, data, att.content_type.encode(), extra)
+
+
+async def handle_avatar(scope: Scope, send: Send, services: Services) -> None:
+    """``GET /assets/avatars/<user>``: any signed-in user may see avatars."""
+    parts = scope["path"].split("/")
+    auth = await services.authn.from_headers(
+        header(scope, b"authorization"), header(scope, b"cookie")
+    )
+    user = services.directory.get(parts[3]) if len(parts) == 4 else None
+    if auth.user is None or user is None or user.avatar is None:
+        await respond_error(send, 404, "NOT_FOUND", "no such avatar")
+        return
+    try:
+        data = await services.avatars.read(user.id, user.avatar)
+    except ChattoError:
+        await respond_error(send, 404, "NOT_FOUND", "no such avatar")
+        return
+    await respond(
+        send, 200, data, user.avatar[0].encode(), [(b"cache-control", b"private, max-age=86400")]
+    )

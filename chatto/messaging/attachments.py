@@ -112,3 +112,50 @@ class Attachments:
             raise NotFoundError("no such attachment")
         ctx = _context(att.id, room_id, att.author_id, att.epoch, "bytes")
         return att, aead.open_sealed(key, blob, ctx)
+
+
+AVATAR_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+MAX_AVATAR_BYTES = 1024 * 1024
+
+
+def avatar_object(user_id: str) -> str:
+    return f"avatar.{user_id}"
+
+
+def _avatar_context(user_id: str, epoch: int, version: str) -> bytes:
+    return aad.encode("avatar", 1, [("user_id", user_id), ("epoch", epoch), ("version", version)])
+
+
+class Avatars:
+    """Profile pictures: sealed like attachments, visible to signed-in users."""
+
+    def __init__(
+        self, actors: ActorSystem, projector: Projector, keys: BodyKeys, bridge: NatsBridge
+    ) -> None:
+        self._actors = actors
+        self._projector = projector
+        self._keys = keys
+        self._bridge = bridge
+
+    async def set(self, user_id: str, file: Upload) -> None:
+        from actors.users import SetAvatar
+
+        ctype = file.content_type.split(";")[0].strip().lower()
+        if ctype not in AVATAR_TYPES:
+            raise InvalidInputError("avatars must be PNG, JPEG, GIF or WebP images")
+        if not file.data or len(file.data) > MAX_AVATAR_BYTES:
+            raise InvalidInputError(f"avatars must be 1 to {MAX_AVATAR_BYTES} bytes")
+        key = await self._keys.author_key(user_id)
+        version = new_id()
+        sealed = aead.seal(key.key, file.data, _avatar_context(user_id, key.epoch, version))
+        await self._bridge.obj_put(OBJECTS, avatar_object(user_id), sealed)
+        done = await self._actors.ask("user", user_id, SetAvatar(ctype, key.epoch, version))
+        await self._projector.wait_for(done.last_seq)
+
+    async def read(self, user_id: str, avatar: tuple[str, int, str]) -> bytes:
+        _ctype, epoch, version = avatar
+        blob = await self._bridge.obj_get(OBJECTS, avatar_object(user_id))
+        key = await self._keys.key_for(user_id, epoch)
+        if blob is None or key is None:
+            raise NotFoundError("no avatar")
+        return aead.open_sealed(key, blob, _avatar_context(user_id, epoch, version))
