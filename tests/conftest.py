@@ -169,21 +169,28 @@ class AuthEnv:
         return self.server.url
 
 
-@pytest.fixture
-async def auth_env(nursery: trio.Nursery, make_config: ConfigFactory) -> AsyncIterator[AuthEnv]:
-    """A running Chatto that mails through a real SMTP sink; bcrypt at its minimum cost."""
+async def start_mail_server(
+    nursery: trio.Nursery, make_config: ConfigFactory, **env: str
+) -> AuthEnv:
+    """A Chatto that mails through a real SMTP sink; bcrypt at its minimum cost."""
     from tests.smtp_sink import SmtpSink
 
     sink = SmtpSink()
     port = await nursery.start(sink.serve)
-    config = make_config(
-        CHATTO_SMTP_ENABLED="true",
-        CHATTO_SMTP_HOST="127.0.0.1",
-        CHATTO_SMTP_PORT=str(port),
-        CHATTO_SMTP_STARTTLS="false",
-        CHATTO_AUTH_BCRYPT_COST="4",
-        CHATTO_OWNERS_EMAILS=OWNER_EMAIL,
-    )
-    handle = await start_server(nursery, config)
-    yield AuthEnv(handle, sink)
-    await handle.stop()
+    settings = {
+        "CHATTO_SMTP_ENABLED": "true",
+        "CHATTO_SMTP_HOST": "127.0.0.1",
+        "CHATTO_SMTP_PORT": str(port),
+        "CHATTO_SMTP_STARTTLS": "false",
+        "CHATTO_AUTH_BCRYPT_COST": "4",
+        **env,
+    }
+    return AuthEnv(await start_server(nursery, make_config(**settings)), sink)
+
+
+@pytest.fixture
+async def auth_env(nursery: trio.Nursery, make_config: ConfigFactory) -> AsyncIterator[AuthEnv]:
+    """A running Chatto with a real SMTP sink; OWNER_EMAIL is in owners.emails."""
+    env = await start_mail_server(nursery, make_config, CHATTO_OWNERS_EMAILS=OWNER_EMAIL)
+    yield env
+    await env.server.stop()

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from tests.authflow import bearer, register, viewer
-from tests.conftest import ConfigFactory, start_server
+from tests.conftest import ConfigFactory, start_mail_server
 from tests.smtp_sink import SmtpSink
 
 PW = "a long enough password"
@@ -41,18 +41,8 @@ def params(challenge: str, redirect: str = f"{APP}/callback") -> dict[str, str]:
 async def oauth_server(
     nursery: trio.Nursery, make_config: ConfigFactory, **env: str
 ) -> tuple[str, SmtpSink]:
-    sink = SmtpSink()
-    port = await nursery.start(sink.serve)
-    config = make_config(
-        CHATTO_SMTP_ENABLED="true",
-        CHATTO_SMTP_HOST="127.0.0.1",
-        CHATTO_SMTP_PORT=str(port),
-        CHATTO_SMTP_STARTTLS="false",
-        CHATTO_AUTH_BCRYPT_COST="4",
-        **env,
-    )
-    handle = await start_server(nursery, config)
-    return handle.url, sink
+    started = await start_mail_server(nursery, make_config, **env)
+    return started.url, started.sink
 
 
 async def get_code(c: httpx.AsyncClient, challenge: str, login: str = "frontend-user") -> str:

@@ -7,7 +7,7 @@ import trio
 
 from chatto.ratelimit import client_ip
 from tests.authflow import bearer, login_token, register
-from tests.conftest import ConfigFactory, NatsProc, start_server
+from tests.conftest import ConfigFactory, NatsProc, start_mail_server, start_server
 from tests.smtp_sink import SmtpSink
 from tests.test_messaging import gql
 
@@ -17,18 +17,8 @@ PW = "a long enough password"
 async def mail_server(
     nursery: trio.Nursery, make_config: ConfigFactory, **env: str
 ) -> tuple[str, SmtpSink]:
-    sink = SmtpSink()
-    port = await nursery.start(sink.serve)
-    config = make_config(
-        CHATTO_SMTP_ENABLED="true",
-        CHATTO_SMTP_HOST="127.0.0.1",
-        CHATTO_SMTP_PORT=str(port),
-        CHATTO_SMTP_STARTTLS="false",
-        CHATTO_AUTH_BCRYPT_COST="4",
-        **env,
-    )
-    handle = await start_server(nursery, config)
-    return handle.url, sink
+    started = await start_mail_server(nursery, make_config, **env)
+    return started.url, started.sink
 
 
 async def attempt(c: httpx.AsyncClient, login: str, ip: str | None = None) -> httpx.Response:
