@@ -14,7 +14,7 @@ from tests.authflow import (
     register,
     viewer,
 )
-from tests.conftest import OWNER_EMAIL, AuthEnv
+from tests.conftest import OWNER_EMAIL, AuthEnv, ConfigFactory, start_mail_server
 
 PASSWORD = "correct horse battery"
 
@@ -217,31 +217,18 @@ async def test_bad_inputs_get_clear_errors(auth_env: AuthEnv) -> None:
             assert r.status_code == 400
 
 
-async def test_expired_code_is_refused(nursery: trio.Nursery, make_config: object) -> None:
-    from tests.conftest import start_server
-    from tests.smtp_sink import SmtpSink
-
-    sink = SmtpSink()
-    port = await nursery.start(sink.serve)
-    config = make_config(  # type: ignore[operator]
-        CHATTO_SMTP_ENABLED="true",
-        CHATTO_SMTP_HOST="127.0.0.1",
-        CHATTO_SMTP_PORT=str(port),
-        CHATTO_SMTP_STARTTLS="false",
-        CHATTO_AUTH_BCRYPT_COST="4",
-        CHATTO_AUTH_CODE_TTL_SECONDS="1",
-    )
-    handle = await start_server(nursery, config)
+async def test_expired_code_is_refused(nursery: trio.Nursery, make_config: ConfigFactory) -> None:
+    env = await start_mail_server(nursery, make_config, CHATTO_AUTH_CODE_TTL_SECONDS="1")
     with trio.fail_after(30):
-        async with httpx.AsyncClient(base_url=handle.url) as c:
+        async with httpx.AsyncClient(base_url=env.url) as c:
             await c.post("/auth/register", json={"email": "late@example.com"})
-            code = await mailed_code(sink, "late@example.com")
+            code = await mailed_code(env.sink, "late@example.com")
             await trio.sleep(2.5)  # the 1 s TTL is enforced by NATS
             r = await c.post(
                 "/auth/register/verify-code", json={"email": "late@example.com", "code": code}
             )
             assert r.status_code == 400 and "expired" in r.json()["errors"][0]["message"]
-    await handle.stop()
+    await env.server.stop()
 
 
 async def test_owner_by_verified_email_without_restart(auth_env: AuthEnv) -> None:
