@@ -18,6 +18,7 @@ import trio
 from chatto.backup import archive, commands
 from chatto.bus.storage import EVENT_STREAM
 from chatto.errors import ChattoError
+from chatto.messaging.attachments import Upload
 from tests.authflow import bearer, login_token
 from tests.conftest import ConfigFactory, start_server
 from tests.test_messaging import POST, ok
@@ -49,6 +50,10 @@ async def populated(nursery: trio.Nursery, config: Any) -> dict[str, Any]:
             r=room,
             e=first,
         )
+        services = handle.running.services
+        upload = Upload("notes.txt", "text/plain", b"attached words")
+        att = await services.attachments.upload(a, room, upload)
+        await services.messaging.post(a, room, "with a file", attachments=(att.id,))
     return {"handle": handle, "ta": ta, "tb": tb, "room": room, "dm": dm, "ann": a}
 
 
@@ -72,9 +77,17 @@ async def register_console(c: httpx.AsyncClient, handle: Any, name: str) -> str:
 
 
 async def snapshot(url: str, token: str, rooms: list[str]) -> list[Any]:
-    q = "query($r: ID!) { room(id: $r) { name events { events { id body authorId reactions { shortcode count } inReplyTo } } } }"
+    """Everything a member reads, attachment bytes included."""
+    q = "query($r: ID!) { room(id: $r) { name events { events { id body authorId reactions { shortcode count } inReplyTo attachments { name url } } } } }"
     async with httpx.AsyncClient(base_url=url, timeout=20) as c:
-        return [await ok(c, token, q, r=r) for r in rooms]
+        out: list[Any] = []
+        for r in rooms:
+            doc = await ok(c, token, q, r=r)
+            for ev in doc["room"]["events"]["events"]:
+                for att in ev["attachments"]:
+                    att["bytes"] = (await c.get(att["url"], headers=bearer(token))).text
+            out.append(doc)
+        return out
 
 
 async def test_round_trip_same_and_new_secret(
@@ -85,6 +98,7 @@ async def test_round_trip_same_and_new_secret(
         s = await populated(nursery, config)
         rooms = [s["room"], s["dm"], "general"]
         before = await snapshot(s["handle"].url, s["ta"], rooms)
+        assert "attached words" in str(before)
         out = tmp_path / "b.tar.gz.age"
         await commands.backup(config, out, True, True, PASS)  # while the server runs
         assert out.stat().st_mode & 0o777 == 0o600
