@@ -2,43 +2,63 @@
 
 KEKs live in ``ENCRYPTION_KEYS`` under opaque ``kek.<ref>`` records; wrapped
 data-encryption keys (DEKs) live in ``RUNTIME_STATE`` under ``dek.<ref>``.
-A DEK is wrapped with its KEK and an AAD naming the user, purpose and
-epoch. Refs are random, never derived from user ids. Shredding deletes both
-records and every cached copy: ciphertext under those DEKs can never be
-opened again. One actor per process keeps bounded LRU caches of KEKs and
-unwrapped DEKs; key bytes are never logged.
+A DEK is wrapped with its KEK and an AAD naming the user, purpose and epoch
+(``chatto.crypto.aad.dek_wrap_aad``). Refs are random tokens, never derived
+from user ids. Shredding deletes both records and every cached copy, so
+ciphertext under those DEKs can never be opened again.
+
+One actor per process keeps bounded LRU caches of KEKs and unwrapped DEKs.
+This module also owns the storage contract (``KeyValueStore``) and its NATS
+KV adapter (``BucketStore``). Key bytes never reach logs or error messages.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import secrets
 import time
 from collections import OrderedDict
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from actors.runtime import ActorSystem
 from chatto.crypto import aead
 from chatto.errors import ChattoError, InvalidInputError
 
+if TYPE_CHECKING:
+    from actors.runtime import ActorSystem
+    from chatto.bus.bridge import NatsBridge
+
 ALG = "xchacha20poly1305-ietf"
+KEK_VERSION = 1
 WRAP_VERSION = 1
+DEFAULT_CACHE_SIZE = 4096
+KIND = "kms"
+
+V = TypeVar("V")
 
 
 class KeyShredded(ChattoError):
-    """The key was destroyed (account deleted) or never existed."""
+    """The key was destroyed (account deleted) or never existed: nobody's fault now."""
 
     code = "KEY_SHREDDED"
     http_status = 410
 
 
+# --- storage --------------------------------------------------------------
+
+
 class KeyValueStore(Protocol):
+    """Where key records live; ``create`` raises a ``ConflictError`` if the key exists."""
+
     async def get(self, key: str) -> bytes | None: ...
 
     async def create(self, key: str, value: bytes) -> None: ...
+
+    async def put(self, key: str, value: bytes) -> None: ...
 
     async def delete(self, key: str) -> None: ...
 
@@ -46,7 +66,7 @@ class KeyValueStore(Protocol):
 class BucketStore:
     """``KeyValueStore`` over one NATS KV bucket."""
 
-    def __init__(self, bridge: Any, bucket: str) -> None:
+    def __init__(self, bridge: NatsBridge, bucket: str) -> None:
         self._bridge = bridge
         self._bucket = bucket
 
@@ -57,8 +77,14 @@ class BucketStore:
     async def create(self, key: str, value: bytes) -> None:
         await self._bridge.kv_create(self._bucket, key, value)
 
+    async def put(self, key: str, value: bytes) -> None:
+        await self._bridge.kv_put(self._bucket, key, value)
+
     async def delete(self, key: str) -> None:
         await self._bridge.kv_delete(self._bucket, key)
+
+
+# --- commands -------------------------------------------------------------
 
 
 @attrs.frozen
@@ -73,52 +99,69 @@ class DekHandle:
 
 @attrs.frozen
 class CreateKek:
-    pass
+    """Make and store a new KEK; replies with its ref."""
 
 
 @attrs.frozen
 class GenerateDek:
+    """Make a DEK wrapped by ``kek_ref`` under ``aad``; replies with a ``DekHandle``."""
+
     kek_ref: str
-    aad: bytes
+    aad: bytes = attrs.field(repr=False)
 
 
 @attrs.frozen
 class UnwrapDek:
+    """Reply with the plaintext DEK; ``KeyShredded`` or ``DecryptionFailed`` otherwise."""
+
     dek_ref: str
     kek_ref: str
-    aad: bytes
+    aad: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
+class ShredKeys:
+    """Destroy DEK and KEK records (and legacy ``user.<id>`` keys); idempotent."""
+
+    kek_refs: tuple[str, ...]
+    dek_refs: tuple[str, ...]
+    legacy_user_ids: tuple[str, ...] = ()
 
 
 @attrs.frozen
 class LegacyUserKey:
-    """The raw per-user key of legacy v1 bodies (``user.<id>``), if any."""
+    """Reply with the raw per-user key of legacy v1 bodies (``user.<id>``)."""
 
     user_id: str
 
 
 @attrs.frozen
 class KmsStats:
-    """Counters (tests prove which code paths touched keys)."""
+    """Reply with the actor's ``statistics()``."""
 
 
-@attrs.frozen
-class ShredKeys:
-    kek_refs: tuple[str, ...]
-    dek_refs: tuple[str, ...]
+# --- state ----------------------------------------------------------------
 
 
-class _Lru:
+class _Lru(Generic[V]):
+    """A bounded map that forgets the least recently used entry first."""
+
     def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("cache size must be at least 1")
         self.size = size
-        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._data: OrderedDict[str, V] = OrderedDict()
 
-    def get(self, key: str) -> bytes | None:
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> V | None:
         value = self._data.get(key)
         if value is not None:
             self._data.move_to_end(key)
         return value
 
-    def put(self, key: str, value: bytes) -> None:
+    def put(self, key: str, value: V) -> None:
         self._data[key] = value
         self._data.move_to_end(key)
         while len(self._data) > self.size:
@@ -127,60 +170,127 @@ class _Lru:
     def drop(self, key: str) -> None:
         self._data.pop(key, None)
 
+    def drop_where(self, doomed: Callable[[V], bool]) -> None:
+        for key in [k for k, v in self._data.items() if doomed(v)]:
+            del self._data[key]
+
+
+@attrs.frozen
+class _CachedDek:
+    # The wrapping context is kept so a warm cache answers exactly what a cold
+    # unwrap would: a wrong kek ref or AAD must not be served from memory.
+    kek_ref: str
+    aad: bytes = attrs.field(repr=False)
+    key: bytes = attrs.field(repr=False)
+
+
+@attrs.define
+class KmsCounters:
+    """Counters (tests and benchmarks prove which code paths touched keys)."""
+
+    unwrap_calls: int = 0
+    cache_hits: int = 0
+    keks_loaded: int = 0
+
 
 def _new_ref() -> str:
     return secrets.token_hex(16)
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not base64 text")
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+# --- records --------------------------------------------------------------
+
+
+def kek_record(key: bytes, created_ms: int) -> bytes:
+    """The stored form of a KEK in ``ENCRYPTION_KEYS``."""
+    record = {"v": KEK_VERSION, "alg": ALG, "key": _b64(key), "created_ms": created_ms}
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def parse_kek_record(raw: bytes) -> bytes:
+    """The KEK in a stored record; older raw 32-byte records are read as they are."""
+    if len(raw) == aead.KEY_BYTES:
+        return raw
+    try:
+        record = json.loads(raw)
+        key = _unb64(record["key"])
+        supported = record.get("v") == KEK_VERSION and record.get("alg") == ALG
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise aead.DecryptionFailed("key record is malformed") from exc
+    if not supported or len(key) != aead.KEY_BYTES:
+        raise aead.DecryptionFailed("key record has an unsupported format")
+    return key
+
+
+def dek_record(kek_ref: str, wrapped: bytes) -> bytes:
+    """The stored form of a wrapped DEK in ``RUNTIME_STATE``."""
+    record = {"v": WRAP_VERSION, "kek": kek_ref, "alg": ALG, "wrapped": _b64(wrapped)}
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def parse_dek_record(raw: bytes) -> tuple[str, bytes]:
+    """(kek ref, wrapped DEK) of a stored record."""
+    try:
+        record = json.loads(raw)
+        kek_ref, wrapped = record["kek"], _unb64(record["wrapped"])
+        supported = record.get("v") == WRAP_VERSION and record.get("alg") == ALG
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise aead.DecryptionFailed("wrapped key record is malformed") from exc
+    if not supported or not isinstance(kek_ref, str):
+        raise aead.DecryptionFailed("wrapped key record has an unsupported format")
+    return kek_ref, wrapped
+
+
+# --- the actor ------------------------------------------------------------
+
+
 class KmsActor:
     """Creates, wraps, unwraps and shreds keys; one command at a time."""
 
-    def __init__(self, keks: KeyValueStore, deks: KeyValueStore, cache_size: int = 4096):
+    def __init__(
+        self, keks: KeyValueStore, deks: KeyValueStore, cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> None:
         self._keks = keks
         self._deks = deks
-        self._kek_cache = _Lru(cache_size)
-        self._dek_cache = _Lru(cache_size)
-        self.unwrap_calls = 0
-        self.cache_hits = 0
-        self.keks_loaded = 0
+        self._kek_cache: _Lru[bytes] = _Lru(cache_size)
+        self._dek_cache: _Lru[_CachedDek] = _Lru(cache_size)
+        self._counters = KmsCounters()
 
     def statistics(self) -> dict[str, int]:
-        return {
-            "unwrap_calls": self.unwrap_calls,
-            "cache_hits": self.cache_hits,
-            "keks_loaded": self.keks_loaded,
-        }
+        """unwrap_calls, cache_hits (DEK cache) and keks_loaded (KEK reads from storage)."""
+        return attrs.asdict(self._counters)
 
     async def start(self) -> None:
-        return None
+        """Nothing to load: keys are read lazily and cached."""
 
     async def handle(self, command: Any) -> Any:
-        if isinstance(command, CreateKek):
-            return await self._create_kek()
-        if isinstance(command, GenerateDek):
-            return await self._generate(command)
-        if isinstance(command, UnwrapDek):
-            return await self._unwrap(command)
-        if isinstance(command, ShredKeys):
-            return await self._shred(command)
-        if isinstance(command, KmsStats):
-            return self.statistics()
-        if isinstance(command, LegacyUserKey):
-            raw = await self._keks.get("user." + command.user_id)
-            if raw is None or len(raw) != aead.KEY_BYTES:
-                raise KeyShredded("no legacy key for this user")
-            return raw
+        match command:
+            case CreateKek():
+                return await self._create_kek()
+            case GenerateDek():
+                return await self._generate(command)
+            case UnwrapDek():
+                return await self._unwrap(command)
+            case ShredKeys():
+                return await self._shred(command)
+            case LegacyUserKey():
+                return await self._legacy_user_key(command.user_id)
+            case KmsStats():
+                return self.statistics()
         raise InvalidInputError(f"kms cannot handle {type(command).__name__}")
 
     async def _create_kek(self) -> str:
         ref, key = _new_ref(), aead.new_key()
-        record = {
-            "v": 1,
-            "alg": ALG,
-            "key": base64.b64encode(key).decode(),
-            "created_ms": int(time.time() * 1000),
-        }
-        await self._keks.create("kek." + ref, json.dumps(record).encode())
+        await self._keks.create("kek." + ref, kek_record(key, int(time.time() * 1000)))
         self._kek_cache.put(ref, key)
         return ref
 
@@ -191,8 +301,8 @@ class KmsActor:
         raw = await self._keks.get("kek." + ref)
         if raw is None:
             raise KeyShredded("the key-encryption key is gone")
-        key = _parse_kek(raw)
-        self.keks_loaded += 1
+        key = parse_kek_record(raw)
+        self._counters.keks_loaded += 1
         self._kek_cache.put(ref, key)
         return key
 
@@ -200,89 +310,101 @@ class KmsActor:
         kek = await self._kek(cmd.kek_ref)
         dek, ref = aead.new_key(), _new_ref()
         wrapped = aead.seal(kek, dek, cmd.aad)
-        record = {
-            "v": WRAP_VERSION,
-            "kek": cmd.kek_ref,
-            "alg": ALG,
-            "wrapped": base64.b64encode(wrapped).decode(),
-        }
-        await self._deks.create("dek." + ref, json.dumps(record).encode())
-        self._dek_cache.put(ref, dek)
+        await self._deks.create("dek." + ref, dek_record(cmd.kek_ref, wrapped))
+        self._dek_cache.put(ref, _CachedDek(cmd.kek_ref, cmd.aad, dek))
         return DekHandle(ref, cmd.kek_ref)
 
     async def _unwrap(self, cmd: UnwrapDek) -> bytes:
-        self.unwrap_calls += 1
+        self._counters.unwrap_calls += 1
         cached = self._dek_cache.get(cmd.dek_ref)
-        if cached is not None:
-            self.cache_hits += 1
-            return cached
+        if cached is not None and cached.kek_ref == cmd.kek_ref and cached.aad == cmd.aad:
+            self._counters.cache_hits += 1
+            return cached.key
         raw = await self._deks.get("dek." + cmd.dek_ref)
         if raw is None:
             raise KeyShredded("the data key is gone")
-        try:
-            record = json.loads(raw)
-            kek_ref, wrapped = str(record["kek"]), base64.b64decode(record["wrapped"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise aead.DecryptionFailed("wrapped key record is malformed") from exc
+        kek_ref, wrapped = parse_dek_record(raw)
         if kek_ref != cmd.kek_ref:
-            raise aead.DecryptionFailed("data key is wrapped by another key")
+            raise aead.DecryptionFailed("the data key is wrapped by another key")
         dek = aead.open_sealed(await self._kek(kek_ref), wrapped, cmd.aad)
-        self._dek_cache.put(cmd.dek_ref, dek)
+        self._dek_cache.put(cmd.dek_ref, _CachedDek(kek_ref, cmd.aad, dek))
         return dek
 
-    async def _shred(self, cmd: ShredKeys) -> None:
-        for ref in cmd.dek_refs:
-            await self._deks.delete("dek." + ref)
-            self._dek_cache.drop(ref)
-        for ref in cmd.kek_refs:
-            await self._keks.delete("kek." + ref)
-            self._kek_cache.drop(ref)
-
-
-def _parse_kek(raw: bytes) -> bytes:
-    if len(raw) == aead.KEY_BYTES:  # legacy raw 32-byte record
+    async def _legacy_user_key(self, user_id: str) -> bytes:
+        raw = await self._keks.get("user." + user_id)
+        if raw is None or len(raw) != aead.KEY_BYTES:
+            raise KeyShredded("no legacy key for this user")
         return raw
-    try:
-        key = base64.b64decode(json.loads(raw)["key"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise aead.DecryptionFailed("key record is malformed") from exc
-    if len(key) != aead.KEY_BYTES:
-        raise aead.DecryptionFailed("key record is malformed")
-    return key
+
+    async def _shred(self, cmd: ShredKeys) -> None:
+        # DEK records first: if we die half-way, the KEKs that remain still
+        # cannot open anything whose wrapped record is already gone.
+        for ref in cmd.dek_refs:
+            self._dek_cache.drop(ref)
+            await self._deks.delete("dek." + ref)
+        doomed = frozenset(cmd.kek_refs)
+        self._dek_cache.drop_where(lambda entry: entry.kek_ref in doomed)
+        for ref in cmd.kek_refs:
+            self._kek_cache.drop(ref)
+            await self._keks.delete("kek." + ref)
+        for user_id in cmd.legacy_user_ids:
+            await self._keks.delete("user." + user_id)
+
+
+# --- client ---------------------------------------------------------------
 
 
 class Kms:
     """Typed client of the KMS actor."""
 
-    def __init__(self, system: ActorSystem, kind: str = "kms") -> None:
+    def __init__(self, system: ActorSystem, kind: str = KIND) -> None:
         self._system = system
         self._kind = kind
 
     async def create_kek(self) -> str:
-        return str(await self._system.ask(self._kind, "", CreateKek()))
+        """A new KEK's ref."""
+        ref: str = await self._system.ask(self._kind, "", CreateKek())
+        return ref
 
     async def generate_dek(self, kek_ref: str, aad: bytes) -> DekHandle:
+        """A new DEK wrapped by ``kek_ref`` under ``aad``."""
         handle: DekHandle = await self._system.ask(self._kind, "", GenerateDek(kek_ref, aad))
         return handle
 
     async def unwrap_dek(self, dek_ref: str, kek_ref: str, aad: bytes) -> bytes:
+        """The plaintext DEK; ``KeyShredded`` once destroyed, ``DecryptionFailed`` on mismatch."""
         key: bytes = await self._system.ask(self._kind, "", UnwrapDek(dek_ref, kek_ref, aad))
         return key
 
-    async def statistics(self) -> dict[str, int]:
-        stats: dict[str, int] = await self._system.ask(self._kind, "", KmsStats())
-        return stats
-
     async def legacy_user_key(self, user_id: str) -> bytes:
+        """The raw ``user.<id>`` key of legacy v1 bodies; ``KeyShredded`` if absent."""
         key: bytes = await self._system.ask(self._kind, "", LegacyUserKey(user_id))
         return key
 
-    async def shred(self, kek_refs: tuple[str, ...], dek_refs: tuple[str, ...]) -> None:
-        await self._system.ask(self._kind, "", ShredKeys(kek_refs, dek_refs))
+    async def shred(
+        self,
+        kek_refs: tuple[str, ...],
+        dek_refs: tuple[str, ...],
+        *,
+        legacy_user_ids: tuple[str, ...] = (),
+    ) -> None:
+        """Destroy the keys for good (idempotent)."""
+        await self._system.ask(
+            self._kind, "", ShredKeys(tuple(kek_refs), tuple(dek_refs), tuple(legacy_user_ids))
+        )
+
+    async def statistics(self) -> dict[str, int]:
+        """The actor's counters."""
+        stats: dict[str, int] = await self._system.ask(self._kind, "", KmsStats())
+        return stats
 
 
 def register_kms(
-    system: ActorSystem, keks: KeyValueStore, deks: KeyValueStore, cache_size: int = 4096
+    system: ActorSystem,
+    keks: KeyValueStore,
+    deks: KeyValueStore,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+    kind: str = KIND,
 ) -> None:
-    """One KMS actor per process; it is never passivated for long (cheap to reload)."""
-    system.register("kms", lambda _id: KmsActor(keks, deks, cache_size))
+    """Register the one KMS actor of this process (id ``""``) under ``kind``."""
+    system.register(kind, lambda _ident: KmsActor(keks, deks, cache_size))

@@ -19,8 +19,8 @@ import trio
 
 from actors.kms import Kms
 from actors.projector import Projector
+from actors.room_commands import PurgeMember, TakeUnerased
 from actors.room_directory import RoomDirectory
-from actors.rooms import PurgeMember, TakeUnerased
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from actors.users import FinishDeletion, GetKeyRefs, StartDeletion
@@ -98,7 +98,7 @@ class AccountDeleter:
         await self._drop_records(user_id, claims)
         await self._bridge.obj_delete(OBJECTS, avatar_object(user_id))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
-        await self._kms.shred(keks, deks)
+        await self._kms.shred(keks, deks, legacy_user_ids=(user_id,))
         self._keys.forget_user(user_id)
         done = await self._actors.ask("user", user_id, FinishDeletion())
         await self._projector.wait_for(done.last_seq)

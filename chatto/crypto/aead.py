@@ -23,17 +23,23 @@ LEGACY_NONCE_BYTES = sodium.crypto_aead_chacha20poly1305_ietf_NPUBBYTES  # 12
 
 
 class DecryptionFailed(ChattoError):
-    """Ciphertext did not authenticate under this key and context."""
+    """Ciphertext did not authenticate under this key and context.
+
+    Stored data was tampered with, copied into another context, or sealed
+    under another key; the message never carries key or plaintext bytes.
+    """
 
     code = "DECRYPTION_FAILED"
     http_status = 500
 
 
 def new_key() -> bytes:
+    """A fresh random 32-byte key."""
     return nacl.utils.random(KEY_BYTES)
 
 
 def _check_key(key: bytes) -> None:
+    # A key of the wrong size is a programming error, not bad ciphertext.
     if len(key) != KEY_BYTES:
         raise ValueError("keys are 32 bytes")
 

@@ -14,8 +14,8 @@ import attrs
 
 from actors.ids import new_id
 from actors.projector import Projector
+from actors.room_commands import RegisterAttachment
 from actors.room_directory import AttachmentView, RoomDirectory
-from actors.rooms import RegisterAttachment
 from actors.runtime import ActorSystem
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import OBJECTS

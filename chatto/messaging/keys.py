@@ -11,8 +11,8 @@ import base64
 from collections import OrderedDict
 
 from actors.kms import Kms
+from actors.room_commands import BodyKey
 from actors.room_directory import MessageView
-from actors.rooms import BodyKey
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from actors.user_events import BODY_PURPOSE, UserDEKGenerated

@@ -17,8 +17,7 @@ import attrs
 
 from actors.ids import new_id
 from actors.projector import Projector
-from actors.room_directory import GroupView, MessageView, RoomDirectory, RoomView
-from actors.rooms import (
+from actors.room_commands import (
     ArchiveRoom,
     Ban,
     CreateGroup,
@@ -33,6 +32,7 @@ from actors.rooms import (
     Unban,
     UpdateRoom,
 )
+from actors.room_directory import GroupView, MessageView, RoomDirectory, RoomView
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from chatto.bus.bridge import NatsBridge
