@@ -154,6 +154,7 @@ async def serve_chatto(
             live = LiveRelay(bridge, hub)
             await core.start(live.serve)
             accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
+            await accounts.ensure_claims()
             keys = BodyKeys(actors, kms, directory)
             messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
             if "announcements" in await messaging.seed():

@@ -124,6 +124,9 @@ async def test_round_trip_same_and_new_secret(
             )
             assert r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
             fresh = await login_token(c, "ann", PW)
+            # Uniqueness claims were re-created under the new secret at start.
+            claimed = third.running.services.accounts._claim_key("login", "ann")
+            assert await third.running.services.accounts._records.get(claimed) is not None
         assert await snapshot(third.url, fresh, rooms) == before
         await third.stop()
 

@@ -147,6 +147,31 @@ class AccountService:
         assert user is not None
         return user
 
+    async def ensure_claims(self) -> int:
+        """Re-create missing login/email claims, once per server secret.
+
+        Claim keys are HMACs under ``core.secret_key``: after a restore under
+        a different secret the old claims are unreachable, so uniqueness of
+        existing logins and emails would silently lapse. Returns the number
+        of claims written.
+        """
+        marker = "claims_checked." + self.keyring.index_key("claims", "v1")[:24]
+        if await self._records.get(marker) is not None:
+            return 0
+        written = 0
+        for user in list(self.directory.users.values()):
+            if not user.registered or user.deleting or not user.login:
+                continue
+            claims = [("login", user.login.lower()), *(("email", e) for e in user.emails)]
+            for kind, value in claims:
+                try:
+                    await self._records.create(self._claim_key(kind, value), {"u": user.id})
+                    written += 1
+                except KeyExistsError:
+                    pass
+        await self._records.put(marker, {"at": 1}, None)
+        return written
+
     # --- login -----------------------------------------------------------------
     def _lookup(self, identifier: str) -> UserRecord | None:
         ident = identifier.strip()
