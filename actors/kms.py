@@ -120,6 +120,14 @@ class UnwrapDek:
 
 
 @attrs.frozen
+class EvictKeys:
+    """Drop cached copies of keys another process shredded (no storage I/O)."""
+
+    kek_refs: tuple[str, ...]
+    dek_refs: tuple[str, ...]
+
+
+@attrs.frozen
 class ShredKeys:
     """Destroy DEK and KEK records (and legacy ``user.<id>`` keys); idempotent."""
 
@@ -282,6 +290,8 @@ class KmsActor:
                 return await self._unwrap(command)
             case ShredKeys():
                 return await self._shred(command)
+            case EvictKeys():
+                return self._evict(command)
             case LegacyUserKey():
                 return await self._legacy_user_key(command.user_id)
             case KmsStats():
@@ -335,6 +345,14 @@ class KmsActor:
         if raw is None or len(raw) != aead.KEY_BYTES:
             raise KeyShredded("no legacy key for this user")
         return raw
+
+    def _evict(self, cmd: EvictKeys) -> None:
+        for ref in cmd.dek_refs:
+            self._dek_cache.drop(ref)
+        doomed = frozenset(cmd.kek_refs)
+        self._dek_cache.drop_where(lambda entry: entry.kek_ref in doomed)
+        for ref in cmd.kek_refs:
+            self._kek_cache.drop(ref)
 
     async def _shred(self, cmd: ShredKeys) -> None:
         # DEK records first: if we die half-way, the KEKs that remain still

@@ -21,7 +21,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from actors.hub import Hub
 from actors.kms import BucketStore, Kms, register_kms
-from actors.projector import Projector
+from actors.projector import Projector, ReadModel
 from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
@@ -43,6 +43,7 @@ from chatto.messaging.attachments import Attachments, Avatars
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
+from chatto.messaging.shred import ShredFollower
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
@@ -145,7 +146,10 @@ async def serve_chatto(
             directory = UserDirectory(kms)
             rooms = RoomDirectory()
             rbac = RbacView()
-            projector = Projector(store, [server_view, directory, rooms, rbac], hub, live_topics)
+            keys = BodyKeys(actors, kms, directory)
+            shreds = ShredFollower(actors, directory, keys)
+            models: list[ReadModel] = [server_view, directory, rooms, rbac, shreds]
+            projector = Projector(store, models, hub, live_topics)
             register_domain(actors, config, store, kms)
             await core.start(projector.serve)
             await core.start(keep_storage, bridge, config.nats.replicas)
@@ -155,7 +159,6 @@ async def serve_chatto(
             await core.start(live.serve)
             accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
             await accounts.ensure_claims()
-            keys = BodyKeys(actors, kms, directory)
             messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
