@@ -20,7 +20,7 @@ import trio
 
 from chatto import __version__
 from chatto.config import Config, load_config
-from chatto.errors import ChattoError, ConfigError
+from chatto.errors import ChattoError, ConfigError, first_chatto_error
 from chatto.initcmd import write_initial_config
 from chatto.tuning import tune_gc
 
@@ -108,14 +108,6 @@ async def run_until_signal(config: Config) -> None:
     log.info("stopped")
 
 
-def _first_chatto_error(group: BaseExceptionGroup[ChattoError]) -> ChattoError:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    assert isinstance(exc, ChattoError)
-    return exc
-
-
 def cmd_run(path: Path, init: bool) -> int:
     if init and not path.exists():
         write_initial_config(path)
@@ -126,7 +118,7 @@ def cmd_run(path: Path, init: bool) -> int:
     try:
         trio.run(run_until_signal, config)
     except* ChattoError as group:
-        error = _first_chatto_error(group)
+        error = first_chatto_error(group)
     return fail(error.message, 1) if error is not None else 0
 
 

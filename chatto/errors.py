@@ -92,3 +92,12 @@ class InvalidInputError(ChattoError):
 
     code = "BAD_USER_INPUT"
     http_status = 400
+
+
+def first_chatto_error(group: BaseExceptionGroup[ChattoError]) -> ChattoError:
+    """The first ``ChattoError`` inside (nested) groups, for one-line CLI errors."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, ChattoError)
+    return exc

@@ -27,9 +27,7 @@ from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.user_directory import UserDirectory
-from chatto.auth.keyring import Keyring
 from chatto.auth.oauth import Grants
-from chatto.auth.records import RecordStore
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage, keep_storage
@@ -163,7 +161,7 @@ async def serve_chatto(
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
-            deleter = build_deleter(config, bridge, actors, projector, directory, rooms, kms, keys)
+            deleter = build_deleter(accounts, authn, bridge, actors, projector, rooms, kms, keys)
             await core.start(deleter.serve)
             services = Services(
                 config=config,
@@ -180,15 +178,13 @@ async def serve_chatto(
                 messaging=messaging,
                 deleter=deleter,
                 permissions=Permissions(rbac, rooms),
-                limiter=RateLimiter(bridge, Keyring(config.core.secret_key), config.limits),
+                limiter=RateLimiter(bridge, accounts.keyring, config.limits),
                 avatars=Avatars(actors, projector, keys, bridge),
                 attachments=Attachments(
                     actors, projector, rooms, keys, bridge, config.webserver.max_upload_bytes
                 ),
                 grants=Grants(
-                    RecordStore(bridge),
-                    Keyring(config.core.secret_key),
-                    config.auth.oauth_code_ttl_seconds,
+                    accounts.records, accounts.keyring, config.auth.oauth_code_ttl_seconds
                 ),
                 embedded=embedded,
             )

@@ -78,21 +78,27 @@ async def build_auth(
 
 
 def build_deleter(
-    config: Config,
+    accounts: AccountService,
+    authn: Authenticator,
     bridge: NatsBridge,
     actors: ActorSystem,
     projector: Projector,
-    directory: UserDirectory,
     rooms: RoomDirectory,
     kms: Kms,
     keys: BodyKeys,
 ) -> AccountDeleter:
-    """The account-deletion job with its own handles on sessions and records."""
-    keyring = Keyring(config.core.secret_key)
-    records = RecordStore(bridge)
-    sessions = SessionStore(records, keyring, int(config.auth.session_ttl_days * 86400))
+    """The account-deletion job, sharing the auth layer's stores and keyring."""
     return AccountDeleter(
-        actors, projector, directory, rooms, sessions, records, keyring, kms, keys, bridge
+        actors,
+        projector,
+        accounts.directory,
+        rooms,
+        authn.sessions,
+        accounts.records,
+        accounts.keyring,
+        kms,
+        keys,
+        bridge,
     )
 
 

@@ -70,8 +70,8 @@ async def register_console(c: httpx.AsyncClient, handle: Any, name: str) -> str:
     )
     await services.projector.wait_for(done.last_seq)
     claim = services.accounts._claim_key
-    await services.accounts._records.create(claim("login", name), {"u": uid})
-    await services.accounts._records.create(claim("email", f"{name}@example.com"), {"u": uid})
+    await services.accounts.records.create(claim("login", name), {"u": uid})
+    await services.accounts.records.create(claim("email", f"{name}@example.com"), {"u": uid})
     await services.messaging.join_seeded(uid)
     return uid
 
@@ -126,7 +126,7 @@ async def test_round_trip_same_and_new_secret(
             fresh = await login_token(c, "ann", PW)
             # Uniqueness claims were re-created under the new secret at start.
             claimed = third.running.services.accounts._claim_key("login", "ann")
-            assert await third.running.services.accounts._records.get(claimed) is not None
+            assert await third.running.services.accounts.records.get(claimed) is not None
         assert await snapshot(third.url, fresh, rooms) == before
         await third.stop()
 

@@ -75,7 +75,7 @@ class AccountService:
         self._actors = actors
         self.directory = directory
         self._projector = projector
-        self._records = records
+        self.records = records
         self.keyring = keyring
         self.challenges = challenges
         self.hasher = hasher
@@ -93,7 +93,7 @@ class AccountService:
         if not self.settings.registration_open:
             raise ForbiddenError("registration is closed on this server")
         email = normalize_email(raw_email)
-        taken = await self._records.get(self._claim_key("email", email)) is not None
+        taken = await self.records.get(self._claim_key("email", email)) is not None
         code = await self.challenges.start("exists" if taken else "register", email)
         if code is None:
             return
@@ -123,18 +123,18 @@ class AccountService:
         login_key = self._claim_key("login", login.lower())
         email_key = self._claim_key("email", email)
         try:
-            await self._records.create(login_key, {"u": user_id})
+            await self.records.create(login_key, {"u": user_id})
         except KeyExistsError:
             raise LoginTaken("that login is taken; the link stays valid, pick another") from None
         try:
-            await self._records.create(email_key, {"u": user_id})
+            await self.records.create(email_key, {"u": user_id})
             await self.challenges.consume_completion(token)
         except KeyExistsError:
-            await self._records.delete(login_key)
+            await self.records.delete(login_key)
             raise EmailTaken("this address already belongs to an account") from None
         except TokenError:
-            await self._records.delete(login_key)
-            await self._records.delete(email_key)
+            await self.records.delete(login_key)
+            await self.records.delete(email_key)
             raise
         password_hash = await self.hasher.hash(password)
         done = await self._actors.ask(
@@ -156,7 +156,7 @@ class AccountService:
         of claims written.
         """
         marker = "claims_checked." + self.keyring.index_key("claims", "v1")[:24]
-        if await self._records.get(marker) is not None:
+        if await self.records.get(marker) is not None:
             return 0
         written = 0
         for user in list(self.directory.users.values()):
@@ -165,11 +165,11 @@ class AccountService:
             claims = [("login", user.login.lower()), *(("email", e) for e in user.emails)]
             for kind, value in claims:
                 try:
-                    await self._records.create(self._claim_key(kind, value), {"u": user.id})
+                    await self.records.create(self._claim_key(kind, value), {"u": user.id})
                     written += 1
                 except KeyExistsError:
                     pass
-        await self._records.put(marker, {"at": 1}, None)
+        await self.records.put(marker, {"at": 1}, None)
         return written
 
     # --- login -----------------------------------------------------------------
@@ -244,7 +244,7 @@ class AccountService:
     async def request_email_code(self, user_id: str, raw_email: str) -> None:
         """Send a code to a new address; answers the same if it is taken."""
         email = normalize_email(raw_email)
-        taken = await self._records.get(self._claim_key("email", email)) is not None
+        taken = await self.records.get(self._claim_key("email", email)) is not None
         code = await self.challenges.start(f"verify:{user_id}", email)
         if code is not None and not taken:
             body = f"Your Chatto code to add this address is {code}. It expires in 15 minutes."
@@ -254,7 +254,7 @@ class AccountService:
         email = normalize_email(raw_email)
         await self.challenges.check(f"verify:{user_id}", email, code)
         try:
-            await self._records.create(self._claim_key("email", email), {"u": user_id})
+            await self.records.create(self._claim_key("email", email), {"u": user_id})
         except KeyExistsError:
             raise EmailTaken("this address already belongs to an account") from None
         done = await self._actors.ask("user", user_id, VerifyEmail(email))

@@ -28,7 +28,7 @@ from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
 from chatto.config import Config
-from chatto.errors import ChattoError, StartupError
+from chatto.errors import ChattoError, StartupError, first_chatto_error
 
 
 class Progress:
@@ -203,14 +203,6 @@ def run(fn: Any, *args: Any) -> Any:
     try:
         return trio.run(fn, *args)
     except* ChattoError as group:
-        error = first_error(group)
+        error = first_chatto_error(group)
     assert error is not None
     raise error
-
-
-def first_error(group: BaseExceptionGroup[ChattoError]) -> ChattoError:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    assert isinstance(exc, ChattoError)
-    return exc

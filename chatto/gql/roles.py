@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 from ariadne import MutationType, QueryType
 
 from actors.ids import new_id
-from actors.rbac import BUILT_IN, AssignRole, CreateRole, DeleteRole, RenameRole, SetRule
+from actors.rbac import (
+    BUILT_IN,
+    PERMISSIONS,
+    AssignRole,
+    CreateRole,
+    DeleteRole,
+    RenameRole,
+    SetRule,
+)
 from chatto.errors import NotFoundError
 from chatto.gql.rooms import viewer_of
 
@@ -48,8 +56,6 @@ def resolve_roles(_obj: Any, info: Info) -> list[dict[str, Any]]:
 
 @roles_query.field("viewerPermissions")
 def resolve_viewer_permissions(_obj: Any, info: Info, roomId: str | None = None) -> list[str]:
-    from actors.rbac import PERMISSIONS
-
     viewer, perms = viewer_of(info), info.context.services.permissions
     return [p for p in PERMISSIONS if perms.allowed(viewer, p, roomId or "")]
 

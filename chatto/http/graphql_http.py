@@ -56,23 +56,20 @@ async def handle_graphql_http(
                 w = services.config.webserver
                 # The file plus room for the operations and MIME framing.
                 body = await read_body(scope, receive, w.max_upload_bytes + 64 * 1024)
-                payload = parse_multipart(full_ctype, body)
-                op = prepare(payload)
+                op = prepare(parse_multipart(full_ctype, body))
                 if op.kind != "mutation":
                     raise RequestError("multipart requests are for mutations with uploads")
-                await _run(scope, send, services, schema, op)
-                return
-            if ctype != "application/json":
+            elif ctype != "application/json":
                 await respond_error(send, 415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
                 return
-            body = await read_body(scope, receive, services.config.webserver.max_body_bytes)
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                raise RequestError("request body is not valid JSON") from exc
+            else:
+                body = await read_body(scope, receive, services.config.webserver.max_body_bytes)
+                try:
+                    op = prepare(json.loads(body))
+                except ValueError as exc:
+                    raise RequestError("request body is not valid JSON") from exc
         else:
-            payload = _payload_from_get(scope)
-        op = prepare(payload)
+            op = prepare(_payload_from_get(scope))
     except BodyTooLarge:
         await discard_body(receive)
         await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
