@@ -51,14 +51,16 @@ class LiveClient:
 
 
 @asynccontextmanager
-async def live_client(base_url: str, token: str) -> AsyncIterator[LiveClient]:
+async def live_client(
+    base_url: str, token: str, query: str = MY_EVENTS
+) -> AsyncIterator[LiveClient]:
     url = base_url.replace("http://", "ws://") + "/api/graphql"
     async with open_websocket_url(url, subprotocols=["graphql-transport-ws"]) as ws:
         init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
         await ws.send_message(json.dumps(init))
         ack = json.loads(await ws.get_message())
         assert ack["type"] == "connection_ack", ack
-        sub = {"id": "live", "type": "subscribe", "payload": {"query": MY_EVENTS}}
+        sub = {"id": "live", "type": "subscribe", "payload": {"query": query}}
         await ws.send_message(json.dumps(sub))
         client = LiveClient(ws)
         async with trio.open_nursery() as nursery:

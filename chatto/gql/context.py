@@ -14,21 +14,48 @@ if TYPE_CHECKING:
     from chatto.services import Services
 
 
+# A subscription event dict carrying this key may share its executed result
+# with every subscriber of the same event (see chatto/gql/fanout.py); the
+# value is the object the hub delivered, identical for all of them.
+SHARE = "_share"
+
+
 @attrs.define
 class RequestContext:
     """Per-request context: services, who is calling, and the transport."""
 
     services: Services
-    auth: AuthResult
+    _auth: AuthResult
     transport: str = "http"
     # Headers a resolver wants on the HTTP response (e.g. a rotated cookie).
     response_headers: list[tuple[bytes, bytes]] = attrs.Factory(list)
     extra: dict[str, Any] = attrs.Factory(dict)
+    # How often anything asked who the caller is: a subscription event whose
+    # execution left it unchanged did not depend on the viewer, so its result
+    # may be shared with every subscriber of the same event (gql/fanout.py).
+    auth_reads: int = 0
+
+    @property
+    def auth(self) -> AuthResult:
+        self.auth_reads += 1
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: AuthResult) -> None:
+        self._auth = value
 
     @property
     def viewer(self) -> UserRecord | None:
         """The authenticated user, re-read so a deletion or password change shows."""
-        user = self.auth.user
+        self.auth_reads += 1
+        return self._current()
+
+    def is_authenticated(self) -> bool:
+        """Whether the caller is a current user; a gate, not a read of who it is."""
+        return self._current() is not None
+
+    def _current(self) -> UserRecord | None:
+        user = self._auth.user
         if user is None:
             return None
         current = self.services.directory.get(user.id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import ariadne
@@ -136,26 +135,6 @@ async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> 
         validation_rules=[LimitsRule],
     )
     return dict(result)
-
-
-async def subscribe(
-    schema: GraphQLSchema, ctx: RequestContext, op: Operation
-) -> AsyncGenerator[Any, None] | list[dict[str, Any]]:
-    """Start a subscription: an async generator of results, or a list of errors."""
-    ok, result = await ariadne.subscribe(
-        schema,
-        op.data,
-        context_value=ctx,
-        query_document=op.document,
-        error_formatter=format_error,
-        introspection=True,
-        logger=_ARIADNE_LOG,
-        query_validator=cast(QueryValidator, CACHE.validate),
-        validation_rules=[LimitsRule],
-    )
-    if not ok:
-        return list(result)  # type: ignore[arg-type]
-    return result
 
 
 def format_result(result: Any) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from actors.room_events import (
 )
 from actors.user_events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
+from chatto.gql.context import SHARE
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.live import PRESENCE_REFRESH, PresenceSignal, TypingSignal
 
@@ -110,8 +111,9 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub:
-        # Subscribed first, so the client sees its own ONLINE as the first event.
-        await live.set_presence(me, "ONLINE")
+        # Subscribed first; the client's first event is its own presence.
+        status = await live.come_online(me)
+        yield {"type": "PRESENCE", "userId": me, "presence": status}
         next_refresh = trio.current_time() + PRESENCE_REFRESH
         while True:
             item = None
@@ -131,9 +133,11 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                         "roomId": item.room_id,
                         "userId": item.user_id,
                         "typing": item.typing,
+                        SHARE: item,
                     }
             elif isinstance(item, PresenceSignal):
-                yield {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
+                presence = {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
+                yield presence | {SHARE: item}
             elif isinstance(item, Recorded):
                 if item.seq in seen:
                     continue  # a membership event can arrive on two topics
@@ -150,6 +154,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 _follow_membership(sub, me, item)
                 out = _room_event(item, info)
                 if out is not None:
+                    out[SHARE] = item  # the same for every member: shareable (gql/fanout.py)
                     yield out
 
 

@@ -58,12 +58,16 @@ def _has_public(node: Any) -> bool:
 
 def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     def check(obj: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
+        if permission is None:
+            # Only a gate: the result does not depend on who passes it.
+            if not info.context.is_authenticated():
+                raise UnauthenticatedError("authentication required")
+            return resolver(obj, info, **kwargs)
         viewer = info.context.viewer
         if viewer is None:
             raise UnauthenticatedError("authentication required")
-        if permission is not None:
-            room_id = kwargs.get("roomId") or ""
-            info.context.services.permissions.require(viewer, permission, room_id)
+        room_id = kwargs.get("roomId") or ""
+        info.context.services.permissions.require(viewer, permission, room_id)
         return resolver(obj, info, **kwargs)
 
     return check

@@ -20,7 +20,8 @@ from graphql import GraphQLSchema
 from chatto.auth.authn import ANONYMOUS
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import RequestContext
-from chatto.gql.execute import RequestError, execute, format_result, prepare, subscribe
+from chatto.gql.execute import RequestError, execute, prepare
+from chatto.gql.fanout import subscribe_shared
 from chatto.http.asgi import Receive, Scope, Send, header
 from chatto.services import Services
 
@@ -57,10 +58,13 @@ class Connection:
         self.ctx = RequestContext(services=services, auth=ANONYMOUS, transport="ws")
 
     async def send_json(self, doc: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(doc))
+
+    async def send_text(self, text: str) -> None:
         if self.closed:
             return
         async with self._lock:
-            await self._send({"type": "websocket.send", "text": json.dumps(doc)})
+            await self._send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
@@ -174,15 +178,14 @@ class Connection:
             await self.send_json({"id": op_id, "type": "next", "payload": result})
             await self.send_json({"id": op_id, "type": "complete"})
             return
-        stream = await subscribe(self._schema, self.ctx, op)
+        stream = await subscribe_shared(self._schema, self.ctx, op)
         if isinstance(stream, list):
             await self.send_json({"id": op_id, "type": "error", "payload": stream})
             return
+        head = '{"id":' + json.dumps(op_id) + ',"type":"next","payload":'
         async with aclosing(stream):
-            async for result in stream:
-                await self.send_json(
-                    {"id": op_id, "type": "next", "payload": format_result(result)}
-                )
+            async for payload in stream:
+                await self.send_text(head + payload + "}")
         await self.send_json({"id": op_id, "type": "complete"})
 
 

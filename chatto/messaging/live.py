@@ -68,6 +68,19 @@ class LiveRelay:
         payload = json.dumps({"u": user_id, "s": status}).encode()
         await self._bridge.publish_core("live.presence", payload)
 
+    async def come_online(self, user_id: str) -> str:
+        """A client subscribed: ONLINE if the user was offline (broadcast), else keep.
+
+        Another tab or a reconnect within the TTL changes nothing, so it is
+        not broadcast to everyone again; returns the status now in force.
+        """
+        status = await self.presence(user_id)
+        if status == "OFFLINE":
+            await self.set_presence(user_id, "ONLINE")
+            return "ONLINE"
+        await self.refresh_presence(user_id)
+        return status
+
     async def refresh_presence(self, user_id: str) -> None:
         """Extend the current status's TTL without broadcasting; ONLINE if it lapsed."""
         status = await self.presence(user_id)

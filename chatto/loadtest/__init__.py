@@ -1,0 +1,1 @@
+"""``chatto loadtest``: virtual users over real HTTP and WebSockets (see driver.py)."""
