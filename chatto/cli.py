@@ -1,4 +1,4 @@
-"""The ``chatto`` command: ``init`` and ``run`` (more subcommands arrive later).
+"""The ``chatto`` command: init, run, backup, restore, keys and loadtest.
 
 Every failure the operator can fix ends as one line on stderr starting with
 ``chatto: error:`` and a non-zero exit status: 2 for configuration, 1 for
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p_kimp.add_argument("file")
     p_kimp.add_argument("-c", "--config", default=default)
     p_kimp.add_argument("--passphrase")
+    sub.add_parser("loadtest", help="load-test a server (see `chatto loadtest --help`)")
     p_run = sub.add_parser("run", help="run the server")
     p_run.add_argument("-c", "--config", default=default, help="config path")
     p_run.add_argument(
@@ -152,6 +153,14 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loadtest"]:
+        # Its own parser (chatto/loadtest/params.py) owns every option after it.
+        try:
+            from chatto.loadtest.driver import main as loadtest
+        except ImportError as exc:
+            return fail(f"chatto loadtest needs {exc.name}: pip install 'chatto[loadtest]'", 2)
+        return loadtest(argv[1:])
     args = _parser().parse_args(argv)
     path = Path(args.config)
     try:

@@ -258,7 +258,9 @@ async def _run(nursery: trio.Nursery, params: Params, tmp: Path) -> dict[str, An
     sampler = Sampler()
     sampler.watch(target.pids)
     nursery.start_soon(sampler.run)
-    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS)
+    # Idle connections are dropped before the server's 5 s keep-alive ends, so a
+    # request never races the server closing the connection it was sent on.
+    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS, keepalive_expiry=2.0)
     https = [
         httpx.AsyncClient(base_url=u, limits=limits, timeout=HTTP_TIMEOUT) for u in target.urls
     ]

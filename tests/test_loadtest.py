@@ -1,0 +1,74 @@
+"""The load test itself: the CI smoke run (zero loss), reuse against a running server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+
+from chatto.loadtest.params import Params, check
+from tests.authflow import register
+from tests.conftest import AuthEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "loadtest.py"
+
+
+async def run_loadtest(*args: str) -> tuple[int, str]:
+    proc = await trio.run_process(
+        [sys.executable, str(SCRIPT), *args], capture_stdout=True, capture_stderr=True, check=False
+    )
+    return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
+
+
+async def test_smoke_run_passes_with_zero_loss(tmp_path: Path) -> None:
+    """The CI mode: own server process, churning clients that resume, every message counted."""
+    out = tmp_path / "smoke.json"
+    with trio.fail_after(240):
+        code, text = await run_loadtest("--smoke", "--quiet", "--chart", "--out", str(out))
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    posts, delivery = report["posts"], report["delivery"]
+    assert posts["acked"] == posts["attempted"] == 60
+    assert delivery["lost"] == 0 and report["problems"] == []
+    assert delivery["expected"] > 0
+    assert delivery["live"] + delivery["resumed"] == delivery["expected"]
+    # Churn really happened and reconnecting clients recovered what they missed.
+    assert report["clients"]["reconnects"] > 0
+    assert delivery["latency"]["count"] == delivery["live"]
+    assert any(name.startswith("nats-server") for name in report["server"])
+    assert "PASS" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "password" not in json.dumps(report["parameters"])
+
+
+async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_path: Path) -> None:
+    """--url: users that already exist are logged in (no SMTP sink needed), tokens kept."""
+    password = "load test password"
+    async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+        for i in range(4):
+            await register(c, auth_env.sink, f"lt{i}@example.com", f"lt{i}", password)
+    out, state = tmp_path / "ext.json", tmp_path / "state.json"
+    args = ["--url", auth_env.url, "--users", "4", "--rooms", "2", "--rate", "10"]
+    args += ["--duration", "1", "--churn", "0", "--quiet", "--out", str(out), "--state", str(state)]
+    with trio.fail_after(120):
+        code, text = await run_loadtest(*args)
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    assert report["delivery"]["lost"] == 0 and report["posts"]["acked"] == 10
+    # Two members per room, every message to both: 10 posts, 20 deliveries.
+    assert report["delivery"]["expected"] == 20
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert len(json.loads(state.read_text())[auth_env.url]) == 4
+
+
+def test_parameters_refuse_remote_targets_and_nonsense() -> None:
+    assert "loopback" in check(Params(url="http://192.0.2.1:4000"))
+    assert check(Params(url="http://192.0.2.1:4000", allow_remote=True)) == ""
+    assert check(Params(url="http://127.0.0.1:4000")) == ""
+    assert "rooms" in check(Params(users=5, rooms=6))
+    assert "--processes" in check(Params(url="http://127.0.0.1:1", processes=2))
+    assert "churn" in check(Params(churn=1.5))
