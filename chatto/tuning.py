@@ -24,9 +24,3 @@ def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, GEN2_THRESHOLD)
 
-
-import os as _os  # EXPERIMENT
-import sys as _sys
-
-if _os.environ.get("XSWITCH"):
-    _sys.setswitchinterval(float(_os.environ["XSWITCH"]))
