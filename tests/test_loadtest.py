@@ -72,3 +72,15 @@ def test_parameters_refuse_remote_targets_and_nonsense() -> None:
     assert "rooms" in check(Params(users=5, rooms=6))
     assert "--processes" in check(Params(url="http://127.0.0.1:1", processes=2))
     assert "churn" in check(Params(churn=1.5))
+
+
+async def test_two_server_processes_share_one_nats(tmp_path: Path) -> None:
+    """--processes 2: users spread over both; every message reaches members on either."""
+    out = tmp_path / "two.json"
+    with trio.fail_after(240):
+        code, text = await run_loadtest("--smoke", "--processes", "2", "--quiet", "--out", str(out))
+    assert code == 0, text
+    report = json.loads(out.read_text())
+    assert report["delivery"]["lost"] == 0 and report["posts"]["acked"] == 60
+    assert report["target"].count("http://127.0.0.1") == 2
+    assert sum(name.startswith("python") for name in report["server"]) == 2

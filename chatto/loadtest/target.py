@@ -112,7 +112,11 @@ async def start_own(nursery: trio.Nursery, params: Params, tmp: Path, smtp_port:
         port = free_port("127.0.0.1")
         env = _env(params, tmp, port, nats_port, token) | _smtp_env(smtp_port)
         if i > 0:
-            env |= {"CHATTO_NATS_URL": f"nats://127.0.0.1:{nats_port}", "CHATTO_NATS_TOKEN": token}
+            env |= {
+                "CHATTO_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+                "CHATTO_NATS_TOKEN": token,
+                "CHATTO_NATS_EMBEDDED_ENABLED": "false",
+            }
         log = tmp / f"chatto-{i}.log"
         proc = await nursery.start(_own_process, cmd, env, log)
         url = f"http://127.0.0.1:{port}"
