@@ -76,6 +76,22 @@ def _follow_membership(sub: Subscriber, me: str, rec: Recorded) -> None:
         sub.remove_topic(topic)
 
 
+def _still_visible(info: Info, me: str, rec: Recorded) -> bool:
+    """Whether a room event may still reach this viewer when it is consumed.
+
+    Topics change when the subscriber consumes a membership event, so events
+    queued between a ban (or leave) and that moment would otherwise still be
+    delivered. The read model is projected before the hub publishes, so it
+    already knows; events about the viewer themself are always delivered.
+    """
+    if rec.envelope.entity.kind != "room":
+        return True
+    if getattr(rec.envelope.event, "user_id", None) == me:
+        return True
+    room = info.context.services.messaging.rooms.rooms.get(rec.envelope.entity.id)
+    return room is not None and me in room.members
+
+
 def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
     ev = rec.envelope.event
     kind = ROOM_TYPES.get(type(ev))
@@ -152,6 +168,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     yield {"type": "PROFILE_UPDATED", "userId": me}
                     continue
                 _follow_membership(sub, me, item)
+                if not _still_visible(info, me, item):
+                    continue
                 out = _room_event(item, info)
                 if out is not None:
                     out[SHARE] = item  # the same for every member: shareable (gql/fanout.py)
