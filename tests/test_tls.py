@@ -32,9 +32,11 @@ from cryptography.x509.oid import NameOID
 
 from chatto.bus.embedded import free_port
 from chatto.config import Config
-from chatto.errors import ChattoError, StartupError, first_chatto_error
+from chatto.errors import ChattoError, ConfigError, StartupError, first_chatto_error
 from chatto.tls.cache import write_private
-from tests.conftest import ConfigFactory, ServerHandle, start_server
+from chatto.tls.manager import TlsSettings
+from tests.authflow import register
+from tests.conftest import ConfigFactory, ServerHandle, start_mail_server, start_server
 
 PEBBLE = shutil.which("pebble")
 needs_pebble = pytest.mark.skipif(
@@ -316,6 +318,16 @@ async def test_forced_renewal_swaps_certificate_without_dropping_connections(
         await new_stream.aclose()
 
 
+def broken_acme_env(directory: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "CHATTO_WEBSERVER_TLS_ENABLED": "true",
+        "CHATTO_WEBSERVER_TLS_DOMAIN": DOMAIN,
+        "CHATTO_WEBSERVER_TLS_ACME_DIRECTORY": directory,
+        "CHATTO_WEBSERVER_TLS_HTTP_PORT": "0",
+        "CHATTO_WEBSERVER_TLS_CACHE_DIR": str(tmp_path / "tls"),
+    }
+
+
 def write_cached(cache: Path, days: float) -> int:
     """A cached bundle for DOMAIN expiring in ``days``; returns its serial."""
     key_pem, cert_pem = make_ca_cert([DOMAIN], days)
@@ -331,15 +343,10 @@ async def test_acme_unreachable_with_cache_serves_cached_certificate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="chatto.tls")
-    dead = Pebble(
-        directory=f"https://127.0.0.1:{free_port('127.0.0.1')}/dir",
-        management="",
-        ca_bundle=Path(ssl.get_default_verify_paths().openssl_cafile),
-        http_port=free_port("127.0.0.1"),
-    )
+    directory = f"https://127.0.0.1:{free_port('127.0.0.1')}/dir"  # nothing listens
     serial = write_cached(tmp_path / "tls", days=10)  # due: renew_before_days is 30
     with trio.fail_after(30):
-        config = make_config(**tls_env(dead, tmp_path, CHATTO_WEBSERVER_TLS_ACME_CA_BUNDLE=""))
+        config = make_config(**broken_acme_env(directory, tmp_path))
         server = await start_server(nursery, config)
         try:
             stream = await open_tls(https_port(server), legacy_client(ssl.TLSVersion.TLSv1_3))
@@ -354,7 +361,7 @@ async def test_acme_unreachable_with_cache_serves_cached_certificate(
     assert len(errors) == 1
     line = errors[0].getMessage()
     assert "\n" not in line
-    assert f"ACME order for {DOMAIN} at {dead.directory} failed" in line
+    assert f"ACME order for {DOMAIN} at {directory} failed" in line
     assert "cannot connect to the ACME server" in line
     assert "serving the cached certificate" in line
     assert "PRIVATE KEY" not in caplog.text
@@ -374,16 +381,9 @@ async def first_start_error(nursery: trio.Nursery, config: Config) -> ChattoErro
 async def test_acme_unreachable_without_cache_fails_start_with_one_line(
     nursery: trio.Nursery, make_config: ConfigFactory, tmp_path: Path
 ) -> None:
-    directory = f"https://127.0.0.1:{free_port('127.0.0.1')}/dir"
-    env = {
-        "CHATTO_WEBSERVER_TLS_ENABLED": "true",
-        "CHATTO_WEBSERVER_TLS_DOMAIN": DOMAIN,
-        "CHATTO_WEBSERVER_TLS_ACME_DIRECTORY": directory,
-        "CHATTO_WEBSERVER_TLS_HTTP_PORT": "0",
-        "CHATTO_WEBSERVER_TLS_CACHE_DIR": str(tmp_path / "tls"),
-    }
+    directory = f"https://127.0.0.1:{free_port('127.0.0.1')}/dir"  # nothing listens
     with trio.fail_after(30):
-        exc = await first_start_error(nursery, make_config(**env))
+        exc = await first_start_error(nursery, make_config(**broken_acme_env(directory, tmp_path)))
     assert isinstance(exc, StartupError)
     assert exc.message == (
         f"no TLS certificate yet: ACME order for {DOMAIN} at {directory} failed: "
@@ -404,3 +404,79 @@ async def test_failed_validation_without_cache_fails_start_naming_the_cause(
     assert "challenge validation failed (connection:" in exc.message, exc.message
     assert "\n" not in exc.message
     assert not (tmp_path / "tls" / f"{DOMAIN}.pem").exists()
+
+
+# --- upstream TLS and configuration ---------------------------------------------
+async def test_upstream_tls_url_sets_secure_cookie_flag(
+    nursery: trio.Nursery, make_config: ConfigFactory
+) -> None:
+    """TLS terminated by a proxy: an https:// webserver.url alone makes cookies Secure."""
+    env = await start_mail_server(
+        nursery, make_config, CHATTO_WEBSERVER_URL="https://chat.example.com"
+    )
+    try:
+        with trio.fail_after(30):
+            async with httpx.AsyncClient(base_url=env.url) as c:
+                await register(c, env.sink, "sec@example.com", "sec", "password-123")
+                r = await c.post("/auth/login", json={"login": "sec", "password": "password-123"})
+                assert r.status_code == 200, r.text
+                cookie = r.headers["set-cookie"]
+                assert cookie.startswith("chatto_session=") and "; Secure" in cookie
+    finally:
+        await env.server.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CHATTO_WEBSERVER_TLS_ENABLED": "true"},
+            "config key 'webserver.tls.domain' must be a DNS name",
+        ),
+        (
+            {"CHATTO_WEBSERVER_TLS_ENABLED": "true", "CHATTO_WEBSERVER_TLS_DOMAIN": "a b.com"},
+            "config key 'webserver.tls.domain' must be a DNS name",
+        ),
+        (
+            {
+                "CHATTO_WEBSERVER_TLS_ENABLED": "true",
+                "CHATTO_WEBSERVER_TLS_DOMAIN": "chat.example.com",
+                "CHATTO_WEBSERVER_TLS_ACME_DIRECTORY": "http://ca.example/dir",
+            },
+            "config key 'webserver.tls.acme_directory' must be an https:// URL",
+        ),
+        (
+            {
+                "CHATTO_WEBSERVER_TLS_ENABLED": "true",
+                "CHATTO_WEBSERVER_TLS_DOMAIN": "chat.example.com",
+                "CHATTO_WEBSERVER_TLS_ACME_CA_BUNDLE": "missing.pem",
+            },
+            "config key 'webserver.tls.acme_ca_bundle' must name a readable file",
+        ),
+        (
+            {"CHATTO_WEBSERVER_TLS_RENEW_BEFORE_DAYS": "soon"},
+            "environment variable CHATTO_WEBSERVER_TLS_RENEW_BEFORE_DAYS must be a number",
+        ),
+    ],
+)
+def test_tls_config_errors_are_one_line_naming_the_key(
+    make_config: ConfigFactory, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_config(**env)
+    assert info.value.message.startswith(message)
+    assert "\n" not in info.value.message
+
+
+def test_tls_config_defaults_and_secure_cookies(make_config: ConfigFactory) -> None:
+    plain = make_config()
+    t = plain.webserver.tls
+    assert not t.enabled and t.http_port == 80 and t.renew_before_days == 30
+    assert t.acme_directory == "https://acme-v02.api.letsencrypt.org/directory"
+    assert plain.tls_cache_dir == plain.data_dir / "tls"
+    assert not plain.cookies_secure
+    tls = make_config(
+        CHATTO_WEBSERVER_TLS_ENABLED="true", CHATTO_WEBSERVER_TLS_DOMAIN="Chat.Example.com."
+    )
+    assert tls.cookies_secure  # Chatto terminates TLS itself, whatever webserver.url says
+    assert TlsSettings.from_config(tls).acme.domain == "chat.example.com"
