@@ -210,27 +210,26 @@ async def _serve_http(
     task_status: trio.TaskStatus[Running],
 ) -> None:
     w = config.webserver
-    port = w.port
+    listening = f"{w.host}:{w.port}"
     try:
         async with trio.open_nursery() as http:
-            redirect_url = None
             hc = hypercorn_config(config)
+            redirect: RedirectApp | None = None
+            redirect_url = None
             if services.tls is not None:
-                # Challenges must be answerable before the first order.
-                port = w.tls.http_port
-                redirect = RedirectApp(services.tls.tokens, services.tls.domain, w.port)
-                plain = hypercorn_config(config, port)
-                redirect_url = (await http.start(_hypercorn, redirect, plain, shutdown))[0]
-                await http.start(_until_shutdown, services.tls.serve, shutdown)
+                listening = f"{w.host}:{w.tls.http_port}"
+                redirect, redirect_url = await _start_tls(http, services.tls, config, shutdown)
                 hc = hypercorn_config(config, base=TlsHypercornConfig(services.tls.context))
-                port = w.port
+                listening = f"{w.host}:{w.port}"
             binds: list[str] = await http.start(_hypercorn, app, hc, shutdown)
             url = binds[0] if binds else f"http://{w.host}:{w.port}"
             bound = int(url.rsplit(":", 1)[1])
             app.cors = app.cors.with_port(bound)
-            if services.tls is not None:
+            if redirect is not None:
                 redirect.https_port = bound
-                log.info("Chatto redirects %s to HTTPS", redirect_url)
+                log.info(
+                    "Chatto answers ACME challenges and redirects to HTTPS on %s", redirect_url
+                )
             log.info("Chatto is listening on %s", url)
             task_status.started(Running(services=services, http_url=url, redirect_url=redirect_url))
     except* OSError as group:
@@ -238,7 +237,19 @@ async def _serve_http(
         while isinstance(exc, BaseExceptionGroup):
             exc = exc.exceptions[0]
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise StartupError(f"cannot listen on {w.host}:{port}: {reason}") from None
+        raise StartupError(f"cannot listen on {listening}: {reason}") from None
+
+
+async def _start_tls(
+    http: trio.Nursery, tls: CertManager, config: Config, shutdown: trio.Event
+) -> tuple[RedirectApp, str]:
+    """The plain listener first (the CA must reach the challenges), then a certificate."""
+    w = config.webserver
+    redirect = RedirectApp(tls.tokens, tls.domain, w.port)
+    plain = hypercorn_config(config, w.tls.http_port)
+    binds: list[str] = await http.start(_hypercorn, redirect, plain, shutdown)
+    await http.start(_until_shutdown, tls.serve, shutdown)
+    return redirect, binds[0]
 
 
 async def _until_shutdown(

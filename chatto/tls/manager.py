@@ -154,7 +154,12 @@ class CertManager:
             return info
 
     async def _order(self) -> CertInfo:
-        account_key = await trio.to_thread.run_sync(self.cache.account_key)
+        try:
+            account_key = await trio.to_thread.run_sync(self.cache.account_key)
+        except OSError as exc:
+            raise AcmeError(
+                f"cannot read or create the ACME account key in {self.cache.root}: {exc.strerror}"
+            ) from None
         order = functools.partial(
             obtain_certificate,
             self.settings.acme,
