@@ -33,7 +33,8 @@ from cryptography.x509.oid import NameOID
 from chatto.bus.embedded import free_port
 from chatto.config import Config
 from chatto.errors import ChattoError, ConfigError, StartupError, first_chatto_error
-from chatto.tls.cache import write_private
+from chatto.tls.cache import CertCache, write_private
+from chatto.tls.challenge import ChallengeTokens, RedirectApp
 from chatto.tls.manager import TlsSettings
 from tests.authflow import register
 from tests.conftest import ConfigFactory, ServerHandle, start_mail_server, start_server
@@ -480,3 +481,25 @@ def test_tls_config_defaults_and_secure_cookies(make_config: ConfigFactory) -> N
     )
     assert tls.cookies_secure  # Chatto terminates TLS itself, whatever webserver.url says
     assert TlsSettings.from_config(tls).acme.domain == "chat.example.com"
+
+
+# --- small parts --------------------------------------------------------------
+def test_redirect_location_keeps_path_and_query_and_drops_port_443() -> None:
+    app = RedirectApp(ChallengeTokens(), "chat.example.com", 443)
+    assert app.location(b"/a%20b", b"x=1") == b"https://chat.example.com/a%20b?x=1"
+    assert app.location(b"", b"") == b"https://chat.example.com/"
+    app.https_port = 8443
+    assert app.location(b"/", b"") == b"https://chat.example.com:8443/"
+
+
+def test_cache_ignores_bundles_for_other_names_and_mismatched_keys(tmp_path: Path) -> None:
+    write_cached(tmp_path, days=10)
+    assert CertCache(tmp_path, DOMAIN).load() is not None
+    assert CertCache(tmp_path, "other.example").load() is None
+    other_key, _ = make_ca_cert([DOMAIN], 1)
+    _, cert = make_ca_cert([DOMAIN], 1)
+    write_private(tmp_path / f"{DOMAIN}.pem", other_key + cert)
+    assert CertCache(tmp_path, DOMAIN).load() is None
+    with pytest.raises(ssl.SSLError):
+        CertCache(tmp_path, DOMAIN).store(other_key, cert)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{DOMAIN}.pem"]
