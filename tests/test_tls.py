@@ -260,6 +260,10 @@ async def test_certificate_issued_served_tls12_minimum_and_http_redirects(
         assert stream.version() in ("TLSv1.2", "TLSv1.3")
         assert await http_get(stream, "/healthz") == (200, b'{"status":"ok"}')
         await stream.aclose()
+        # What browsers do: HTTP/2 via ALPN, the name checked against the chain.
+        async with httpx.AsyncClient(verify=trusted, http2=True) as c:
+            r = await c.get(f"https://{DOMAIN}:{port}/api/server")
+            assert (r.status_code, r.http_version) == (200, "HTTP/2")
 
         # The cache holds private files only.
         cache = tmp_path / "tls"
