@@ -34,6 +34,7 @@ from chatto.config_schema import (
     NatsConfig,
     OwnersConfig,
     SmtpConfig,
+    TlsConfig,
     WebserverConfig,
     all_keys,
     env_name,
@@ -56,6 +57,7 @@ __all__ = [
     "NatsConfig",
     "OwnersConfig",
     "SmtpConfig",
+    "TlsConfig",
     "WebserverConfig",
     "all_keys",
     "env_name",
@@ -185,6 +187,7 @@ def validate(config: Config) -> None:
     """Cross-field and range checks on an already type-checked config."""
     _validate_core(config.core)
     _validate_webserver(config.webserver)
+    _validate_tls(config.webserver.tls, config.base_dir)
     _validate_nats(config.nats)
     _validate_actors(config.actors)
     _validate_auth(config.auth)
@@ -214,6 +217,37 @@ def _validate_webserver(w: WebserverConfig) -> None:
             raise ConfigError(
                 "config key 'webserver.oauth_redirect_origins' takes https origins or *"
             )
+
+
+def _validate_tls(t: TlsConfig, base_dir: Path) -> None:
+    if not t.enabled:
+        return
+    if not _is_domain(t.domain):
+        raise ConfigError(
+            "config key 'webserver.tls.domain' must be a DNS name (e.g. chat.example.com) "
+            "when webserver.tls.enabled = true"
+        )
+    if not t.acme_directory.startswith("https://"):
+        raise ConfigError("config key 'webserver.tls.acme_directory' must be an https:// URL")
+    if t.email and "@" not in t.email:
+        raise ConfigError("config key 'webserver.tls.email' must be an email address")
+    _between("webserver.tls.http_port", t.http_port, 0, 65535)
+    _positive("webserver.tls.renew_before_days", t.renew_before_days)
+    _positive("webserver.tls.retry_seconds", t.retry_seconds)
+    if t.acme_ca_bundle and not (base_dir / t.acme_ca_bundle).is_file():
+        raise ConfigError("config key 'webserver.tls.acme_ca_bundle' must name a readable file")
+
+
+def _is_domain(name: str) -> bool:
+    labels = name.rstrip(".").split(".")
+    return 0 < len(name) <= 253 and all(
+        0 < len(label) <= 63
+        and label.replace("-", "").isalnum()
+        and label.isascii()
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    )
 
 
 def _validate_nats(n: NatsConfig) -> None:

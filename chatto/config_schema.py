@@ -36,6 +36,24 @@ class CoreConfig:
     server_name: str = "Chatto"
 
 
+LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@attrs.frozen
+class TlsConfig:
+    """``[webserver.tls]``: HTTPS with certificates from an ACME CA (HTTP-01)."""
+
+    enabled: bool = False
+    domain: str = ""
+    acme_directory: str = LETS_ENCRYPT_DIRECTORY
+    email: str = ""
+    cache_dir: str = ""
+    http_port: int = 80
+    renew_before_days: float = 30.0
+    retry_seconds: float = 3600.0
+    acme_ca_bundle: str = ""
+
+
 @attrs.frozen
 class WebserverConfig:
     """``[webserver]``: the HTTP listener, cookies and request limits."""
@@ -52,6 +70,7 @@ class WebserverConfig:
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
+    tls: TlsConfig = attrs.Factory(TlsConfig)
 
 
 @attrs.frozen
@@ -178,6 +197,23 @@ class Config:
         """The embedded JetStream store: ``<data_dir>/nats`` unless set."""
         store = self.nats.embedded.store_dir
         return (self.base_dir / store).resolve() if store else self.data_dir / "nats"
+
+    @property
+    def tls_cache_dir(self) -> Path:
+        """Certificates and the ACME account key: ``<data_dir>/tls`` unless set."""
+        cache = self.webserver.tls.cache_dir
+        return (self.base_dir / cache).resolve() if cache else self.data_dir / "tls"
+
+    @property
+    def tls_ca_bundle(self) -> Path | None:
+        """The CA file trusted for the ACME server's HTTPS (None: the system's)."""
+        bundle = self.webserver.tls.acme_ca_bundle
+        return (self.base_dir / bundle).resolve() if bundle else None
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Secure cookies when the public URL is https or Chatto terminates TLS."""
+        return self.webserver.url.startswith("https://") or self.webserver.tls.enabled
 
     def redacted(self) -> dict[str, Any]:
         """The config as nested dicts with every secret replaced."""

@@ -32,6 +32,14 @@ class StartupError(ChattoError):
     code = "STARTUP_FAILED"
 
 
+class AcmeError(ChattoError):
+    """No certificate from the ACME CA: the CA refused, was unreachable, or it
+    could not validate the domain (DNS or the port-80 listener is wrong)."""
+
+    code = "ACME_FAILED"
+    http_status = 502
+
+
 class UnavailableError(ChattoError):
     """A backing service (NATS, JetStream) is unreachable or timed out."""
 

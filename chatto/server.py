@@ -11,7 +11,7 @@ cancelled from the inside out, so NATS outlives everything that uses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
@@ -45,9 +45,14 @@ from chatto.messaging.shred import ShredFollower
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
+from chatto.tls.challenge import RedirectApp
+from chatto.tls.context import TlsHypercornConfig
+from chatto.tls.manager import CertManager, TlsSettings
 from chatto.wiring import build_auth, build_deleter, register_domain, seed_permissions
 
 log = logging.getLogger(__name__)
+
+ASGIFramework = ChattoApp | RedirectApp
 
 
 @attrs.frozen
@@ -56,6 +61,8 @@ class Running:
 
     services: Services
     http_url: str
+    # The plain listener (ACME challenges + redirects) when TLS is enabled.
+    redirect_url: str | None = None
 
 
 @asynccontextmanager
@@ -95,11 +102,14 @@ async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessSt
         yield bridge, embedded
 
 
-def hypercorn_config(config: Config) -> HypercornConfig:
-    hc = HypercornConfig()
+def hypercorn_config(
+    config: Config, port: int | None = None, base: HypercornConfig | None = None
+) -> HypercornConfig:
+    """Hypercorn settings for one listener on ``webserver.host``."""
+    hc = HypercornConfig() if base is None else base
     w = config.webserver
     host = f"[{w.host}]" if ":" in w.host else w.host
-    hc.bind = [f"{host}:{w.port}"]
+    hc.bind = [f"{host}:{w.port if port is None else port}"]
     hc.graceful_timeout = w.shutdown_grace_seconds
     hc.websocket_max_message_size = 1024 * 1024
     hc.accesslog = None
@@ -128,7 +138,7 @@ async def serve_chatto(
         await bootstrap_storage(bridge, config.nats.replicas)
         store = JetStreamEventStore(bridge)
         hub = Hub()
-        a = config.actors
+        a, w = config.actors, config.webserver
         runtime = RuntimeSettings(
             mailbox_size=a.mailbox_size,
             ask_timeout=a.ask_timeout_seconds,
@@ -180,13 +190,12 @@ async def serve_chatto(
                 permissions=Permissions(rbac, rooms),
                 limiter=RateLimiter(bridge, accounts.keyring, config.limits),
                 avatars=Avatars(actors, projector, keys, bridge),
-                attachments=Attachments(
-                    actors, projector, rooms, keys, bridge, config.webserver.max_upload_bytes
-                ),
+                attachments=Attachments(actors, projector, rooms, keys, bridge, w.max_upload_bytes),
                 grants=Grants(
                     accounts.records, accounts.keyring, config.auth.oauth_code_ttl_seconds
                 ),
                 embedded=embedded,
+                tls=CertManager(TlsSettings.from_config(config)) if w.tls.enabled else None,
             )
             app = ChattoApp(services, build_schema())
             await _serve_http(app, config, shutdown, services, task_status)
@@ -201,31 +210,71 @@ async def _serve_http(
     task_status: trio.TaskStatus[Running],
 ) -> None:
     w = config.webserver
+    listening = f"{w.host}:{w.port}"
     try:
         async with trio.open_nursery() as http:
-            binds: list[str] = await http.start(_hypercorn, app, config, shutdown)
+            hc = hypercorn_config(config)
+            redirect: RedirectApp | None = None
+            redirect_url = None
+            if services.tls is not None:
+                listening = f"{w.host}:{w.tls.http_port}"
+                redirect, redirect_url = await _start_tls(http, services.tls, config, shutdown)
+                hc = hypercorn_config(config, base=TlsHypercornConfig(services.tls.context))
+                listening = f"{w.host}:{w.port}"
+            binds: list[str] = await http.start(_hypercorn, app, hc, shutdown)
             url = binds[0] if binds else f"http://{w.host}:{w.port}"
-            app.cors = app.cors.with_port(int(url.rsplit(":", 1)[1]))
+            bound = int(url.rsplit(":", 1)[1])
+            app.cors = app.cors.with_port(bound)
+            if redirect is not None:
+                redirect.https_port = bound
+                log.info(
+                    "Chatto answers ACME challenges and redirects to HTTPS on %s", redirect_url
+                )
             log.info("Chatto is listening on %s", url)
-            task_status.started(Running(services=services, http_url=url))
+            task_status.started(Running(services=services, http_url=url, redirect_url=redirect_url))
     except* OSError as group:
         exc: BaseException = group
         while isinstance(exc, BaseExceptionGroup):
             exc = exc.exceptions[0]
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise StartupError(f"cannot listen on {w.host}:{w.port}: {reason}") from None
+        raise StartupError(f"cannot listen on {listening}: {reason}") from None
+
+
+async def _start_tls(
+    http: trio.Nursery, tls: CertManager, config: Config, shutdown: trio.Event
+) -> tuple[RedirectApp, str]:
+    """The plain listener first (the CA must reach the challenges), then a certificate."""
+    w = config.webserver
+    redirect = RedirectApp(tls.tokens, tls.domain, w.port)
+    plain = hypercorn_config(config, w.tls.http_port)
+    binds: list[str] = await http.start(_hypercorn, redirect, plain, shutdown)
+    await http.start(_until_shutdown, tls.serve, shutdown)
+    return redirect, binds[0]
+
+
+async def _until_shutdown(
+    serve: Callable[..., Awaitable[object]],
+    shutdown: trio.Event,
+    *,
+    task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a never-ending ``serve`` task until ``shutdown`` is set."""
+    async with trio.open_nursery() as nursery:
+        task_status.started(await nursery.start(serve))
+        await shutdown.wait()
+        nursery.cancel_scope.cancel()
 
 
 async def _hypercorn(
-    app: ChattoApp,
-    config: Config,
+    app: ASGIFramework,
+    hc: HypercornConfig,
     shutdown: trio.Event,
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     await hypercorn.trio.serve(
         app,  # type: ignore[arg-type]
-        hypercorn_config(config),
+        hc,
         shutdown_trigger=shutdown.wait,
         task_status=task_status,
     )

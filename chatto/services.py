@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chatto.messaging.service import MessagingService
     from chatto.permissions import Permissions
     from chatto.ratelimit import RateLimiter
+    from chatto.tls.manager import CertManager
 
 
 @attrs.define
@@ -53,6 +54,8 @@ class Services:
     attachments: Attachments
     avatars: Avatars
     embedded: ProcessStatus | None = None
+    # The certificate manager when Chatto terminates TLS itself.
+    tls: CertManager | None = None
 
     async def readiness(self) -> dict[str, bool]:
         """Each readiness check by name; ready only when all are true."""

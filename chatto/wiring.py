@@ -58,7 +58,7 @@ async def build_auth(
     ttl = int(au.session_ttl_days * 86400)
     sessions = SessionStore(records, keyring, ttl)
     cookies = CookieCodec(
-        w.cookie_signing_secret, w.cookie_encryption_secret, w.url.startswith("https://"), ttl
+        w.cookie_signing_secret, w.cookie_encryption_secret, config.cookies_secure, ttl
     )
     challenges = Challenges(records, keyring, au.code_ttl_seconds, au.reset_ttl_seconds)
     hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads, config.limits.bcrypt_queue)
