@@ -139,6 +139,7 @@ async def stages(running: Running, n: int) -> dict[str, dict[str, float]]:
     out["crypto_seal_and_open"] = await timed(n, crypto)
     out["nats_publish_round_trip"] = await timed(n, nats_round_trip)
     out["post_via_service"] = await timed(n, service_post)
+
     async def healthz() -> None:
         await http.get("/healthz")
 

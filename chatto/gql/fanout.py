@@ -38,9 +38,7 @@ class SharedResults:
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[int, str, int], tuple[object, object, str]] = (
-            OrderedDict()
-        )
+        self._items: OrderedDict[tuple[int, str, int], tuple[object, object, str]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
