@@ -34,6 +34,7 @@ from chatto.config_schema import (
     NatsConfig,
     OwnersConfig,
     SmtpConfig,
+    SnapshotsConfig,
     WebserverConfig,
     all_keys,
     env_name,
@@ -56,6 +57,7 @@ __all__ = [
     "NatsConfig",
     "OwnersConfig",
     "SmtpConfig",
+    "SnapshotsConfig",
     "WebserverConfig",
     "all_keys",
     "env_name",
@@ -187,6 +189,8 @@ def validate(config: Config) -> None:
     _validate_webserver(config.webserver)
     _validate_nats(config.nats)
     _validate_actors(config.actors)
+    _at_least("snapshots.every_events", config.snapshots.every_events, 1)
+    _positive("snapshots.min_interval_seconds", config.snapshots.min_interval_seconds)
     _validate_auth(config.auth)
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)
