@@ -186,7 +186,9 @@ class Projector:
 
     def export_states(self) -> dict[str, tuple[int, object]]:
         """Every snapshottable model's (schema, exported state), at ``position``."""
-        return {m.snapshot_name: (m.snapshot_schema, m.export_state()) for m in self._snapshot_models()}
+        return {
+            m.snapshot_name: (m.snapshot_schema, m.export_state()) for m in self._snapshot_models()
+        }
 
     async def write_snapshot(self) -> bool:
         """Write a snapshot of the current state if it is newer than the last one."""

@@ -21,8 +21,10 @@ from chatto.bus.storage import EVENT_STREAM, SNAPSHOTS
 from chatto.codec import CodecError, decode_envelope
 
 SNAPSHOT_NAME = "projector"
-# A read whose chunks were purged by a concurrent writer would wait forever.
-LOAD_TIMEOUT_SECONDS = 120.0
+# A read whose chunks a concurrent writer purged would wait forever: bound it
+# by the object's size (generously: a few MB/s).
+LOAD_BASE_SECONDS = 10.0
+LOAD_BYTES_PER_SECOND = 4 * 1024 * 1024
 
 
 class NatsSnapshotStore:
@@ -41,7 +43,9 @@ class NatsSnapshotStore:
             # chunk, which is quadratic for a snapshot of many megabytes.
             out = io.BytesIO()
             try:
-                await asyncio.wait_for(store.get(name, writeinto=out), LOAD_TIMEOUT_SECONDS)
+                info = await store.get_info(name)
+                within = LOAD_BASE_SECONDS + (info.size or 0) / LOAD_BYTES_PER_SECOND
+                await asyncio.wait_for(store.get(name, writeinto=out), within)
             except nats.js.errors.ObjectNotFoundError:
                 return None
             except (
