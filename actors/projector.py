@@ -35,6 +35,7 @@ from actors.snapshot import (
     decode_snapshot,
     encode_snapshot,
     erases_data,
+    gc_paused,
 )
 from actors.store import EventFeed
 from chatto.errors import ChattoError, DeadlineError
@@ -172,8 +173,9 @@ class Projector:
             snap = decode_snapshot(data)
             check_schemas(snap, models)
             await check_anchor(snap, store)
-            for model in models:
-                await model.restore_state(snap.models[model.snapshot_name])
+            with gc_paused():
+                for model in models:
+                    await model.restore_state(snap.models[model.snapshot_name])
         except (SnapshotError, ChattoError, ValueError, KeyError, TypeError, IndexError) as exc:
             reason = exc.message if isinstance(exc, ChattoError) else str(exc)
             log.warning("projector snapshot not used (%s): replaying the whole event log", reason)
@@ -186,9 +188,11 @@ class Projector:
 
     def export_states(self) -> dict[str, tuple[int, object]]:
         """Every snapshottable model's (schema, exported state), at ``position``."""
-        return {
-            m.snapshot_name: (m.snapshot_schema, m.export_state()) for m in self._snapshot_models()
-        }
+        with gc_paused():
+            return {
+                m.snapshot_name: (m.snapshot_schema, m.export_state())
+                for m in self._snapshot_models()
+            }
 
     async def write_snapshot(self) -> bool:
         """Write a snapshot of the current state if it is newer than the last one."""

@@ -19,10 +19,12 @@ history (it only reacts to events) sets ``replay_free = True`` instead.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -33,6 +35,9 @@ from actors.user_events import UserDeleted
 
 FORMAT_VERSION = 1
 MAGIC = b"chatto-snapshot\n"
+# Large collections are encoded this many entries at a time, so the worker
+# thread that encodes gives the GIL back to the event loop between slices.
+SLICE = 2000
 # Events after which an older snapshot may still hold data the log no longer
 # has (sealed bodies of erased messages): the next snapshot is written soon.
 ERASING = (MessageRetracted, MemberDeleted, UserDeleted)
@@ -99,15 +104,61 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Build or walk millions of long-lived objects without the cyclic GC.
+
+    Otherwise each young-generation overflow eventually triggers full
+    collections that rescan the whole (growing) heap: most of the cost of
+    exporting or restoring a large state.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _dump_into(value: Any, parts: list[str], depth: int, size: int) -> None:
+    """Append the JSON of ``value`` to ``parts``; same text as ``dumps``.
+
+    The top two levels (model names, each model's fields) are walked; below
+    them a large dict is encoded in sorted slices of ``size`` entries.
+    """
+    if not isinstance(value, dict) or (depth >= 2 and len(value) <= size):
+        parts.append(dumps(value).decode())
+        return
+    keys = sorted(value)
+    parts.append("{")
+    if depth < 2:
+        for i, key in enumerate(keys):
+            parts.append(("," if i else "") + json.dumps(key, ensure_ascii=False) + ":")
+            _dump_into(value[key], parts, depth + 1, size)
+    else:
+        for i in range(0, len(keys), size):
+            chunk = {k: value[k] for k in keys[i : i + size]}
+            parts.append(("," if i else "") + dumps(chunk).decode()[1:-1])
+    parts.append("}")
+
+
+def dumps_sliced(value: Any, size: int = SLICE) -> bytes:
+    """``dumps(value)``, built from many small encoder calls."""
+    parts: list[str] = []
+    _dump_into(value, parts, 0, size)
+    return "".join(parts).encode()
+
+
 def encode_snapshot(
     seq: int, event_id: str, states: Mapping[str, tuple[int, Any]], written_ms: int = 0
 ) -> bytes:
     """Bytes of a snapshot; ``states`` maps model name to (schema, state).
 
-    CPU-heavy for large state; callers run it in a worker thread (zlib
-    releases the GIL while it compresses).
+    CPU-heavy for large state; callers run it in a worker thread: it encodes
+    in slices (the loop gets the GIL in between) and zlib releases the GIL.
     """
-    body = zlib.compress(dumps({n: s for n, (_v, s) in states.items()}), 1)
+    body = zlib.compress(dumps_sliced({n: s for n, (_v, s) in states.items()}), 1)
     header = {
         "format": FORMAT_VERSION,
         "seq": seq,
@@ -141,7 +192,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
     if hashlib.sha256(body).hexdigest() != header.get("sha256"):
         raise SnapshotError("checksum mismatch")
     try:
-        models = json.loads(zlib.decompress(body))
+        with gc_paused():
+            models = json.loads(zlib.decompress(body))
         snap = Snapshot(
             seq=int(header["seq"]),
             event_id=str(header["event_id"]),

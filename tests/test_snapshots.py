@@ -91,6 +91,13 @@ async def test_corrupt_or_foreign_snapshots_mean_a_full_replay(
             assert again.restored_seq == 0 and again.replayed == 20
             assert again.export_states() == first.export_states()
         await store.save(good)
+        # A concurrent writer purged the chunks between metadata and read.
+        js = bridge.js
+        await bridge.call(lambda: js.purge_stream("OBJ_SNAPSHOTS", subject="$O.SNAPSHOTS.C.>"))
+        caplog.clear()
+        assert (await _start(bridge)).replayed == 20
+        assert "projector snapshot not used (chunks missing" in caplog.text
+        await store.save(good)
         await _probes(bridge, 5)
         caplog.clear()
         restored = await _start(bridge)
@@ -345,3 +352,14 @@ def test_policy_defaults_match_the_config() -> None:
 
     c, p = SnapshotsConfig(), SnapshotPolicy()
     assert (c.every_events, c.min_interval_seconds) == (p.every_events, p.min_interval)
+
+
+def test_sliced_encoding_is_the_plain_sorted_json() -> None:
+    from actors.snapshot import dumps_sliced
+
+    state = {
+        "b": {"rooms": {f"r{i}": [i, {"z": 1, "a": [2]}] for i in range(25)}, "n": 1},
+        "a": {"big": {str(i): {"y": i, "x": "é"} for i in range(10)}, "small": {"k": []}},
+    }
+    for size in (1, 3, 7, 1000):
+        assert dumps_sliced(state, size) == dumps(state)
