@@ -42,7 +42,7 @@ from typing import Any
 
 import trio
 
-from actors.events import Envelope, EntityRef, Event
+from actors.events import EntityRef, Envelope, Event
 from actors.hub import Hub
 from actors.ids import new_id
 from actors.kms import BucketStore, Kms, register_kms

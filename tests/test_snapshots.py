@@ -136,6 +136,16 @@ async def test_snapshot_of_another_stream_is_not_used(
         caplog.clear()
         await _start(bridge)
         assert "events after sequence 14 are no longer in the log" in caplog.text
+        # `chatto restore` purges the stream and publishes the backup's events
+        # again: they continue right after the old last sequence.
+        latest = await _start(bridge, snapshots=False)
+        store = NatsSnapshotStore(bridge)
+        await store.save(_encoded(latest))
+        await bridge.call(lambda: js.purge_stream(EVENT_STREAM))
+        await _probes(bridge, 20)
+        caplog.clear()
+        await _start(bridge)
+        assert "the event at sequence 17 is not the one it was taken at" in caplog.text
 
 
 async def test_concurrent_writers_leave_one_whole_snapshot(bridge: NatsBridge) -> None:
