@@ -59,8 +59,8 @@ class SnapshotPolicy:
     """When to write snapshots once caught up: after ``every_events`` events
     (or after an event that erased data), never more often than ``min_interval``."""
 
-    every_events: int = 10_000
-    min_interval: float = 60.0
+    every_events: int = 100_000
+    min_interval: float = 300.0
     check_interval: float = 1.0
 
 

@@ -95,8 +95,8 @@ class SnapshotsConfig:
     """``[snapshots]``: projector snapshots, so a start need not replay everything."""
 
     enabled: bool = True
-    every_events: int = 10_000
-    min_interval_seconds: float = 60.0
+    every_events: int = 100_000
+    min_interval_seconds: float = 300.0
     write_on_shutdown: bool = True
 
 
