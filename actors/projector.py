@@ -176,7 +176,15 @@ class Projector:
             with gc_paused():
                 for model in models:
                     await model.restore_state(snap.models[model.snapshot_name])
-        except (SnapshotError, ChattoError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (
+            SnapshotError,
+            ChattoError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+        ) as exc:
             reason = exc.message if isinstance(exc, ChattoError) else str(exc)
             log.warning("projector snapshot not used (%s): replaying the whole event log", reason)
             for model, state in zip(models, blank, strict=True):

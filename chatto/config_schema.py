@@ -98,6 +98,7 @@ class SnapshotsConfig:
     every_events: int = 100_000
     min_interval_seconds: float = 300.0
     write_on_shutdown: bool = True
+    shutdown_timeout_seconds: float = 60.0
 
 
 @attrs.frozen

@@ -202,7 +202,7 @@ async def serve_chatto(
             app = ChattoApp(services, build_schema())
             await _serve_http(app, config, shutdown, services, task_status)
             if sn.enabled and sn.write_on_shutdown:
-                await _final_snapshot(projector, config.webserver.shutdown_grace_seconds)
+                await _final_snapshot(projector, sn.shutdown_timeout_seconds)
             core.cancel_scope.cancel()
 
 
