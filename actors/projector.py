@@ -211,11 +211,20 @@ class Projector:
             seq, event_id = self.position, self.last_event_id
             if seq <= self._written_seq or not event_id:
                 return False
-            # Exported synchronously, so state and position agree; encoded off the loop.
-            states, erased = self.export_states(), self._erased
-            self._erased = False
-            now_ms = int(time.time() * 1000)
-            data = await trio.to_thread.run_sync(encode_snapshot, seq, event_id, states, now_ms)
+            erased, self._erased = self._erased, False
+            try:
+                # Exported synchronously, so state and position agree; encoded
+                # off the loop (a private copy: safe to abandon on cancellation).
+                states = self.export_states()
+                data = await trio.to_thread.run_sync(
+                    encode_snapshot, seq, event_id, states, int(time.time() * 1000),
+                    abandon_on_cancel=True,
+                )  # fmt: skip
+            except Exception:
+                # A model that cannot export is a bug to fix, not a reason to
+                # stop the server: starts keep working with a full replay.
+                log.exception("projector snapshot at sequence %d could not be encoded", seq)
+                return False
             try:
                 await store.save(data)
             except ChattoError as exc:
