@@ -217,9 +217,13 @@ class Projector:
                 # off the loop (a private copy: safe to abandon on cancellation).
                 states = self.export_states()
                 data = await trio.to_thread.run_sync(
-                    encode_snapshot, seq, event_id, states, int(time.time() * 1000),
+                    encode_snapshot,
+                    seq,
+                    event_id,
+                    states,
+                    int(time.time() * 1000),
                     abandon_on_cancel=True,
-                )  # fmt: skip
+                )
             except Exception:
                 # A model that cannot export is a bug to fix, not a reason to
                 # stop the server: starts keep working with a full replay.

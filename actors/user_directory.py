@@ -233,10 +233,16 @@ class UserDirectory:
         for uid, row in state["users"].items():
             reg, deleting, deleted, created, pw, gen, roles, avatar, login, name, emails = row
             self.users[uid] = UserRecord(
-                uid, password_hash=pw, generation=gen, roles=set(roles), created_ms=created,
-                registered=reg, deleting=deleting, deleted=deleted,
+                uid,
+                password_hash=pw,
+                generation=gen,
+                roles=set(roles),
+                created_ms=created,
+                registered=reg,
+                deleting=deleting,
+                deleted=deleted,
                 avatar=tuple(avatar) if avatar else None,
-            )  # fmt: skip
+            )
             self._sealed[uid] = SealedPii(
                 _sealed(login), _sealed(name), [s for e in emails if (s := _sealed(e))]
             )
