@@ -373,3 +373,14 @@ def test_sliced_encoding_is_the_plain_sorted_json() -> None:
     }
     for size in (1, 3, 7, 1000):
         assert dumps_sliced(state, size) == dumps(state)
+
+
+async def test_backups_never_carry_snapshots(bridge: NatsBridge) -> None:
+    from chatto.backup.dump import export_all
+
+    with trio.fail_after(30):
+        await _probes(bridge, 3)
+        assert await (await _start(bridge)).write_snapshot()
+        members = await export_all(bridge, True, lambda *_: None)
+        assert not any("SNAPSHOT" in name for name in members)
+        assert all(o["name"] != "projector" for o in members["objects/OBJECTS.jsonl"])
