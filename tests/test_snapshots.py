@@ -176,7 +176,8 @@ async def _populate(s: Services) -> dict[str, str]:
     """Users, rooms, a group, a DM, threads, edits, reactions, a ban, roles, a deletion."""
     pw = await s.accounts.hasher.hash("a long enough password")
     ids = {}
-    for login, name in [("alice", "Alice A"), ("bob", "Bob"), ("carol", "Carol C")]:
+    people = [("alice", "Alice A"), ("bob", "Bob"), ("carol", "Carol C"), ("dave", "Dave D")]
+    for login, name in people:
         uid = ids[login] = new_id()
         done = await s.actors.ask("user", uid, CreateUser(login, name, f"{login}@example.com", pw))
         await s.projector.wait_for(done.last_seq)
@@ -194,6 +195,7 @@ async def _populate(s: Services) -> dict[str, str]:
     await s.messaging.post(alice, dm.id, "in the dm")
     await s.messaging.post(carol, room.id, "a reply", thread_root=root.id, echo=True)
     await s.messaging.post(carol, "general", "carol was here")
+    await s.messaging.post(ids["dave"], "general", "dave was here")
     await s.messaging.edit(alice, "general", hello.id, "edited text")
     await s.messaging.react(bob, "general", hello.id, "tada", True)
     gone = await s.messaging.post(bob, room.id, "gone soon", thread_root=root.id)
@@ -285,6 +287,10 @@ async def test_start_from_snapshot_equals_full_replay(
         await s2.messaging.post(ids["alice"], ids["room"], "after the snapshot")
         await s2.actors.ask("user", ids["alice"], UpdateProfile("Alice Again"))
         await s2.messaging.retract(ids["alice"], "general", ids["hello"], False)
+        # An account deleted after the snapshot: the restore must not bring it back.
+        await s2.deleter.request(ids["dave"], ids["dave"])
+        while not s2.directory.users[ids["dave"]].deleted:
+            await trio.sleep(0.02)
         await two.stop()
 
         caplog.clear()
@@ -293,6 +299,11 @@ async def test_start_from_snapshot_equals_full_replay(
         assert f"restored from the snapshot at sequence {head1}" in caplog.text
         assert s3.projector.restored_seq == head1 and s3.projector.replayed > 0
         assert s3.directory.users[ids["alice"]].display_name == "Alice Again"
+        dave = s3.directory.users[ids["dave"]]
+        assert dave.deleted and not (dave.login or dave.display_name or dave.emails)
+        assert "dave" not in s3.directory.by_login
+        daves = [m for m in s3.messaging.rooms.messages.values() if m.author_id == ids["dave"]]
+        assert daves and all(m.retracted and not m.body for m in daves)
         restored, restored_users = s3.projector.export_states(), _plain_users(s3)
         await three.stop()
 
