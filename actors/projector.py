@@ -6,21 +6,39 @@ so nothing serves stale projections. Afterwards it routes each new event to
 the read models and to the live hub (topic = the event's entity key).
 ``wait_for(seq)`` lets a writer wait until its own event is projected
 (read-your-writes across processes and actors).
+
+With a ``SnapshotStore`` the start first restores the read models from the
+newest valid snapshot and replays only what follows it; any problem with
+the snapshot is one log line and a full replay (``actors.snapshot``).
+``serve_snapshots`` writes new ones in the background once caught up.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from typing import Protocol
 
+import attrs
 import trio
 
 from actors.events import Recorded
 from actors.hub import Hub
+from actors.snapshot import (
+    SnapshotError,
+    SnapshotStore,
+    Snapshottable,
+    check_anchor,
+    check_schemas,
+    decode_snapshot,
+    encode_snapshot,
+    erases_data,
+    gc_paused,
+)
 from actors.store import EventFeed
-from chatto.errors import DeadlineError
+from chatto.errors import ChattoError, DeadlineError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +54,16 @@ class ReadModel(Protocol):
     def apply(self, recorded: Recorded) -> None: ...
 
 
+@attrs.frozen
+class SnapshotPolicy:
+    """When to write snapshots once caught up: after ``every_events`` events
+    (or after an event that erased data), never more often than ``min_interval``."""
+
+    every_events: int = 100_000
+    min_interval: float = 300.0
+    check_interval: float = 1.0
+
+
 class Projector:
     """Feeds read models and the hub from the event feed."""
 
@@ -45,6 +73,8 @@ class Projector:
         models: Sequence[ReadModel],
         hub: Hub,
         topics: Callable[[Recorded], Iterable[str]] | None = None,
+        snapshots: SnapshotStore | None = None,
+        policy: SnapshotPolicy | None = None,
     ) -> None:
         self._feed = feed
         self._topics = topics or (lambda rec: (rec.envelope.entity.key,))
@@ -52,12 +82,21 @@ class Projector:
         self._preparers = [m for m in self._models if hasattr(m, "prepare")]
         self._hub = hub
         self.position = 0
+        self.last_event_id = ""
         self.caught_up = False
         self.replayed = 0
+        self.restored_seq = 0
         self._advanced = trio.Event()
+        self._store = snapshots if snapshots is not None and self._snapshottable() else None
+        self._policy = policy or SnapshotPolicy()
+        self._written_seq = 0
+        self._erased = False
+        self._write_lock = trio.Lock()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replay, report started, then follow the log forever."""
+        """Restore (if a snapshot fits), replay, report started, then follow forever."""
+        if self._store is not None:
+            await self._restore(self._store)
         head = await self._feed.head()
         if head <= self.position:
             self._mark_caught_up()
@@ -68,8 +107,8 @@ class Projector:
                     await model.prepare(batch)
                 for rec in batch:
                     self._project(rec)
-                if batch:
-                    self.position = max(self.position, batch[-1].seq)
+                if batch and batch[-1].seq > self.position:
+                    self.position, self.last_event_id = batch[-1].seq, batch[-1].envelope.id
                 self._wake()
                 if not self.caught_up and self.position >= head:
                     self._mark_caught_up()
@@ -77,8 +116,10 @@ class Projector:
 
     def _mark_caught_up(self) -> None:
         self.caught_up = True
-        self.replayed = self.position
-        log.info("projector caught up at sequence %d", self.position)
+        self.replayed = self.position - self.restored_seq
+        log.info(
+            "projector caught up at sequence %d (%d events replayed)", self.position, self.replayed
+        )
 
     def _project(self, rec: Recorded) -> None:
         for model in self._models:
@@ -88,6 +129,7 @@ class Projector:
                 # One bad event must not stop every projection; it is logged
                 # with its sequence so it can be investigated and replayed.
                 log.exception("read model %s failed on seq %d", type(model).__name__, rec.seq)
+        self._erased = self._erased or erases_data(rec)
         if self.caught_up:
             for topic in self._topics(rec):
                 self._hub.publish(topic, rec)
@@ -103,3 +145,112 @@ class Projector:
                 await self._advanced.wait()
             return
         raise DeadlineError(f"projection did not reach sequence {seq} in {within:g}s")
+
+    # --- snapshots ------------------------------------------------------------
+    def _snapshottable(self) -> bool:
+        """Snapshots need every model to be restorable or to keep no history."""
+        for model in self._models:
+            if not isinstance(model, Snapshottable) and not getattr(model, "replay_free", False):
+                log.warning(
+                    "projector snapshots disabled: read model %s cannot be snapshotted",
+                    type(model).__name__,
+                )
+                return False
+        return True
+
+    def _snapshot_models(self) -> list[Snapshottable]:
+        return [m for m in self._models if isinstance(m, Snapshottable)]
+
+    async def _restore(self, store: SnapshotStore) -> None:
+        """Restore from the stored snapshot if it fits this log; else leave models empty."""
+        models = self._snapshot_models()
+        blank = [m.export_state() for m in models]
+        try:
+            data = await store.load()
+            if data is None:
+                log.info("no projector snapshot stored: replaying the whole event log")
+                return
+            snap = decode_snapshot(data)
+            check_schemas(snap, models)
+            await check_anchor(snap, store)
+            with gc_paused():
+                for model in models:
+                    await model.restore_state(snap.models[model.snapshot_name])
+        except (
+            SnapshotError,
+            ChattoError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+        ) as exc:
+            reason = exc.message if isinstance(exc, ChattoError) else str(exc)
+            log.warning("projector snapshot not used (%s): replaying the whole event log", reason)
+            for model, state in zip(models, blank, strict=True):
+                await model.restore_state(state)
+            return
+        self.position = self.restored_seq = self._written_seq = snap.seq
+        self.last_event_id = snap.event_id
+        log.info("projector restored from the snapshot at sequence %d", snap.seq)
+
+    def export_states(self) -> dict[str, tuple[int, object]]:
+        """Every snapshottable model's (schema, exported state), at ``position``."""
+        with gc_paused():
+            return {
+                m.snapshot_name: (m.snapshot_schema, m.export_state())
+                for m in self._snapshot_models()
+            }
+
+    async def write_snapshot(self) -> bool:
+        """Write a snapshot of the current state if it is newer than the last one."""
+        store = self._store
+        if store is None or not self.caught_up:
+            return False
+        async with self._write_lock:
+            seq, event_id = self.position, self.last_event_id
+            if seq <= self._written_seq or not event_id:
+                return False
+            erased, self._erased = self._erased, False
+            try:
+                # Exported synchronously, so state and position agree; encoded
+                # off the loop (a private copy: safe to abandon on cancellation).
+                states = self.export_states()
+                data = await trio.to_thread.run_sync(
+                    encode_snapshot,
+                    seq,
+                    event_id,
+                    states,
+                    int(time.time() * 1000),
+                    abandon_on_cancel=True,
+                )
+            except Exception:
+                # A model that cannot export is a bug to fix, not a reason to
+                # stop the server: starts keep working with a full replay.
+                log.exception("projector snapshot at sequence %d could not be encoded", seq)
+                return False
+            try:
+                await store.save(data)
+            except ChattoError as exc:
+                self._erased = self._erased or erased
+                log.warning("projector snapshot at sequence %d not written (%s)", seq, exc.code)
+                return False
+            self._written_seq = seq
+            log.info("projector snapshot written at sequence %d (%d bytes)", seq, len(data))
+            return True
+
+    async def serve_snapshots(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Write snapshots in the background as ``SnapshotPolicy`` says, forever."""
+        task_status.started()
+        p = self._policy
+        last_write = trio.current_time()
+        while True:
+            await trio.sleep(p.check_interval)
+            due = self.position - self._written_seq >= p.every_events or (
+                self._erased and self.position > self._written_seq
+            )
+            if due and trio.current_time() - last_write >= p.min_interval:
+                last_write = trio.current_time()
+                await self.write_snapshot()

@@ -311,6 +311,21 @@ def _name(name: str) -> str:
 class RbacView(RbacState):
     """Read model: the same state, fed by the projector."""
 
+    snapshot_name = "rbac"
+    snapshot_schema = 1
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "roles": dict(self.roles),
+            "members": {u: sorted(r) for u, r in self.members.items()},
+            "rules": sorted([*k, v] for k, v in self.rules.items()),
+        }
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        self.roles = {str(k): str(v) for k, v in state["roles"].items()}
+        self.members = {str(u): set(r) for u, r in state["members"].items()}
+        self.rules = {(s, sc, p): e for s, sc, p, e in state["rules"]}
+
     def apply(self, recorded: Recorded) -> None:
         if recorded.envelope.entity == RBAC:
             super().apply(recorded)

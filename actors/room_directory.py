@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -110,12 +111,32 @@ def live_topics(rec: Recorded) -> Iterable[str]:
 class RoomDirectory:
     """Projection of every room."""
 
+    snapshot_name = "rooms"
+    snapshot_schema = 1
+
     def __init__(self) -> None:
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
         self.attachments: dict[str, AttachmentView] = {}
+
+    def export_state(self) -> dict[str, Any]:
+        """Rooms, messages (rows in field order), groups, attachments, member index."""
+        return {
+            "rooms": {i: _room_row(r) for i, r in self.rooms.items()},
+            "messages": {i: _message_row(m) for i, m in self.messages.items()},
+            "by_member": {u: sorted(r) for u, r in self.by_member.items()},
+            "groups": {i: g.name for i, g in self.groups.items()},
+            "attachments": {i: list(attrs.astuple(a)) for i, a in self.attachments.items()},
+        }
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        self.rooms = {i: _room(row) for i, row in state["rooms"].items()}
+        self.messages = {i: _message(row) for i, row in state["messages"].items()}
+        self.by_member = {u: set(r) for u, r in state["by_member"].items()}
+        self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
+        self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
 
     def rooms_touched_by(self, user_id: str) -> set[str]:
         """Rooms the user is in or has written in (account deletion)."""
@@ -243,3 +264,39 @@ class RoomDirectory:
                 users.remove(ev.user_id)
             if not users:
                 del msg.reactions[ev.shortcode]
+
+
+# --- snapshot rows ---------------------------------------------------------------
+_MESSAGE_FIELDS = [f.name for f in attrs.fields(MessageView)]
+_ROOM_SCALARS = [f.name for f in attrs.fields(RoomView)][:10]  # through participants
+
+
+def _message_row(m: MessageView) -> list[Any]:
+    row = [getattr(m, name) for name in _MESSAGE_FIELDS]
+    row[-3] = {code: list(users) for code, users in m.reactions.items()}
+    row[-1] = list(m.attachments)
+    return row
+
+
+def _message(row: list[Any]) -> MessageView:
+    m = MessageView(*row)
+    m.attachments = tuple(m.attachments)
+    return m
+
+
+def _room_row(r: RoomView) -> list[Any]:
+    row: list[Any] = [getattr(r, name) for name in _ROOM_SCALARS]
+    row[-1] = list(r.participants)
+    threads = {root: [list(t.seqs), list(t.ids)] for root, t in r.threads.items()}
+    timeline = [list(r.timeline.seqs), list(r.timeline.ids)]
+    return [*row, sorted(r.members), dict(r.bans), timeline, threads]
+
+
+def _room(row: list[Any]) -> RoomView:
+    *scalars, members, bans, timeline, threads = row
+    scalars[-1] = tuple(scalars[-1])  # participants
+    room = RoomView(*scalars)
+    room.members, room.bans = set(members), dict(bans)
+    room.timeline = Timeline(*timeline)
+    room.threads = {root: Timeline(*t) for root, t in threads.items()}
+    return room

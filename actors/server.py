@@ -65,6 +65,9 @@ class ServerActor(EntityActor):
 class ServerView:
     """Read model of the server profile (what queries read)."""
 
+    snapshot_name = "server"
+    snapshot_schema = 1
+
     def __init__(self, default_name: str) -> None:
         self.name = default_name
         self.description = ""
@@ -76,3 +79,10 @@ class ServerView:
             self.name, self.description = event.name, event.description
         elif isinstance(event, ProbeRecorded):
             self.probes += 1
+
+    def export_state(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "probes": self.probes}
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        self.name, self.description = str(state["name"]), str(state["description"])
+        self.probes = int(state["probes"])

@@ -4,12 +4,19 @@ Fields are sealed in the events, so the directory unwraps each user's PII
 DEK (through the KMS actor) in ``prepare`` before the projector applies a
 batch synchronously. A field that cannot be decrypted (keys shredded)
 stays unreadable and is left out of the indexes.
+
+Snapshots never hold the decrypted fields: ``export_state`` writes each
+field as the sealed blob it was opened from (with the event id, type and
+epoch its AAD needs) and ``restore_state`` unwraps the DEKs again and
+re-opens them. A deleted user's fields are gone from memory, so they are
+gone from every later snapshot too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -56,8 +63,24 @@ class UserRecord:
         return "owner" in self.roles
 
 
+# A sealed PII field as its event stored it: (blob, event id, event type, epoch).
+Sealed = tuple[str, str, str, int]
+
+
+@attrs.define
+class SealedPii:
+    """Where a user's decrypted fields came from (what a snapshot keeps)."""
+
+    login: Sealed | None = None
+    display_name: Sealed | None = None
+    emails: list[Sealed] = attrs.Factory(list)
+
+
 class UserDirectory:
     """Projection of every user; in-memory indexes by login and email."""
+
+    snapshot_name = "users"
+    snapshot_schema = 1
 
     def __init__(self, kms: Kms) -> None:
         self._kms = kms
@@ -67,6 +90,7 @@ class UserDirectory:
         self._keys: dict[tuple[str, int], bytes] = {}
         # (user, purpose, epoch) -> (dek_ref, kek_ref): where each key epoch lives.
         self.deks: dict[tuple[str, str, int], tuple[str, str]] = {}
+        self._sealed: dict[str, SealedPii] = {}
 
     def get(self, user_id: str) -> UserRecord | None:
         """A live account (not one being or having been deleted)."""
@@ -90,17 +114,30 @@ class UserDirectory:
             event = rec.envelope.event
             if not isinstance(event, UserDEKGenerated) or event.purpose != PII_PURPOSE:
                 continue
-            uid = rec.envelope.entity.id
-            context = aad.dek_wrap_aad(uid, PII_PURPOSE, event.epoch)
-            try:
-                key = await self._kms.unwrap_dek(event.dek_ref, event.kek_ref, context)
-            except ChattoError as exc:
-                log.info("PII key of a user is unavailable (%s)", exc.code)
-                continue
-            self._keys[(uid, event.epoch)] = key
+            await self._unwrap(rec.envelope.entity.id, event.epoch, event.dek_ref, event.kek_ref)
+
+    async def _unwrap(self, uid: str, epoch: int, dek_ref: str, kek_ref: str) -> None:
+        context = aad.dek_wrap_aad(uid, PII_PURPOSE, epoch)
+        try:
+            self._keys[(uid, epoch)] = await self._kms.unwrap_dek(dek_ref, kek_ref, context)
+        except ChattoError as exc:
+            log.info("PII key of a user is unavailable (%s)", exc.code)
 
     def _open(self, rec: Recorded, field: str, blob: str, epoch: int) -> str | None:
-        uid = rec.envelope.entity.id
+        """Open a field of ``rec``; remember where it came from if it opened."""
+        env = rec.envelope
+        src = (blob, env.id, env.event.TYPE, epoch)
+        value = self._open_sealed(env.entity.id, field, src)
+        if value is not None:
+            sealed = self._sealed.setdefault(env.entity.id, SealedPii())
+            if field != "email":
+                setattr(sealed, field, src)
+            elif value and value not in self.users[env.entity.id].emails:
+                sealed.emails.append(src)
+        return value
+
+    def _open_sealed(self, uid: str, field: str, src: Sealed) -> str | None:
+        blob, event_id, event_type, epoch = src
         key = self._keys.get((uid, epoch))
         if key is None:
             return None
@@ -108,14 +145,14 @@ class UserDirectory:
             return open_pii(
                 key,
                 blob,
-                event_id=rec.envelope.id,
+                event_id=event_id,
                 user_id=uid,
-                event_type=rec.envelope.event.TYPE,
+                event_type=event_type,
                 field=field,
                 epoch=epoch,
             )
         except ChattoError:
-            log.warning("undecryptable %s field in event seq %d", field, rec.seq)
+            log.warning("undecryptable %s field in event %s", field, event_id)
             return None
 
     def apply(self, rec: Recorded) -> None:
@@ -162,5 +199,75 @@ class UserDirectory:
         user.deleted, user.login, user.display_name = True, "", ""
         user.emails, user.password_hash, user.roles = [], "", set()
         user.avatar = None
+        self._sealed.pop(user.id, None)
         for key in [k for k in self._keys if k[0] == user.id]:
             del self._keys[key]
+
+    # --- snapshots ------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Users with their PII as sealed blobs (never decrypted), and DEK refs."""
+        users = {}
+        for uid, u in self.users.items():
+            pii = self._sealed.get(uid, SealedPii())
+            users[uid] = [
+                u.registered,
+                u.deleting,
+                u.deleted,
+                u.created_ms,
+                u.password_hash,
+                u.generation,
+                sorted(u.roles),
+                list(u.avatar) if u.avatar else None,
+                list(pii.login) if pii.login else None,
+                list(pii.display_name) if pii.display_name else None,
+                [list(e) for e in pii.emails],
+            ]
+        deks = sorted([*k, *v] for k, v in self.deks.items())
+        return {"users": users, "deks": deks}
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        """Load sealed state, unwrap the PII keys again and re-open every field."""
+        self.users, self.by_login, self.by_email, self._keys = {}, {}, {}, {}
+        self.deks = {(u, p, e): (d, k) for u, p, e, d, k in state["deks"]}
+        self._sealed = {}
+        for uid, row in state["users"].items():
+            reg, deleting, deleted, created, pw, gen, roles, avatar, login, name, emails = row
+            self.users[uid] = UserRecord(
+                uid,
+                password_hash=pw,
+                generation=gen,
+                roles=set(roles),
+                created_ms=created,
+                registered=reg,
+                deleting=deleting,
+                deleted=deleted,
+                avatar=tuple(avatar) if avatar else None,
+            )
+            self._sealed[uid] = SealedPii(
+                _sealed(login), _sealed(name), [s for e in emails if (s := _sealed(e))]
+            )
+        for (uid, purpose, epoch), (dek_ref, kek_ref) in self.deks.items():
+            user = self.users.get(uid)
+            if purpose == PII_PURPOSE and user is not None and not user.deleted:
+                await self._unwrap(uid, epoch, dek_ref, kek_ref)
+        for uid, user in self.users.items():
+            self._reopen(user, self._sealed[uid])
+
+    def _reopen(self, user: UserRecord, pii: SealedPii) -> None:
+        if pii.login and (login := self._open_sealed(user.id, "login", pii.login)):
+            user.login = login
+            self.by_login[login.lower()] = user.id
+        if pii.display_name:
+            user.display_name = self._open_sealed(user.id, "display_name", pii.display_name) or ""
+        for src in pii.emails:
+            email = self._open_sealed(user.id, "email", src)
+            if email and email not in user.emails:
+                user.emails.append(email)
+                self.by_email[email] = user.id
+
+
+def _sealed(value: list[Any] | None) -> Sealed | None:
+    if not value:
+        return None
+    blob, event_id, event_type, epoch = value
+    return (str(blob), str(event_id), str(event_type), int(epoch))

@@ -34,6 +34,7 @@ from chatto.config_schema import (
     NatsConfig,
     OwnersConfig,
     SmtpConfig,
+    SnapshotsConfig,
     TlsConfig,
     WebserverConfig,
     all_keys,
@@ -57,6 +58,7 @@ __all__ = [
     "NatsConfig",
     "OwnersConfig",
     "SmtpConfig",
+    "SnapshotsConfig",
     "TlsConfig",
     "WebserverConfig",
     "all_keys",
@@ -190,6 +192,9 @@ def validate(config: Config) -> None:
     _validate_tls(config.webserver.tls, config.base_dir)
     _validate_nats(config.nats)
     _validate_actors(config.actors)
+    _at_least("snapshots.every_events", config.snapshots.every_events, 1)
+    _positive("snapshots.min_interval_seconds", config.snapshots.min_interval_seconds)
+    _positive("snapshots.shutdown_timeout_seconds", config.snapshots.shutdown_timeout_seconds)
     _validate_auth(config.auth)
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)

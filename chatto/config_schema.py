@@ -110,6 +110,17 @@ class ActorsConfig:
 
 
 @attrs.frozen
+class SnapshotsConfig:
+    """``[snapshots]``: projector snapshots, so a start need not replay everything."""
+
+    enabled: bool = True
+    every_events: int = 100_000
+    min_interval_seconds: float = 300.0
+    write_on_shutdown: bool = True
+    shutdown_timeout_seconds: float = 60.0
+
+
+@attrs.frozen
 class AuthConfig:
     """``[auth]``: registration, password hashing and credential lifetimes."""
 
@@ -180,6 +191,7 @@ class Config:
     webserver: WebserverConfig = attrs.Factory(WebserverConfig)
     nats: NatsConfig = attrs.Factory(NatsConfig)
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
+    snapshots: SnapshotsConfig = attrs.Factory(SnapshotsConfig)
     auth: AuthConfig = attrs.Factory(AuthConfig)
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)

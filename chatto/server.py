@@ -21,7 +21,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from actors.hub import Hub
 from actors.kms import BucketStore, Kms, register_kms
-from actors.projector import Projector, ReadModel
+from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
@@ -45,6 +45,7 @@ from chatto.messaging.shred import ShredFollower
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
+from chatto.snapshot_store import NatsSnapshotStore
 from chatto.tls.challenge import RedirectApp
 from chatto.tls.context import TlsHypercornConfig
 from chatto.tls.manager import CertManager, TlsSettings
@@ -157,9 +158,19 @@ async def serve_chatto(
             keys = BodyKeys(actors, kms, directory)
             shreds = ShredFollower(actors, directory, keys)
             models: list[ReadModel] = [server_view, directory, rooms, rbac, shreds]
-            projector = Projector(store, models, hub, live_topics)
+            sn = config.snapshots
+            projector = Projector(
+                store,
+                models,
+                hub,
+                live_topics,
+                snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
+                policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
+            )
             register_domain(actors, config, store, kms)
             await core.start(projector.serve)
+            if sn.enabled:
+                await core.start(projector.serve_snapshots)
             await core.start(keep_storage, bridge, config.nats.replicas)
             outbox = Outbox(make_mailer(config.smtp))
             await core.start(outbox.serve)
@@ -199,7 +210,17 @@ async def serve_chatto(
             )
             app = ChattoApp(services, build_schema())
             await _serve_http(app, config, shutdown, services, task_status)
+            if sn.enabled and sn.write_on_shutdown:
+                await _final_snapshot(projector, sn.shutdown_timeout_seconds)
             core.cancel_scope.cancel()
+
+
+async def _final_snapshot(projector: Projector, within: float) -> None:
+    """A snapshot on a graceful stop, so the next start replays almost nothing."""
+    with trio.move_on_after(within) as scope:
+        await projector.write_snapshot()
+    if scope.cancelled_caught:
+        log.warning("projector snapshot on shutdown did not finish within %gs", within)
 
 
 async def _serve_http(

@@ -2,7 +2,9 @@
 
 Names follow DESIGN.md section 4: stream ``EVT`` (``evt.>``), KV buckets
 ``RUNTIME_STATE`` and ``ENCRYPTION_KEYS`` (file) and ``MEMORY_CACHE``
-(memory), object store ``OBJECTS``. Running it twice, or from several
+(memory), object stores ``OBJECTS`` (attachments, avatars) and ``SNAPSHOTS``
+(projector snapshots; kept apart so backups, which dump ``OBJECTS``, never
+carry them). Running it twice, or from several
 processes at once, is harmless: existing resources are left as they are.
 """
 
@@ -30,6 +32,7 @@ RUNTIME_STATE = "RUNTIME_STATE"
 ENCRYPTION_KEYS = "ENCRYPTION_KEYS"
 MEMORY_CACHE = "MEMORY_CACHE"
 OBJECTS = "OBJECTS"
+SNAPSHOTS = "SNAPSHOTS"
 DEDUPE_WINDOW_SECONDS = 120.0
 
 
@@ -73,19 +76,20 @@ async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1) -> None:
             info.config.allow_msg_ttl = True
             await js.update_stream(info.config)
 
-    async def ensure_objects() -> None:
+    async def ensure_objects(bucket: str) -> None:
         try:
-            await js.object_store(OBJECTS)
+            await js.object_store(bucket)
         except nats.js.errors.BucketNotFoundError:
             await js.create_object_store(
-                OBJECTS, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
+                bucket, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
             )
 
     await bridge.call(ensure_stream)
     await bridge.call(lambda: ensure_kv(RUNTIME_STATE, StorageType.FILE))
     await bridge.call(lambda: ensure_kv(ENCRYPTION_KEYS, StorageType.FILE))
     await bridge.call(lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
-    await bridge.call(ensure_objects)
+    await bridge.call(lambda: ensure_objects(OBJECTS))
+    await bridge.call(lambda: ensure_objects(SNAPSHOTS))
     log.debug("storage bootstrap complete")
 
 

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 class ShredFollower:
     """A read model that evicts cached keys of users deleted anywhere."""
 
+    # Keeps no state from history: a start from a projector snapshot need not
+    # replay anything into it (caches are empty at start anyway).
+    replay_free = True
+
     def __init__(self, actors: ActorSystem, users: UserDirectory, keys: BodyKeys) -> None:
         self._actors = actors
         self._users = users

@@ -1,0 +1,105 @@
+"""Projector snapshots in NATS: the ``SNAPSHOTS`` object store (implements
+``actors.snapshot.SnapshotStore``).
+
+One object per name (``projector``); a put replaces it atomically for
+readers (nats-py writes the chunks under a fresh id, then the meta message
+with a rollup, then purges the old chunks), so two processes writing at
+once leave one complete snapshot: the last writer's. A reader that races a
+purge finds a chunk missing and falls back to a full replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import nats.js.errors
+from nats.js.api import ObjectMeta, ObjectMetaOptions
+
+from actors.snapshot import SnapshotError
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.storage import EVENT_STREAM, SNAPSHOTS
+from chatto.codec import CodecError, decode_envelope
+
+SNAPSHOT_NAME = "projector"
+OBJECT_STREAM = f"OBJ_{SNAPSHOTS}"
+# nats-py's default chunk (128 KiB) makes reads cost per chunk; stay well
+# under NATS's default 1 MiB max_payload.
+CHUNK_BYTES = 512 * 1024
+
+
+class NatsSnapshotStore:
+    """The projector's snapshot object, and look-ups into ``EVT`` to validate it."""
+
+    def __init__(self, bridge: NatsBridge, name: str = SNAPSHOT_NAME) -> None:
+        self._bridge = bridge
+        self._name = name
+
+    async def load(self) -> bytes | None:
+        js, name = self._bridge.js, self._name
+
+        async def get() -> bytes | None:
+            store = await js.object_store(SNAPSHOTS)
+            try:
+                info = await store.get_info(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return None
+            except nats.js.errors.BadObjectMetaError as exc:
+                raise SnapshotError("unreadable object metadata") from exc
+            # Chunk by chunk with direct gets: ~6x faster than nats-py's
+            # ordered-consumer read, and a chunk purged by a concurrent
+            # writer is a clean "not found" instead of a wait that never ends.
+            subject, data, seq = f"$O.{SNAPSHOTS}.C.{info.nuid}", bytearray(), 1
+            for _ in range(info.chunks or 0):
+                try:
+                    msg = await js.get_msg(OBJECT_STREAM, seq, subject=subject, next=True)
+                except nats.js.errors.NotFoundError as exc:
+                    raise SnapshotError("chunks missing (overwritten while read?)") from exc
+                data += msg.data or b""
+                seq = int(msg.seq or 0) + 1
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+            if len(data) != info.size or (info.digest or "").partition("=")[2] != digest:
+                raise SnapshotError("object digest mismatch")
+            return bytes(data)
+
+        return await self._bridge.call(get)
+
+    async def save(self, data: bytes) -> None:
+        js, name = self._bridge.js, self._name
+
+        async def put() -> None:
+            store = await js.object_store(SNAPSHOTS)
+            meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_BYTES))
+            await store.put(name, data, meta=meta)
+
+        await self._bridge.call(put)
+
+    async def delete(self) -> None:
+        """Remove the stored snapshot (tests, and operators via the bridge)."""
+        await self._bridge.obj_delete(SNAPSHOTS, self._name)
+
+    async def log_bounds(self) -> tuple[int, int]:
+        js = self._bridge.js
+        info = await self._bridge.call(lambda: js.stream_info(EVENT_STREAM))
+        return int(info.state.first_seq), int(info.state.last_seq)
+
+    async def event_id_at(self, seq: int) -> str | None:
+        if seq < 1:
+            return None
+        js = self._bridge.js
+
+        async def get() -> bytes | None:
+            try:
+                msg = await js.get_msg(EVENT_STREAM, seq)
+            except nats.js.errors.NotFoundError:
+                return None
+            return bytes(msg.data or b"")
+
+        data = await self._bridge.call(get)
+        if not data:
+            return None
+        try:
+            # Decoded rather than read from Nats-Msg-Id: restored backups drop it.
+            return decode_envelope(data).id
+        except CodecError:
+            return None
