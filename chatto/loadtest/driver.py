@@ -32,7 +32,8 @@ from chatto.loadtest.smtp_sink import SmtpSink
 from chatto.loadtest.target import Sampler, Target, start_own
 
 POST = "mutation($r: ID!, $b: String!) { postMessage(roomId: $r, body: $b) { id } }"
-HTTP_CONNECTIONS = 100
+HTTP_CLIENTS_PER_TARGET = 16
+HTTP_CONNECTIONS_EACH = 8
 HTTP_TIMEOUT = 30.0
 CONNECT_CONCURRENCY = 32
 PROGRESS_SECONDS = 2.0
@@ -260,9 +261,14 @@ async def _run(nursery: trio.Nursery, params: Params, tmp: Path) -> dict[str, An
     nursery.start_soon(sampler.run)
     # Idle connections are dropped before the server's 5 s keep-alive ends, so a
     # request never races the server closing the connection it was sent on.
-    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS, keepalive_expiry=2.0)
+    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS_EACH, keepalive_expiry=2.0)
+    # Client j talks to target j % len(urls), so user i's client (i % len) and
+    # WebSocket (i % len(urls)) reach the same process. Many small pools: one
+    # pool scans all its connections for every queued request (quadratic).
+    urls = target.urls
     https = [
-        httpx.AsyncClient(base_url=u, limits=limits, timeout=HTTP_TIMEOUT) for u in target.urls
+        httpx.AsyncClient(base_url=urls[j % len(urls)], limits=limits, timeout=HTTP_TIMEOUT)
+        for j in range(HTTP_CLIENTS_PER_TARGET * len(urls))
     ]
     try:
         return await _load(nursery, params, target, https, sink, sampler)
