@@ -440,6 +440,16 @@ class NatsBridge:
 
         return await self.call(get)
 
+    async def account_info(self) -> None:
+        """JetStream account info; in a cluster only a meta leader answers it.
+
+        Without a quorum of nodes there is no meta leader, so this fails
+        (``UnavailableError``) while a stale stream leader may still answer
+        stream info: readiness uses both.
+        """
+        js = self.js
+        await self.call(js.account_info)
+
     async def ping(self) -> None:
         """Round trip to the server (flush); raises UnavailableError if down."""
         nc = self.nc
