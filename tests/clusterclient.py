@@ -90,6 +90,7 @@ class Poster:
     acked: dict[str, str] = attrs.Factory(dict)  # body -> message id
     attempted: list[str] = attrs.Factory(list)
     errors: dict[str, int] = attrs.Factory(dict)  # error kind -> count
+    messages: dict[str, str] = attrs.Factory(dict)  # error kind -> its last message
     target: int = 0  # index into urls of the process used now
 
     async def post_one(self, n: int, max_attempts: int = 200) -> str | None:
@@ -105,8 +106,10 @@ class Poster:
                 return body
             except GraphQLError as exc:
                 kind = exc.code
+                self.messages[kind] = str(exc)
             except TRANSPORT_ERRORS as exc:
                 kind = type(exc).__name__
+                self.messages[kind] = str(exc)
                 self.target += 1  # that process is gone: try the next one
             self.errors[kind] = self.errors.get(kind, 0) + 1
             await trio.sleep(0.2)

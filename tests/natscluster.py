@@ -174,12 +174,18 @@ class NatsCluster:
     def kill(self, index: int) -> None:
         self.nodes[index].kill()
 
-    def restart(self, index: int, timeout: float = 30) -> None:
-        """Start a killed node again on the same ports and store; wait until current."""
-        node = self.nodes[index]
-        node.kill()
-        node.start()
-        _wait(node.healthy, timeout, f"NATS node {node.name} to rejoin")
+    def restart(self, *indices: int, timeout: float = 60) -> None:
+        """Start killed nodes again on their ports and stores; wait until current.
+
+        All are started before waiting: a node that lost its peers cannot
+        become current until enough of them are back.
+        """
+        for i in indices:
+            self.nodes[i].kill()
+            self.nodes[i].start()
+        for i in indices:
+            node = self.nodes[i]
+            _wait(node.healthy, timeout, f"NATS node {node.name} to rejoin")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -159,7 +159,7 @@ async def test_concurrent_posts_to_one_room_from_both_processes(pair: Pair) -> N
                         await trio.sleep(0.05)
                 n.cancel_scope.cancel()
             figures = check_history(stored, posters)
-            print("concurrent posts:", dumps(figures))
+            print("concurrent posts:", dumps(figures), {p.prefix: p.messages for p in posters})
             assert figures["acked"] == 100
             assert not figures["acked_missing"] and not figures["duplicates"]
             assert not figures["unattempted_present"]
@@ -218,7 +218,7 @@ async def test_kill9_of_a_chatto_process_under_load(pair: Pair) -> None:
             n.cancel_scope.cancel()
         figures = check_history(stored, posters)
         figures["follower_reconnects"] = follow_a.reconnects
-        print("kill -9 chatto:", dumps(figures), {p.prefix: p.errors for p in posters})
+        print("kill -9 chatto:", dumps(figures), {p.prefix: p.messages for p in posters})
         assert figures["acked"] == 60 + 60 + 5
         assert not figures["acked_missing"] and not figures["duplicates"]
         assert not figures["unattempted_present"]
@@ -267,7 +267,8 @@ async def test_kill9_of_one_nats_node_of_three(pair: Pair) -> None:
 
         async def wait_ready_all(want: int) -> None:
             while True:
-                if all((await trio.to_thread.run_sync(p.ready))[0] == want for p in (a, b)):
+                statuses = [(await trio.to_thread.run_sync(p.ready))[0] for p in (a, b)]
+                if statuses == [want, want]:
                     return
                 await trio.sleep(0.25)
 
@@ -298,8 +299,7 @@ async def test_kill9_of_one_nats_node_of_three(pair: Pair) -> None:
             await wait_ready_all(503)
             two_down.append((await trio.to_thread.run_sync(a.ready))[1])
             phase = "restored"
-            for i in down:
-                await trio.to_thread.run_sync(cluster.restart, i)
+            await trio.to_thread.run_sync(cluster.restart, *down)
             await wait_ready_all(200)
             await acked_more(10)
             stop.set()
@@ -323,7 +323,7 @@ async def test_kill9_of_one_nats_node_of_three(pair: Pair) -> None:
         for ph, proc, status in samples:
             key = f"{ph}:{proc}:{status}"
             readyz[key] = readyz.get(key, 0) + 1
-        print("kill -9 nats node:", dumps(figures), {p.prefix: p.errors for p in posters}, readyz)
+        print("kill -9 nats node:", dumps(figures), {p.prefix: p.messages for p in posters}, readyz)
         assert not figures["acked_missing"] and not figures["duplicates"]
         assert not figures["unattempted_present"]
         assert two_down[0]["checks"]["jetstream_quorum"] is False  # type: ignore[index]
