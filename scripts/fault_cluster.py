@@ -34,14 +34,14 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.clusterclient import Follower, Poster, check_history, history, user  # noqa: E402
-from tests.natscluster import (  # noqa: E402
+from tests.clusterclient import Follower, Poster, check_history, history, user
+from tests.natscluster import (
     ChattoProc,
     NatsCluster,
     cluster_config,
     stream_leader,
 )
-from tests.smtp_sink import SmtpSink  # noqa: E402
+from tests.smtp_sink import SmtpSink
 
 ROOM = "general"
 

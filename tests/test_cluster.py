@@ -262,8 +262,11 @@ async def test_kill9_of_one_nats_node_of_three(pair: Pair) -> None:
 
         async def acked_more(n: int) -> None:
             marks = [len(p.acked) for p in posters]
-            while any(len(p.acked) < m + n for p, m in zip(posters, marks, strict=True)):
-                await trio.sleep(0.05)
+            with trio.move_on_after(60):
+                while any(len(p.acked) < m + n for p, m in zip(posters, marks, strict=True)):
+                    await trio.sleep(0.05)
+                return
+            raise AssertionError(f"posting stalled in {phase}: {[p.messages for p in posters]}")
 
         async def wait_ready_all(want: int) -> None:
             while True:
