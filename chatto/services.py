@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -58,19 +59,31 @@ class Services:
     tls: CertManager | None = None
 
     async def readiness(self) -> dict[str, bool]:
-        """Each readiness check by name; ready only when all are true."""
+        """Each readiness check by name; ready only when all are true.
+
+        ``jetstream``: the event stream answers. ``jetstream_quorum``: the
+        JetStream API answers account info, which on a cluster needs a meta
+        leader, i.e. a quorum of nodes (a stream leader cut off from its
+        peers keeps answering stream info for a while but cannot write).
+        """
         checks = {
             "nats_connected": self.bridge.connected,
             "projections_caught_up": self.projector.caught_up,
         }
         if self.embedded is not None:
             checks["embedded_nats_running"] = self.embedded.running
-        checks["jetstream"] = False
+        checks["jetstream"] = checks["jetstream_quorum"] = False
         if checks["nats_connected"]:
-            with trio.move_on_after(1.0):
-                try:
-                    await self.store.head()
-                    checks["jetstream"] = True
-                except UnavailableError:
-                    pass
+
+            async def probe(name: str, call: Callable[[], Awaitable[object]]) -> None:
+                with trio.move_on_after(1.0):
+                    try:
+                        await call()
+                        checks[name] = True
+                    except UnavailableError:
+                        pass
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(probe, "jetstream", self.store.head)
+                nursery.start_soon(probe, "jetstream_quorum", self.bridge.account_info)
         return checks

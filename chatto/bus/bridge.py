@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WRONG_LAST_SEQUENCE = 10071
+# A clustered stream leader refuses a conditional publish with this code when
+# an earlier, not yet committed proposal for the same subject is in flight: the
+# same conflict as 10071, seen only on a NATS cluster (issue #12).
+WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
 
 
 WrongLastSequenceError = StaleWriteError
@@ -83,7 +87,10 @@ class BridgeStats:
 
 def translate(exc: BaseException) -> BaseException:
     """Map a nats-py (or asyncio) error onto our error hierarchy."""
-    if isinstance(exc, nats.js.errors.APIError) and exc.err_code == WRONG_LAST_SEQUENCE:
+    if isinstance(exc, nats.js.errors.APIError) and exc.err_code in (
+        WRONG_LAST_SEQUENCE,
+        WRONG_LAST_SEQUENCE_IN_FLIGHT,
+    ):
         return WrongLastSequenceError("entity changed concurrently")
     if isinstance(exc, nats.js.errors.KeyWrongLastSequenceError):
         return KeyExistsError("key already exists")
@@ -439,6 +446,16 @@ class NatsBridge:
             return bytes(res.data or b"")
 
         return await self.call(get)
+
+    async def account_info(self) -> None:
+        """JetStream account info; in a cluster only a meta leader answers it.
+
+        Without a quorum of nodes there is no meta leader, so this fails
+        (``UnavailableError``) while a stale stream leader may still answer
+        stream info: readiness uses both.
+        """
+        js = self.js
+        await self.call(js.account_info)
 
     async def ping(self) -> None:
         """Round trip to the server (flush); raises UnavailableError if down."""

@@ -26,6 +26,8 @@ from chatto.errors import BusyError
 if TYPE_CHECKING:
     from chatto.bus.bridge import NatsBridge, StoredMsg
 
+ORDERED_HEARTBEAT_SECONDS = 1.0
+
 
 class _Buffer:
     """Loop-thread buffer of messages with a waiter for ``take``."""
@@ -79,6 +81,11 @@ async def open_reader(
             subject_filter,
             stream=stream,
             ordered_consumer=True,
+            # nats-py re-creates an ordered consumer after two missed
+            # heartbeats; on a cluster that is how a reader survives the loss
+            # of the node holding its consumer (nats-py's default, 5 s, stalls
+            # live delivery for 10-20 s).
+            idle_heartbeat=ORDERED_HEARTBEAT_SECONDS,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=max(start_seq, 1),

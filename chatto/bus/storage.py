@@ -22,7 +22,7 @@ from nats.js.api import (
 )
 
 from chatto.bus.bridge import NatsBridge
-from chatto.errors import ChattoError
+from chatto.errors import ChattoError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,25 @@ SNAPSHOTS = "SNAPSHOTS"
 DEDUPE_WINDOW_SECONDS = 120.0
 
 
-async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1) -> None:
-    """Create every stream and bucket that does not exist yet."""
+async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1, attempts: int = 20) -> None:
+    """Create every stream and bucket that does not exist yet.
+
+    Retried a bounded number of times: on a NATS cluster, processes starting
+    together race to create the same resources, and a resource created a
+    moment ago may not answer yet while its replicas elect a leader.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            await _bootstrap_once(bridge, replicas)
+            return
+        except UnavailableError as exc:
+            if attempt == attempts:
+                raise
+            log.info("storage bootstrap attempt %d failed (%s); retrying", attempt, exc.message)
+            await trio.sleep(min(0.1 * attempt, 1.0))
+
+
+async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
     js = bridge.js
 
     async def ensure_stream() -> None:

@@ -92,10 +92,12 @@ async def _run(
     if method == "GET" and op.kind != "query":
         await respond_error(send, 405, "METHOD_NOT_ALLOWED", "mutations need POST")
         return
-    auth = await services.authn.from_headers(
-        header(scope, b"authorization"), header(scope, b"cookie")
-    )
     try:
+        # Inside the try: a NATS outage while checking the credential is a
+        # 503 UNAVAILABLE the client can retry, not an internal error.
+        auth = await services.authn.from_headers(
+            header(scope, b"authorization"), header(scope, b"cookie")
+        )
         if op.kind == "mutation":
             services.authn.check_csrf(auth, header(scope, b"x-csrf-token"))
         if auth.user is not None:

@@ -37,7 +37,13 @@ from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, OBJECTS, RUNTIME_STATE
-from chatto.errors import ForbiddenError, InvalidInputError, NotFoundError
+from chatto.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    StaleWriteError,
+)
 from chatto.messaging.attachments import attachment_object
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
@@ -120,9 +126,14 @@ class MessagingService:
         created = []
         for room_id, name, topic, read_only in SEED_ROOMS:
             if room_id not in self.rooms.rooms:
-                await self._room_cmd(
-                    room_id, CreateRoom(name, topic, "channel", "", read_only=read_only)
-                )
+                try:
+                    await self._room_cmd(
+                        room_id, CreateRoom(name, topic, "channel", "", read_only=read_only)
+                    )
+                except ConflictError as exc:
+                    if isinstance(exc, StaleWriteError):
+                        raise
+                    continue  # another process on the same NATS seeded it first
                 created.append(room_id)
         return created
 
