@@ -6,7 +6,10 @@ synchronous); the resulting events are appended with the entity's last
 sequence as the expectation. If another writer (another process, or an
 actor instance that was not passivated yet) appended first, the actor
 catches up from the stream, decides again and retries, a bounded number of
-times. State only changes in ``apply``, after the store accepted the events.
+times. A refusal or a no-op appends nothing, so it would never notice such a
+writer: before answering one the actor catches up, and decides again if
+anything was newer. State only changes in ``apply``, after the store
+accepted the events.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import attrs
 from actors.events import EntityRef, Envelope, Event, Recorded
 from actors.ids import new_id
 from actors.store import EventStore
-from chatto.errors import ConflictError, StaleWriteError
+from chatto.errors import ChattoError, ConflictError, StaleWriteError
 
 
 @attrs.frozen
@@ -70,6 +73,12 @@ class EntityActor(abc.ABC):
     async def start(self) -> None:
         await self.catch_up()
 
+    async def _refreshed(self) -> bool:
+        """Catch up; whether anything newer was stored by another writer."""
+        before = self.last_seq
+        await self.catch_up()
+        return self.last_seq != before
+
     async def catch_up(self) -> None:
         """Apply every stored event newer than what this actor has seen."""
         for rec in await self.store.load(self.entity, self.last_seq):
@@ -78,8 +87,18 @@ class EntityActor(abc.ABC):
 
     async def handle(self, command: Any) -> Committed:
         for _attempt in range(self.max_retries + 1):
-            decision = self.decide(command)
+            try:
+                decision = self.decide(command)
+            except ChattoError:
+                # A refusal is only as good as the state it was decided on:
+                # another process may have changed the entity since this
+                # actor loaded it, and no append would reveal that.
+                if await self._refreshed():
+                    continue
+                raise
             if not decision.events:
+                if await self._refreshed():
+                    continue  # the same for a no-op ("already a member")
                 return Committed(decision.reply, ())
             now = int(time.time() * 1000)
             ids = list(decision.event_ids) or [new_id() for _ in decision.events]

@@ -29,6 +29,16 @@ class Boom:
 
 
 @attrs.frozen
+class Spend:
+    amount: int
+
+
+@attrs.frozen
+class Total:
+    pass
+
+
+@attrs.frozen
 class Sleep:
     seconds: float
 
@@ -58,6 +68,12 @@ class Counter(EntityActor):
             return Decision([ProbeRecorded(command.amount)], reply=self.total + command.amount)
         if isinstance(command, Boom):
             raise RuntimeError("boom")
+        if isinstance(command, Spend):
+            if command.amount > self.total:
+                raise InvalidInputError("not enough")
+            return Decision([ProbeRecorded(-command.amount)], reply=self.total - command.amount)
+        if isinstance(command, Total):
+            return Decision((), reply=self.total)
         raise InvalidInputError("unknown command")
 
     async def handle(self, command: Any) -> Any:
@@ -196,3 +212,20 @@ async def test_server_actor_validates(bridge: NatsBridge) -> None:
     again = await actor.handle(SetServerProfile(name="Ours", description="hi"))
     assert again.recorded == ()
     assert (await actor.handle(RecordProbe(5))).value == 5
+
+
+async def test_refusals_and_no_ops_are_decided_on_fresh_state(bridge: NatsBridge) -> None:
+    """Another process changed the entity: a stale actor must not refuse or answer from old state."""
+    store = JetStreamEventStore(bridge)
+    with trio.fail_after(10):
+        a = Counter("fresh", store)
+        b = Counter("fresh", store)
+        await a.start()
+        await b.start()
+        await a.handle(Add(5))  # b still believes the total is 0
+        assert (await b.handle(Total())).value == 5
+        await a.handle(Add(1))
+        committed = await b.handle(Spend(6))  # would be "not enough" on b's old state
+        assert committed.value == 0 and b.seen == [5, 1, -6]
+        with pytest.raises(InvalidInputError):
+            await b.handle(Spend(1))  # a real refusal stays a refusal
