@@ -24,6 +24,7 @@ from graphql import (
 )
 
 from chatto.errors import InvalidInputError
+from chatto.gql.acyclic import AcyclicExecutor
 from chatto.gql.context import RequestContext
 from chatto.gql.limits import LimitsRule
 from chatto.gql.schema import format_error
@@ -133,6 +134,7 @@ async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> 
         logger=_ARIADNE_LOG,
         query_validator=cast(QueryValidator, CACHE.validate),
         validation_rules=[LimitsRule],
+        execution_context_class=AcyclicExecutor,
     )
     return dict(result)
 

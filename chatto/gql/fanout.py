@@ -27,6 +27,7 @@ from ariadne.types import QueryValidator
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 from graphql.execution import Executor, create_source_event_stream, execute_subscription_event
 
+from chatto.gql.acyclic import AcyclicExecutor
 from chatto.gql.context import SHARE, RequestContext
 from chatto.gql.execute import CACHE, Operation, format_result
 from chatto.gql.limits import LimitsRule
@@ -76,7 +77,7 @@ async def subscribe_shared(
     )
     if errors:
         return [format_error(e) for e in errors]
-    executor = Executor.build(schema, op.document, None, ctx, variables, name)
+    executor = AcyclicExecutor.build(schema, op.document, None, ctx, variables, name)
     if isinstance(executor, list):
         return [format_error(e) for e in executor]
     try:
