@@ -36,6 +36,10 @@ class Decision:
     # Ids decided up front when the events' content depends on them (the
     # event id is part of the AAD of encrypted fields); else generated.
     event_ids: Sequence[str] = ()
+    # A no-op whose reply holds even if another writer appended since this
+    # actor loaded (an existing key, an existing DM): answered without first
+    # catching up from the stream, which costs a round trip on hot paths.
+    stale_ok: bool = False
 
 
 @attrs.frozen
@@ -97,7 +101,7 @@ class EntityActor(abc.ABC):
                     continue
                 raise
             if not decision.events:
-                if await self._refreshed():
+                if not decision.stale_ok and await self._refreshed():
                     continue  # the same for a no-op ("already a member")
                 return Committed(decision.reply, ())
             now = int(time.time() * 1000)

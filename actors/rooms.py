@@ -201,7 +201,8 @@ class RoomActor(EntityActor):
     def _on_CreateRoom(self, c: CreateRoom) -> Decision:
         if self.created is not None:
             if c.kind == "dm" and self.created.kind == "dm":
-                return Decision(reply=self.room_id)  # same participants: same room
+                # Same participants: same room (a DM never changes them).
+                return Decision(reply=self.room_id, stale_ok=True)
             raise ConflictError("room already exists")
         if c.kind == "dm" and not 2 <= len(c.participants) <= MAX_DM_PARTICIPANTS:
             raise InvalidInputError(f"a DM has 2 to {MAX_DM_PARTICIPANTS} participants")

@@ -247,7 +247,9 @@ class UserActor(EntityActor):
             return Decision([AvatarSet(command.content_type, command.epoch, command.version)])
         if isinstance(command, EnsureBodyKey):
             if self.body is not None:
-                return Decision(reply=self.body)
+                # Keys are never replaced; a key another process generated
+                # meanwhile is found when this actor's own append conflicts.
+                return Decision(reply=self.body, stale_ok=True)
             if self._pending_body is None:
                 raise NotFoundError("no such user")
             return Decision([self._pending_body], reply=self._pending_body)

@@ -35,7 +35,7 @@ class Spend:
 
 @attrs.frozen
 class Total:
-    pass
+    stale_ok: bool = False
 
 
 @attrs.frozen
@@ -73,7 +73,7 @@ class Counter(EntityActor):
                 raise InvalidInputError("not enough")
             return Decision([ProbeRecorded(-command.amount)], reply=self.total - command.amount)
         if isinstance(command, Total):
-            return Decision((), reply=self.total)
+            return Decision((), reply=self.total, stale_ok=command.stale_ok)
         raise InvalidInputError("unknown command")
 
     async def handle(self, command: Any) -> Any:
@@ -223,6 +223,7 @@ async def test_refusals_and_no_ops_are_decided_on_fresh_state(bridge: NatsBridge
         await a.start()
         await b.start()
         await a.handle(Add(5))  # b still believes the total is 0
+        assert (await b.handle(Total(stale_ok=True))).value == 0  # declared good enough
         assert (await b.handle(Total())).value == 5
         await a.handle(Add(1))
         committed = await b.handle(Spend(6))  # would be "not enough" on b's old state
