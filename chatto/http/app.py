@@ -23,6 +23,7 @@ from chatto.http.asgi import (
     respond,
     respond_error,
     respond_json,
+    serve_lifespan,
 )
 from chatto.http.assets import handle_attachment, handle_avatar
 from chatto.http.auth_routes import handle_auth
@@ -52,7 +53,7 @@ class ChattoApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(receive, send)
+            await serve_lifespan(receive, send)
         elif kind == "websocket":
             origin = header(scope, b"origin")
             if scope["path"] != GRAPHQL_PATH:
@@ -96,15 +97,6 @@ class ChattoApp:
             await send(message)
 
         return cors_send
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]

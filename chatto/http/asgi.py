@@ -70,6 +70,17 @@ async def discard_body(receive: Receive, limit: int = 16 * 1024 * 1024) -> None:
             return
 
 
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """ASGI lifespan: nothing to start or stop here (the server owns every resource)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def respond(
     send: Send,
     status: int,

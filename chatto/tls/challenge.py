@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from chatto.http.asgi import Receive, Scope, Send, respond
+from chatto.http.asgi import Receive, Scope, Send, respond, serve_lifespan
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RedirectApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1008})
@@ -74,13 +74,3 @@ class RedirectApp:
         raw_path = bytes(scope.get("raw_path") or path.encode())
         location = self.location(raw_path, bytes(scope.get("query_string", b"")))
         await respond(send, 301, b"", b"text/plain", [(b"location", location)])
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
