@@ -107,6 +107,16 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
     await bridge.call(lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
     await bridge.call(lambda: ensure_objects(OBJECTS))
     await bridge.call(lambda: ensure_objects(SNAPSHOTS))
+
+    async def stream_led() -> None:
+        # A stream created a moment ago by another process answers info from
+        # the meta layer before its replicas elected a leader; reads and
+        # appends fail until then (NoStreamResponse), so wait for one here.
+        info = await js.stream_info(EVENT_STREAM)
+        if info.cluster is not None and info.cluster.leader is None:
+            raise UnavailableError("the event stream has no leader yet")
+
+    await bridge.call(stream_led)
     log.debug("storage bootstrap complete")
 
 
