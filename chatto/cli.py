@@ -120,6 +120,7 @@ def cmd_run(path: Path, init: bool) -> int:
         trio.run(run_until_signal, config)
     except* ChattoError as group:
         error = first_chatto_error(group)
+        logging.getLogger("chatto").debug("the server stopped on an error", exc_info=error)
     return fail(error.message, 1) if error is not None else 0
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 import trio
 
-from chatto.bus.bridge import KeyExistsError, NatsBridge, NatsSettings, open_nats_bridge
+from chatto.bus.bridge import (
+    NO_STREAM_RETRY_DELAYS,
+    KeyExistsError,
+    NatsBridge,
+    NatsSettings,
+    open_nats_bridge,
+)
 from chatto.bus.reader import open_subscription
 from chatto.bus.storage import EVENT_STREAM, RUNTIME_STATE, bootstrap_storage
-from chatto.errors import BusyError, StaleWriteError, StartupError
+from chatto.errors import BusyError, StaleWriteError, StartupError, UnavailableError
 from tests.conftest import NatsProc
 
 
@@ -106,3 +112,29 @@ async def test_reconnects_after_server_restart(bridge: NatsBridge, nats_server: 
             await trio.sleep(0.05)
         assert await bridge.last_seq(EVENT_STREAM, "evt.t.before.>") > 0
         assert bridge.stats.reconnects >= 1
+
+
+async def test_publish_no_stream_answered_is_retried_then_unavailable(bridge: NatsBridge) -> None:
+    """No stream listening yet: nothing was stored, so the bridge tries again.
+
+    On a cluster a stream created (or re-led) a moment ago is not yet
+    listening through every node's routes; the first appends after start-up
+    met that. A stream that appears within the back-off takes the message
+    once; one that never appears gives UNAVAILABLE, not a hang.
+    """
+    js = bridge.js
+
+    async def create_late_stream() -> None:
+        await trio.sleep(0.3)
+        await bridge.call(lambda: js.add_stream(name="LATE", subjects=["late.>"]))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(create_late_stream)
+            seq = await bridge.publish("late.a", b"one")
+        assert seq == 1
+        assert await bridge.stream_last_seq("LATE") == 1
+        started = trio.current_time()
+        with pytest.raises(UnavailableError, match="NoStreamResponseError"):
+            await bridge.publish("nowhere.a", b"lost")
+        assert trio.current_time() - started >= sum(NO_STREAM_RETRY_DELAYS)

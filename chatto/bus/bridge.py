@@ -33,6 +33,8 @@ WRONG_LAST_SEQUENCE = 10071
 # an earlier, not yet committed proposal for the same subject is in flight: the
 # same conflict as 10071, seen only on a NATS cluster (issue #12).
 WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
+# Back-off before re-publishing a message no stream answered (~1.5 s in all).
+NO_STREAM_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 WrongLastSequenceError = StaleWriteError
@@ -94,6 +96,10 @@ def translate(exc: BaseException) -> BaseException:
         return WrongLastSequenceError("entity changed concurrently")
     if isinstance(exc, nats.js.errors.KeyWrongLastSequenceError):
         return KeyExistsError("key already exists")
+    if isinstance(exc, nats.js.errors.APIError) and exc.err_code:
+        return UnavailableError(
+            f"NATS request failed: {type(exc).__name__} {exc.err_code}: {exc.description}"
+        )
     if isinstance(exc, nats.errors.Error | asyncio.TimeoutError | OSError):
         return UnavailableError(f"NATS request failed: {type(exc).__name__}")
     return exc
@@ -224,10 +230,24 @@ class NatsBridge:
             if expect_subject is not None:
                 hdrs["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
         js = self.js
-        ack = await self.call(
-            lambda: js.publish(subject, data, headers=hdrs or None, msg_ttl=ttl_seconds)
-        )
-        return int(ack.seq)
+
+        async def once() -> int:
+            ack = await self.call(
+                lambda: js.publish(subject, data, headers=hdrs or None, msg_ttl=ttl_seconds)
+            )
+            return int(ack.seq)
+
+        for delay in NO_STREAM_RETRY_DELAYS:
+            try:
+                return await once()
+            except UnavailableError as exc:
+                # No stream took the message, so nothing was stored and trying
+                # again is safe: a stream created (or re-led) a moment ago may
+                # not be listening through every node's routes yet.
+                if not isinstance(exc.__cause__, nats.js.errors.NoStreamResponseError):
+                    raise
+            await trio.sleep(delay)
+        return await once()
 
     async def publish_core(self, subject: str, data: bytes) -> None:
         """Fire a core NATS message (not stored): typing indicators and the like."""

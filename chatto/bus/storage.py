@@ -10,7 +10,9 @@ processes at once, is harmless: existing resources are left as they are.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats.js.errors
 import trio
@@ -34,6 +36,16 @@ MEMORY_CACHE = "MEMORY_CACHE"
 OBJECTS = "OBJECTS"
 SNAPSHOTS = "SNAPSHOTS"
 DEDUPE_WINDOW_SECONDS = 120.0
+# The JetStream streams behind the names above (KV buckets and object stores
+# are streams named with a prefix).
+STREAMS = (
+    EVENT_STREAM,
+    f"KV_{RUNTIME_STATE}",
+    f"KV_{ENCRYPTION_KEYS}",
+    f"KV_{MEMORY_CACHE}",
+    f"OBJ_{OBJECTS}",
+    f"OBJ_{SNAPSHOTS}",
+)
 
 
 async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1, attempts: int = 20) -> None:
@@ -101,22 +113,29 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
                 bucket, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
             )
 
-    await bridge.call(ensure_stream)
-    await bridge.call(lambda: ensure_kv(RUNTIME_STATE, StorageType.FILE))
-    await bridge.call(lambda: ensure_kv(ENCRYPTION_KEYS, StorageType.FILE))
-    await bridge.call(lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
-    await bridge.call(lambda: ensure_objects(OBJECTS))
-    await bridge.call(lambda: ensure_objects(SNAPSHOTS))
+    async def step(label: str, factory: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await bridge.call(factory)
+        except UnavailableError as exc:
+            raise UnavailableError(f"{exc.message} ({label})") from exc
 
-    async def stream_led() -> None:
-        # A stream created a moment ago by another process answers info from
-        # the meta layer before its replicas elected a leader; reads and
-        # appends fail until then (NoStreamResponse), so wait for one here.
-        info = await js.stream_info(EVENT_STREAM)
+    await step(f"stream {EVENT_STREAM}", ensure_stream)
+    await step(f"bucket {RUNTIME_STATE}", lambda: ensure_kv(RUNTIME_STATE, StorageType.FILE))
+    await step(f"bucket {ENCRYPTION_KEYS}", lambda: ensure_kv(ENCRYPTION_KEYS, StorageType.FILE))
+    await step(f"bucket {MEMORY_CACHE}", lambda: ensure_kv(MEMORY_CACHE, StorageType.MEMORY))
+    await step(f"object store {OBJECTS}", lambda: ensure_objects(OBJECTS))
+    await step(f"object store {SNAPSHOTS}", lambda: ensure_objects(SNAPSHOTS))
+
+    async def led(stream: str) -> None:
+        # A stream created a moment ago (by us or another process) answers
+        # info from the meta layer before its replicas elected a leader;
+        # reads and writes fail until then (NoStreamResponse), so wait here.
+        info = await js.stream_info(stream)
         if info.cluster is not None and info.cluster.leader is None:
-            raise UnavailableError("the event stream has no leader yet")
+            raise UnavailableError("no leader elected yet")
 
-    await bridge.call(stream_led)
+    for stream in STREAMS:
+        await step(f"stream {stream}", functools.partial(led, stream))
     log.debug("storage bootstrap complete")
 
 
