@@ -2,8 +2,10 @@
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
 ``/api/server``, ``/api/playground``. Every response carries the security
-headers from ``chatto.http.asgi``. An unexpected exception becomes a 500
-with a generic body (details go to the log, never to the client).
+headers from ``chatto.http.asgi``. A ``ChattoError`` a route lets through
+answers with its own status and code (a NATS outage is 503 ``UNAVAILABLE``);
+an unexpected exception becomes a 500 with a generic body (details go to the
+log, never to the client).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chatto import __version__
+from chatto.errors import ChattoError
 from chatto.http.asgi import (
     Message,
     Receive,
@@ -21,6 +24,7 @@ from chatto.http.asgi import (
     Send,
     header,
     respond,
+    respond_chatto_error,
     respond_error,
     respond_json,
     serve_lifespan,
@@ -75,6 +79,11 @@ class ChattoApp:
                     )
                     return
                 await self._http(scope, receive, send)
+            except ChattoError as exc:
+                # A route that let one through (a NATS outage while reading a
+                # credential, say): its own status and code, not a 500.
+                log.warning("%s %s: %s", scope["method"], scope["path"], exc.code)
+                await respond_chatto_error(send, exc)
             except Exception:
                 log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
                 await respond_error(send, 500, "INTERNAL", "internal server error")

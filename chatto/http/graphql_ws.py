@@ -18,7 +18,7 @@ import trio
 from graphql import GraphQLSchema
 
 from chatto.auth.authn import ANONYMOUS
-from chatto.errors import BusyError, ChattoError
+from chatto.errors import BusyError, ChattoError, UnavailableError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, execute, prepare
 from chatto.gql.fanout import subscribe_shared
@@ -90,7 +90,14 @@ class Connection:
             if self.acked:
                 await self.close(4429, "Too many initialisation requests")
                 return
-            if not await self._authenticate(msg.get("payload")):
+            try:
+                authenticated = await self._authenticate(msg.get("payload"))
+            except UnavailableError:
+                # The credential could not be checked (NATS down): 1013 is
+                # "try again later", unlike 4403, which tells a client to stop.
+                await self.close(1013, "Try again later")
+                return
+            if not authenticated:
                 await self.close(4403, "Forbidden")
                 return
             user = self.ctx.auth.user
