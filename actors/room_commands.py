@@ -71,6 +71,16 @@ class PostMessage:
     thread_root: str = ""
     echo: bool = False
     attachments: tuple[str, ...] = ()
+    # The client's idempotency key (``clientMessageId``); "" for none.
+    client_key: str = attrs.field(default="", repr=False)
+
+
+@attrs.frozen
+class PostedBefore:
+    """The reply to a ``PostMessage`` whose client key was already used."""
+
+    message_id: str
+    seq: int
 
 
 @attrs.frozen

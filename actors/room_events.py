@@ -79,6 +79,8 @@ class MessagePosted(Event):
     thread_root: str = ""
     echo: bool = False
     attachments: tuple[str, ...] = ()
+    # SHA-256 of (author, the client's idempotency key), never the key itself.
+    client_key: str = ""
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ names the event, the body's event, the room, the author and the epoch.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from actors.room_commands import (
     EditMessage,
     Join,
     Leave,
+    PostedBefore,
     PostMessage,
     PurgeMember,
     React,
@@ -61,6 +63,9 @@ from chatto.errors import ConflictError, ForbiddenError, InvalidInputError, NotF
 MAX_BODY_BYTES = 10_000
 EDIT_WINDOW_MS = 3 * 3600 * 1000
 MAX_DM_PARTICIPANTS = 10
+# How long a client's idempotency key (clientMessageId) is remembered.
+CLIENT_KEY_WINDOW_MS = 24 * 3600 * 1000
+MAX_CLIENT_KEY_CHARS = 64
 
 
 @attrs.define
@@ -89,6 +94,17 @@ def check_body(body: str) -> str:
     return body
 
 
+def check_client_key(key: str) -> str:
+    if not 1 <= len(key) <= MAX_CLIENT_KEY_CHARS:
+        raise InvalidInputError(f"clientMessageId must be 1 to {MAX_CLIENT_KEY_CHARS} characters")
+    return key
+
+
+def client_key_digest(author_id: str, key: str) -> str:
+    """What a message event stores of the client's key: a digest bound to the author."""
+    return hashlib.sha256(f"{author_id}\0{check_client_key(key)}".encode()).hexdigest()
+
+
 def check_shortcode(code: str) -> str:
     if not (1 <= len(code) <= 32) or not all(c.isalnum() or c in "_+-" for c in code):
         raise InvalidInputError("reaction must be a shortcode like 'thumbsup'")
@@ -109,6 +125,9 @@ class RoomActor(EntityActor):
         self.deleted_members: set[str] = set()
         self.attachments: dict[str, str] = {}  # attachment id -> author
         self.used_attachments: set[str] = set()
+        # Client key digest -> (message id, posted at), oldest first; entries
+        # older than CLIENT_KEY_WINDOW_MS before the newest are dropped.
+        self.client_keys: dict[str, tuple[str, int]] = {}
         # Retracted messages whose stored events were seen on replay: a crash
         # came between the retraction and the erase. Erased via TakeUnerased.
         self.unerased: list[int] = []
@@ -146,6 +165,8 @@ class RoomActor(EntityActor):
                 ev.thread_root,
                 attachments=ev.attachments,
             )
+            if ev.client_key:
+                self._remember_client_key(ev.client_key, env.id, env.at_ms)
         elif isinstance(ev, MessageEdited):
             msg = self.messages.get(ev.target_id)
             if msg is not None:
@@ -164,6 +185,24 @@ class RoomActor(EntityActor):
             if msg is not None:
                 users = msg.reactions.setdefault(ev.shortcode, set())
                 (users.add if ev.added else users.discard)(ev.user_id)
+
+    def _remember_client_key(self, digest: str, message_id: str, at_ms: int) -> None:
+        self.client_keys[digest] = (message_id, at_ms)
+        horizon = at_ms - CLIENT_KEY_WINDOW_MS
+        while self.client_keys:
+            oldest = next(iter(self.client_keys))
+            if self.client_keys[oldest][1] >= horizon:
+                break
+            del self.client_keys[oldest]
+
+    def _posted_before(self, digest: str) -> PostedBefore | None:
+        seen = self.client_keys.get(digest)
+        if seen is None or time.time() * 1000 - seen[1] > CLIENT_KEY_WINDOW_MS:
+            return None
+        msg = self.messages.get(seen[0])
+        if msg is None or msg.retracted or not msg.seqs:
+            raise ConflictError("the message posted with this clientMessageId was retracted")
+        return PostedBefore(seen[0], msg.seqs[0])
 
     def _banned(self, user_id: str) -> bool:
         until = self.bans.get(user_id)
@@ -259,6 +298,11 @@ class RoomActor(EntityActor):
     def _on_PostMessage(self, c: PostMessage) -> Decision:
         self._require_member(c.author_id)
         self._require_writable()
+        digest = client_key_digest(c.author_id, c.client_key) if c.client_key else ""
+        if digest and (before := self._posted_before(digest)) is not None:
+            # A retry of a post that was stored: answer with that message.
+            # The key cannot be forgotten by catching up, so no refresh.
+            return Decision(reply=before, stale_ok=True)
         check_body(c.body)
         for ref in (c.in_reply_to, c.thread_root):
             if ref:
@@ -271,7 +315,14 @@ class RoomActor(EntityActor):
         eid = new_id()
         body = seal_body(c.key, eid, eid, self.room_id, c.author_id, c.body)
         ev = MessagePosted(
-            c.author_id, body, c.key.epoch, c.in_reply_to, c.thread_root, c.echo, c.attachments
+            c.author_id,
+            body,
+            c.key.epoch,
+            c.in_reply_to,
+            c.thread_root,
+            c.echo,
+            c.attachments,
+            digest,
         )
         return Decision([ev], reply=eid, event_ids=[eid])
 

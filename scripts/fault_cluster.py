@@ -3,7 +3,9 @@
 Starts a 3-node NATS cluster on loopback (stream and buckets with 3
 replicas) and two ``chatto run`` processes with the same secrets, registers
 ``--users`` users (alternately on each process), and has each of them post
-to #general through HTTP GraphQL, retrying on any error with a fresh body.
+to #general through HTTP GraphQL, retrying on any error with a fresh body
+(with ``--idempotent``: the same body and the same ``clientMessageId``, so
+every message must be stored exactly once).
 Meanwhile one ``myEvents`` follower per process reconnects and resumes by
 paging whenever its process goes away, and /readyz of both processes is
 sampled. Phases:
@@ -49,8 +51,11 @@ ROOM = "general"
 class Run:
     """The state of one fault run and its report."""
 
-    def __init__(self, base: Path, users: int, per_phase: int, timeout: float) -> None:
+    def __init__(
+        self, base: Path, users: int, per_phase: int, timeout: float, idempotent: bool = False
+    ) -> None:
         self.base = base
+        self.idempotent = idempotent
         self.users = users
         self.per_phase = per_phase
         self.timeout = timeout
@@ -117,7 +122,10 @@ class Run:
                 async with httpx.AsyncClient(base_url=proc.url, timeout=20) as c:
                     tokens.append((await user(c, sink, f"user{i}"))[1])
             urls = [[a.url, b.url], [b.url, a.url]]
-            self.posters = [Poster(f"u{i}", t, ROOM, urls[i % 2]) for i, t in enumerate(tokens)]
+            self.posters = [
+                Poster(f"u{i}", t, ROOM, urls[i % 2], idempotent=self.idempotent)
+                for i, t in enumerate(tokens)
+            ]
             followers = [Follower(tokens[0], ROOM, urls[0]), Follower(tokens[1], ROOM, urls[1])]
             for f in followers:
                 await nursery.start(f.serve)
@@ -136,6 +144,7 @@ class Run:
                         await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
         figures: dict[str, Any] = dict(check_history(stored, self.posters))
+        figures["idempotent"] = self.idempotent
         figures["followers"] = [
             {
                 "process_first": f.urls[0],
@@ -188,9 +197,14 @@ def main() -> int:
     parser.add_argument("--per-phase", type=int, default=15, help="posts per user per phase")
     parser.add_argument("--timeout", type=float, default=60.0, help="bound on each wait (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, stores)")
+    parser.add_argument(
+        "--idempotent",
+        action="store_true",
+        help="retry a failed post with the same body and clientMessageId (expect exactly once)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="chatto-fault-"))
-    run = Run(base, max(2, args.users), args.per_phase, args.timeout)
+    run = Run(base, max(2, args.users), args.per_phase, args.timeout, args.idempotent)
     try:
         report = trio.run(run.main)
     finally:

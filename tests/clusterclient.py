@@ -25,7 +25,8 @@ from tests.liveclient import live_client
 from tests.smtp_sink import SmtpSink
 
 PW = "a long enough password"
-POST = "mutation($r: ID!, $b: String!) { postMessage(roomId: $r, body: $b) { id } }"
+POST = """mutation($r: ID!, $b: String!, $k: String) {
+  postMessage(roomId: $r, body: $b, clientMessageId: $k) { id } }"""
 HISTORY = """query($r: ID!, $b: String, $l: Int) { room(id: $r) { events(before: $b, limit: $l)
   { events { id body author { login } } hasOlder startCursor } } }"""
 # What a client sees when a process or a NATS node goes away mid-request.
@@ -80,7 +81,9 @@ class Poster:
 
     A failed attempt's outcome is unknown (the server may have stored it
     before the failure), so the retry posts a *new* body (``prefix-N.r1``):
-    a body stored twice is then always a server-side duplicate.
+    a body stored twice is then always a server-side duplicate. With
+    ``idempotent`` every attempt of message N sends the same body and the
+    same ``clientMessageId``: the server must then store each N exactly once.
     """
 
     prefix: str
@@ -92,16 +95,20 @@ class Poster:
     errors: dict[str, int] = attrs.Factory(dict)  # error kind -> count
     messages: dict[str, str] = attrs.Factory(dict)  # error kind -> its last message
     target: int = 0  # index into urls of the process used now
+    idempotent: bool = False
 
     async def post_one(self, n: int, max_attempts: int = 200) -> str | None:
         """Post message ``n``, retrying (bounded); its acknowledged body or None."""
         for attempt in range(max_attempts):
-            body = f"{self.prefix}-{n}" + (f".r{attempt}" if attempt else "")
+            body = f"{self.prefix}-{n}"
+            if attempt and not self.idempotent:
+                body += f".r{attempt}"
             self.attempted.append(body)
+            key = body if self.idempotent else None
             url = self.urls[self.target % len(self.urls)]
             try:
                 async with httpx.AsyncClient(base_url=url, timeout=10) as c:
-                    data = await gql(c, self.token, POST, r=self.room, b=body)
+                    data = await gql(c, self.token, POST, r=self.room, b=body, k=key)
                 self.acked[body] = data["postMessage"]["id"]
                 return body
             except GraphQLError as exc:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ariadne import MutationType, ObjectType
 
 from actors.room_directory import AttachmentView, MessageView
+from actors.rooms import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.attachments import Upload
@@ -132,6 +133,7 @@ async def resolve_post(
     threadRootEventId: str | None = None,
     echo: bool | None = False,
     attachmentIds: list[str] | None = None,
+    clientMessageId: str | None = None,
 ) -> MessageView:
     viewer = viewer_of(info)
     services = info.context.services
@@ -149,6 +151,7 @@ async def resolve_post(
         threadRootEventId or "",
         bool(echo),
         tuple(attachmentIds or ()),
+        check_client_key(clientMessageId) if clientMessageId is not None else "",
     )
 
 

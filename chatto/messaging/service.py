@@ -25,6 +25,7 @@ from actors.room_commands import (
     EditMessage,
     Join,
     Leave,
+    PostedBefore,
     PostMessage,
     React,
     Removal,
@@ -203,12 +204,21 @@ class MessagingService:
         thread_root: str = "",
         echo: bool = False,
         attachments: tuple[str, ...] = (),
+        client_key: str = "",
     ) -> MessageView:
+        """Post; with ``client_key``, a retry of a stored post returns that message."""
         self.room(room_id)
         key = await self.keys.author_key(author_id)
-        cmd = PostMessage(author_id, body, key, in_reply_to, thread_root, echo, attachments)
-        event_id = await self._room_cmd(room_id, cmd)
-        return self.rooms.messages[str(event_id)]
+        cmd = PostMessage(
+            author_id, body, key, in_reply_to, thread_root, echo, attachments, client_key
+        )
+        posted = await self._room_cmd(room_id, cmd)
+        if isinstance(posted, PostedBefore):
+            # Stored earlier, perhaps through another process: this process's
+            # read model may not have reached it yet.
+            await self._projector.wait_for(posted.seq)
+            return self.rooms.messages[posted.message_id]
+        return self.rooms.messages[str(posted)]
 
     async def edit(self, author_id: str, room_id: str, event_id: str, body: str) -> MessageView:
         key = await self.keys.author_key(author_id)
