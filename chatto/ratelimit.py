@@ -20,7 +20,8 @@ import attrs
 import trio
 
 from chatto.auth.keyring import Keyring
-from chatto.bus.bridge import KeyExistsError, NatsBridge
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import MEMORY_CACHE
 from chatto.config import LimitsConfig, parse_rate
 from chatto.errors import ChattoError, StaleWriteError

@@ -7,11 +7,11 @@ import trio
 
 from chatto.bus.bridge import (
     NO_STREAM_RETRY_DELAYS,
-    KeyExistsError,
     NatsBridge,
     NatsSettings,
     open_nats_bridge,
 )
+from chatto.bus.buckets import KeyExistsError
 from chatto.bus.reader import open_subscription
 from chatto.bus.storage import EVENT_STREAM, RUNTIME_STATE, bootstrap_storage
 from chatto.errors import BusyError, StaleWriteError, StartupError, UnavailableError

@@ -23,7 +23,8 @@ from actors.kms import (
     register_kms,
 )
 from actors.runtime import RuntimeSettings, open_actor_system
-from chatto.bus.bridge import KeyExistsError, NatsBridge
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aad, aead
 from chatto.errors import InvalidInputError

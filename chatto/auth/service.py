@@ -30,7 +30,7 @@ from chatto.auth.identity import check_display_name, check_login, normalize_emai
 from chatto.auth.keyring import Keyring
 from chatto.auth.passwords import PasswordHasher, check_rules
 from chatto.auth.records import RecordStore
-from chatto.bus.bridge import KeyExistsError
+from chatto.bus.buckets import KeyExistsError
 from chatto.errors import ChattoError, ConflictError, ForbiddenError, InvalidInputError
 from chatto.mail import Mail, Outbox
 

@@ -1,4 +1,7 @@
-"""The Trio-facing NATS service: connection, JetStream, KV and object store.
+"""The Trio-facing NATS service: connection, JetStream publish and reads.
+
+KV and object-store operations are ``BucketOps`` (``chatto.bus.buckets``),
+which ``NatsBridge`` inherits.
 
 Everything nats-py does runs on a private asyncio loop (see ``portal``); this
 module exposes coarse operations that each cost one round trip through the
@@ -22,8 +25,9 @@ import trio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from chatto.bus.buckets import BucketOps, KeyExistsError
 from chatto.bus.portal import LoopThread, Portal
-from chatto.errors import ConflictError, StaleWriteError, StartupError, UnavailableError
+from chatto.errors import StaleWriteError, StartupError, UnavailableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,12 +42,6 @@ NO_STREAM_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 WrongLastSequenceError = StaleWriteError
-
-
-class KeyExistsError(ConflictError):
-    """A KV create found the key already present."""
-
-    code = "KEY_EXISTS"
 
 
 @attrs.frozen
@@ -68,15 +66,6 @@ class StoredMsg:
     data: bytes
     headers: Mapping[str, str]
     pending: int = 0  # matching messages after this one when it was delivered
-
-
-@attrs.frozen
-class KvEntry:
-    """A KV value with its revision (the stream sequence of the put)."""
-
-    key: str
-    value: bytes
-    revision: int
 
 
 @attrs.define
@@ -105,7 +94,7 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
-class NatsBridge:
+class NatsBridge(BucketOps):
     """Coarse Trio API over one nats-py connection. Open with ``open_nats_bridge``."""
 
     def __init__(self, portal: Portal, settings: NatsSettings) -> None:
@@ -324,148 +313,6 @@ class NatsBridge:
                 return
 
         await self.call(erase)
-
-    # --- KV -----------------------------------------------------------------
-    async def _kv(self, bucket: str) -> Any:
-        """KeyValue handle (loop thread only)."""
-        kv = self._kv_handles.get(bucket)
-        if kv is None:
-            kv = self._kv_handles[bucket] = await self.js.key_value(bucket)
-        return kv
-
-    async def _obj(self, bucket: str) -> Any:
-        """ObjectStore handle (loop thread only)."""
-        store = self._obj_handles.get(bucket)
-        if store is None:
-            store = self._obj_handles[bucket] = await self.js.object_store(bucket)
-        return store
-
-    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
-        """Current value of ``key`` or None (absent, deleted or expired)."""
-
-        async def get() -> KvEntry | None:
-            kv = await self._kv(bucket)
-            try:
-                e = await kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                return None
-            if e.value is None:
-                return None
-            return KvEntry(key=key, value=e.value, revision=int(e.revision or 0))
-
-        return await self.call(get)
-
-    async def kv_put(
-        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
-    ) -> int:
-        """Write ``key``; with ``ttl_seconds`` the server expires it (whole seconds)."""
-        if ttl_seconds is not None and ttl_seconds < 1:
-            raise ValueError("KV TTL must be at least one whole second")
-        return await self.publish(f"$KV.{bucket}.{key}", value, ttl_seconds=ttl_seconds)
-
-    async def kv_create(
-        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
-    ) -> int:
-        """Write ``key`` only if absent; ``KeyExistsError`` otherwise."""
-        subject = f"$KV.{bucket}.{key}"
-        try:
-            return await self.publish(subject, value, expect_last_seq=0, ttl_seconds=ttl_seconds)
-        except WrongLastSequenceError as exc:
-            # A delete leaves a marker as the subject's last message; a key whose
-            # last entry is a marker counts as absent.
-            marker = await self._marker_seq(f"KV_{bucket}", subject)
-            if marker is None:
-                raise KeyExistsError(f"key exists in {bucket}") from exc
-        try:
-            return await self.publish(
-                subject, value, expect_last_seq=marker, ttl_seconds=ttl_seconds
-            )
-        except WrongLastSequenceError as exc:
-            raise KeyExistsError(f"key exists in {bucket}") from exc
-
-    async def kv_update(
-        self,
-        bucket: str,
-        key: str,
-        value: bytes,
-        last_revision: int,
-        *,
-        ttl_seconds: int | None = None,
-    ) -> int:
-        """Write ``key`` only if its revision is still ``last_revision``.
-
-        ``StaleWriteError`` if someone else wrote (or deleted) it first.
-        """
-        return await self.publish(
-            f"$KV.{bucket}.{key}", value, expect_last_seq=last_revision, ttl_seconds=ttl_seconds
-        )
-
-    async def _marker_seq(self, stream: str, subject: str) -> int | None:
-        js = self.js
-
-        async def get() -> int | None:
-            try:
-                msg = await js.get_last_msg(stream, subject)
-            except nats.js.errors.NotFoundError:
-                return 0
-            op = (msg.headers or {}).get("KV-Operation")
-            return int(msg.seq or 0) if op in ("DEL", "PURGE") else None
-
-        return await self.call(get)
-
-    async def kv_delete(self, bucket: str, key: str) -> None:
-        """Remove ``key`` (its history too: the bucket keeps one revision)."""
-
-        async def purge() -> None:
-            kv = await self._kv(bucket)
-            await kv.purge(key)
-
-        await self.call(purge)
-
-    async def kv_keys(self, bucket: str) -> list[str]:
-        """All live keys of a bucket (admin and backup use; not for hot paths)."""
-
-        async def keys() -> list[str]:
-            kv = await self._kv(bucket)
-            try:
-                return list(await kv.keys())
-            except nats.js.errors.NoKeysError:
-                return []
-
-        return await self.call(keys)
-
-    # --- object store ------------------------------------------------------
-    async def obj_put(self, bucket: str, name: str, data: bytes) -> None:
-
-        async def put() -> None:
-            store = await self._obj(bucket)
-            await store.put(name, data)
-
-        await self.call(put)
-
-    async def obj_delete(self, bucket: str, name: str) -> None:
-        """Remove an object (no error if it is already gone)."""
-
-        async def delete() -> None:
-            store = await self._obj(bucket)
-            try:
-                await store.delete(name)
-            except nats.js.errors.ObjectNotFoundError:
-                return
-
-        await self.call(delete)
-
-    async def obj_get(self, bucket: str, name: str) -> bytes | None:
-
-        async def get() -> bytes | None:
-            store = await self._obj(bucket)
-            try:
-                res = await store.get(name)
-            except nats.js.errors.ObjectNotFoundError:
-                return None
-            return bytes(res.data or b"")
-
-        return await self.call(get)
 
     async def account_info(self) -> None:
         """JetStream account info; in a cluster only a meta leader answers it.

@@ -1,0 +1,204 @@
+"""KV and object-store operations of ``NatsBridge`` (a mixin, split off for size).
+
+Each costs one round trip through the portal; handles are cached on the loop
+thread. KV writes are JetStream publishes (``NatsBridge.publish``), so they
+get its conditional-append and no-responders handling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import nats.js.errors
+
+from chatto.errors import ConflictError, StaleWriteError
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+T = TypeVar("T")
+
+
+class KeyExistsError(ConflictError):
+    """A KV create found the key already present."""
+
+    code = "KEY_EXISTS"
+
+
+@attrs.frozen
+class KvEntry:
+    """A KV value with its revision (the stream sequence of the put)."""
+
+    key: str
+    value: bytes
+    revision: int
+
+
+class BucketOps:
+    """KV and object-store methods; the connection parts come from ``NatsBridge``."""
+
+    _kv_handles: dict[str, Any]
+    _obj_handles: dict[str, Any]
+
+    if TYPE_CHECKING:
+
+        @property
+        def js(self) -> JetStreamContext: ...
+
+        async def call(self, factory: Callable[[], Awaitable[T]]) -> T: ...
+
+        async def publish(
+            self,
+            subject: str,
+            data: bytes,
+            *,
+            msg_id: str | None = None,
+            headers: Mapping[str, str] | None = None,
+            expect_last_seq: int | None = None,
+            expect_subject: str | None = None,
+            ttl_seconds: int | None = None,
+        ) -> int: ...
+
+    # --- KV -----------------------------------------------------------------
+    async def _kv(self, bucket: str) -> Any:
+        """KeyValue handle (loop thread only)."""
+        kv = self._kv_handles.get(bucket)
+        if kv is None:
+            kv = self._kv_handles[bucket] = await self.js.key_value(bucket)
+        return kv
+
+    async def _obj(self, bucket: str) -> Any:
+        """ObjectStore handle (loop thread only)."""
+        store = self._obj_handles.get(bucket)
+        if store is None:
+            store = self._obj_handles[bucket] = await self.js.object_store(bucket)
+        return store
+
+    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
+        """Current value of ``key`` or None (absent, deleted or expired)."""
+
+        async def get() -> KvEntry | None:
+            kv = await self._kv(bucket)
+            try:
+                e = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return None
+            if e.value is None:
+                return None
+            return KvEntry(key=key, value=e.value, revision=int(e.revision or 0))
+
+        return await self.call(get)
+
+    async def kv_put(
+        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
+    ) -> int:
+        """Write ``key``; with ``ttl_seconds`` the server expires it (whole seconds)."""
+        if ttl_seconds is not None and ttl_seconds < 1:
+            raise ValueError("KV TTL must be at least one whole second")
+        return await self.publish(f"$KV.{bucket}.{key}", value, ttl_seconds=ttl_seconds)
+
+    async def kv_create(
+        self, bucket: str, key: str, value: bytes, *, ttl_seconds: int | None = None
+    ) -> int:
+        """Write ``key`` only if absent; ``KeyExistsError`` otherwise."""
+        subject = f"$KV.{bucket}.{key}"
+        try:
+            return await self.publish(subject, value, expect_last_seq=0, ttl_seconds=ttl_seconds)
+        except StaleWriteError as exc:
+            # A delete leaves a marker as the subject's last message; a key whose
+            # last entry is a marker counts as absent.
+            marker = await self._marker_seq(f"KV_{bucket}", subject)
+            if marker is None:
+                raise KeyExistsError(f"key exists in {bucket}") from exc
+        try:
+            return await self.publish(
+                subject, value, expect_last_seq=marker, ttl_seconds=ttl_seconds
+            )
+        except StaleWriteError as exc:
+            raise KeyExistsError(f"key exists in {bucket}") from exc
+
+    async def kv_update(
+        self,
+        bucket: str,
+        key: str,
+        value: bytes,
+        last_revision: int,
+        *,
+        ttl_seconds: int | None = None,
+    ) -> int:
+        """Write ``key`` only if its revision is still ``last_revision``.
+
+        ``StaleWriteError`` if someone else wrote (or deleted) it first.
+        """
+        return await self.publish(
+            f"$KV.{bucket}.{key}", value, expect_last_seq=last_revision, ttl_seconds=ttl_seconds
+        )
+
+    async def _marker_seq(self, stream: str, subject: str) -> int | None:
+        js = self.js
+
+        async def get() -> int | None:
+            try:
+                msg = await js.get_last_msg(stream, subject)
+            except nats.js.errors.NotFoundError:
+                return 0
+            op = (msg.headers or {}).get("KV-Operation")
+            return int(msg.seq or 0) if op in ("DEL", "PURGE") else None
+
+        return await self.call(get)
+
+    async def kv_delete(self, bucket: str, key: str) -> None:
+        """Remove ``key`` (its history too: the bucket keeps one revision)."""
+
+        async def purge() -> None:
+            kv = await self._kv(bucket)
+            await kv.purge(key)
+
+        await self.call(purge)
+
+    async def kv_keys(self, bucket: str) -> list[str]:
+        """All live keys of a bucket (admin and backup use; not for hot paths)."""
+
+        async def keys() -> list[str]:
+            kv = await self._kv(bucket)
+            try:
+                return list(await kv.keys())
+            except nats.js.errors.NoKeysError:
+                return []
+
+        return await self.call(keys)
+
+    # --- object store ------------------------------------------------------
+    async def obj_put(self, bucket: str, name: str, data: bytes) -> None:
+
+        async def put() -> None:
+            store = await self._obj(bucket)
+            await store.put(name, data)
+
+        await self.call(put)
+
+    async def obj_delete(self, bucket: str, name: str) -> None:
+        """Remove an object (no error if it is already gone)."""
+
+        async def delete() -> None:
+            store = await self._obj(bucket)
+            try:
+                await store.delete(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return
+
+        await self.call(delete)
+
+    async def obj_get(self, bucket: str, name: str) -> bytes | None:
+
+        async def get() -> bytes | None:
+            store = await self._obj(bucket)
+            try:
+                res = await store.get(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return None
+            return bytes(res.data or b"")
+
+        return await self.call(get)
