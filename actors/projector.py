@@ -42,6 +42,10 @@ from chatto.errors import ChattoError, DeadlineError
 
 log = logging.getLogger(__name__)
 
+# A head the projector was shown this long ago and still has not reached
+# means it stalled (under load it trails the head, but keeps reaching it).
+STALL_SECONDS = 15.0
+
 
 class ReadModel(Protocol):
     """A projection: folds events synchronously into query-friendly state.
@@ -92,6 +96,7 @@ class Projector:
         self._written_seq = 0
         self._erased = False
         self._write_lock = trio.Lock()
+        self._behind: tuple[float, int] | None = None  # (since, head seen then)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Restore (if a snapshot fits), replay, report started, then follow forever."""
@@ -113,6 +118,24 @@ class Projector:
                 if not self.caught_up and self.position >= head:
                     self._mark_caught_up()
                     task_status.started()
+
+    def stalled(self, head: int, within: float | None = None) -> bool:
+        """Whether a stream head shown ``within`` seconds ago is still not projected.
+
+        Readiness calls this with the current head. Trailing the head is
+        normal under load; not reaching a given head for ``within`` seconds
+        is not (a stuck consumer, a read model that blocks), and live
+        delivery stops with it.
+        """
+        limit = STALL_SECONDS if within is None else within
+        now = trio.current_time()
+        if self.position >= head:
+            self._behind = None
+            return False
+        if self._behind is None or self.position >= self._behind[1]:
+            self._behind = (now, head)
+            return False
+        return now - self._behind[0] > limit
 
     def _mark_caught_up(self) -> None:
         self.caught_up = True

@@ -65,6 +65,8 @@ class Services:
         JetStream API answers account info, which on a cluster needs a meta
         leader, i.e. a quorum of nodes (a stream leader cut off from its
         peers keeps answering stream info for a while but cannot write).
+        ``projections_caught_up``: the start-up replay is done and the
+        projector has not stalled since (``Projector.stalled``).
         """
         checks = {
             "nats_connected": self.bridge.connected,
@@ -75,10 +77,12 @@ class Services:
         checks["jetstream"] = checks["jetstream_quorum"] = False
         if checks["nats_connected"]:
 
+            answers: dict[str, object] = {}
+
             async def probe(name: str, call: Callable[[], Awaitable[object]]) -> None:
                 with trio.move_on_after(1.0):
                     try:
-                        await call()
+                        answers[name] = await call()
                         checks[name] = True
                     except UnavailableError:
                         pass
@@ -86,4 +90,7 @@ class Services:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(probe, "jetstream", self.store.head)
                 nursery.start_soon(probe, "jetstream_quorum", self.bridge.account_info)
+            head = answers.get("jetstream")
+            if checks["projections_caught_up"] and isinstance(head, int):
+                checks["projections_caught_up"] = not self.projector.stalled(head)
         return checks

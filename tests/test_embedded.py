@@ -6,10 +6,13 @@ import os
 import signal
 
 import httpx
+import pytest
 import trio
 
+from actors import projector as projector_module
 from actors.server import RecordProbe
 from tests.conftest import ServerHandle
+from tests.test_projector import Gate
 
 
 async def _ready(c: httpx.AsyncClient) -> tuple[int, dict[str, bool]]:
@@ -54,3 +57,28 @@ async def test_killed_nats_server_is_restarted_and_readyz_follows(chatto: Server
                 assert r.json()["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
                 await trio.sleep(0.1)
             assert r.json()["data"]["server"]["streamHead"] >= done.last_seq
+
+
+async def test_readyz_reports_a_projector_that_stalls_after_start(
+    chatto: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caught up at start is not enough: a projection stuck later turns /readyz 503."""
+    monkeypatch.setattr(projector_module, "STALL_SECONDS", 0.5)
+    services = chatto.running.services
+    gate = Gate()
+    # The running projector gets a read model that blocks while the gate is shut.
+    services.projector._preparers.append(gate)
+    with trio.fail_after(30):
+        async with httpx.AsyncClient(base_url=chatto.url, timeout=5) as c:
+            assert (await _ready(c))[0] == 200
+            gate.shut()
+            done = await services.actors.ask("server", "", RecordProbe(7))
+            await gate.waiting.wait()
+            assert (await _ready(c))[0] == 200  # behind, but not for long yet
+            await trio.sleep(0.7)
+            status, checks = await _ready(c)
+            assert status == 503 and checks["projections_caught_up"] is False
+            assert all(v for k, v in checks.items() if k != "projections_caught_up"), checks
+            gate.open.set()
+            await services.projector.wait_for(done.last_seq)
+            assert (await _ready(c))[0] == 200

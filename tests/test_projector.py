@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from actors.events import SERVER
+from actors.events import SERVER, Recorded
 from actors.hub import Hub
 from actors.projector import Projector
 from actors.runtime import RuntimeSettings, open_actor_system
@@ -76,3 +76,53 @@ async def test_hub_drops_a_slow_subscriber_without_blocking() -> None:
         fast.add_topic("u")
         hub.publish("u", "x")
         assert hub.subscriber_count("t") == 1 and hub.subscriber_count("u") == 1
+
+
+class Gate:
+    """A read model whose ``prepare`` waits while the gate is shut (a stuck projection)."""
+
+    def __init__(self) -> None:
+        self.open = trio.Event()
+        self.open.set()
+        self.waiting = trio.Event()
+
+    def shut(self) -> None:
+        self.open, self.waiting = trio.Event(), trio.Event()
+
+    async def prepare(self, batch: list[Recorded]) -> None:
+        if not self.open.is_set():
+            self.waiting.set()
+            await self.open.wait()
+
+    def apply(self, recorded: Recorded) -> None:
+        pass
+
+
+async def test_a_stalled_projector_is_reported_and_recovers(bridge: NatsBridge) -> None:
+    with trio.fail_after(30):
+        store = JetStreamEventStore(bridge)
+        gate = Gate()
+        projector = Projector(store, [ServerView("Chatto"), gate], Hub())
+        async with trio.open_nursery() as nursery, open_actor_system(RuntimeSettings()) as system:
+            await nursery.start(projector.serve)
+            system.register("server", lambda _id: ServerActor(store, "Chatto"))
+            # Progressing under a steady write load: trailing, never stalled.
+            for i in range(40):
+                done = await system.ask("server", "", RecordProbe(i))
+                assert not projector.stalled(await store.head(), within=0.5)
+                await trio.sleep(0.025)
+            await projector.wait_for(done.last_seq)
+            assert not projector.stalled(await store.head(), within=0.0)
+            # Stuck: the head it was shown stays unreached.
+            gate.shut()
+            done = await system.ask("server", "", RecordProbe(99))
+            await gate.waiting.wait()
+            head = await store.head()
+            assert projector.position < head
+            assert not projector.stalled(head, within=0.5)  # first sight of the lag
+            await trio.sleep(0.6)
+            assert projector.stalled(await store.head(), within=0.5)
+            gate.open.set()
+            await projector.wait_for(done.last_seq)
+            assert not projector.stalled(await store.head(), within=0.5)
+            nursery.cancel_scope.cancel()
