@@ -76,7 +76,6 @@ class Services:
             checks["embedded_nats_running"] = self.embedded.running
         checks["jetstream"] = checks["jetstream_quorum"] = False
         if checks["nats_connected"]:
-
             answers: dict[str, object] = {}
 
             async def probe(name: str, call: Callable[[], Awaitable[object]]) -> None:
