@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 
 from actors.events import EntityRef, Envelope, Recorded
-from chatto.bus.bridge import NatsBridge, StoredMsg
+from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsBridge, StoredMsg
 from chatto.bus.storage import EVENT_STREAM, EVENT_SUBJECTS
 from chatto.codec import CodecError, decode_envelope, encode_envelope, entity_filter, subject_for
 
@@ -41,6 +41,18 @@ class JetStreamEventStore:
         self._bridge = bridge
 
     async def append(self, envelopes: Sequence[Envelope], expected_seq: int) -> list[int]:
+        """Append conditionally: ``StaleWriteError`` if the entity moved past ``expected_seq``.
+
+        Several events of one decision (a registration, a purge) go in one
+        atomic batch when the stream allows it, so a crash or an outage
+        cannot leave half of them stored; one event is a plain publish.
+        """
+        if 1 < len(envelopes) <= MAX_ATOMIC_BATCH and self._bridge.atomic_batches:
+            return await self._bridge.publish_batch(
+                [(subject_for(env), encode_envelope(env)) for env in envelopes],
+                expect_last_seq=expected_seq,
+                expect_subject=entity_filter(envelopes[0].entity),
+            )
         seqs: list[int] = []
         expected = expected_seq
         for env in envelopes:

@@ -12,8 +12,10 @@ no caller ever imports nats-py.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -37,6 +39,8 @@ WRONG_LAST_SEQUENCE = 10071
 # an earlier, not yet committed proposal for the same subject is in flight: the
 # same conflict as 10071, seen only on a NATS cluster (issue #12).
 WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
+# JetStream's limit on the messages of one atomic batch.
+MAX_ATOMIC_BATCH = 1000
 # Back-off before re-publishing a message no stream answered (~1.5 s in all).
 NO_STREAM_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 
@@ -108,6 +112,9 @@ class NatsBridge(BucketOps):
         # Handles are cached on the loop thread: js.key_value() costs a round trip.
         self._kv_handles: dict[str, Any] = {}
         self._obj_handles: dict[str, Any] = {}
+        # Whether the event stream takes atomic batches (set by the storage
+        # bootstrap: nats-server 2.12+ with ``allow_atomic`` on the stream).
+        self.atomic_batches = False
 
     # --- plumbing ---------------------------------------------------------
     @property
@@ -226,17 +233,37 @@ class NatsBridge(BucketOps):
             )
             return int(ack.seq)
 
-        for delay in NO_STREAM_RETRY_DELAYS:
-            try:
-                return await once()
-            except UnavailableError as exc:
-                # No stream took the message, so nothing was stored and trying
-                # again is safe: a stream created (or re-led) a moment ago may
-                # not be listening through every node's routes yet.
-                if not isinstance(exc.__cause__, nats.js.errors.NoStreamResponseError):
-                    raise
-            await trio.sleep(delay)
-        return await once()
+        return await _until_a_stream_answers(once)
+
+    async def publish_batch(
+        self,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        expect_last_seq: int | None = None,
+        expect_subject: str | None = None,
+    ) -> list[int]:
+        """Publish ``messages`` as one atomic batch: all are stored, or none.
+
+        JetStream atomic batch publish (nats-server 2.12+, the stream needs
+        ``allow_atomic``): every message carries the batch id and its place,
+        the last one commits and is the only one answered. The condition
+        (``expect_*``, as in ``publish``) is checked on the first message;
+        if it fails nothing is stored. Returns the stream sequences, which
+        are contiguous because the batch is stored in one step.
+        """
+        if not 1 <= len(messages) <= MAX_ATOMIC_BATCH:
+            raise ValueError(f"an atomic batch holds 1 to {MAX_ATOMIC_BATCH} messages")
+        nc, timeout = self.nc, self._settings.request_timeout
+
+        async def once() -> list[int]:
+            return await self.call(lambda: _send_batch(nc, messages, expect, timeout))
+
+        expect: dict[str, str] = {}
+        if expect_last_seq is not None:
+            expect["Nats-Expected-Last-Subject-Sequence"] = str(expect_last_seq)
+            if expect_subject is not None:
+                expect["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
+        return await _until_a_stream_answers(once)
 
     async def publish_core(self, subject: str, data: bytes) -> None:
         """Fire a core NATS message (not stored): typing indicators and the like."""
@@ -328,6 +355,55 @@ class NatsBridge(BucketOps):
         """Round trip to the server (flush); raises UnavailableError if down."""
         nc = self.nc
         await self.call(lambda: nc.flush(timeout=2))
+
+
+async def _until_a_stream_answers(once: Callable[[], Awaitable[T]]) -> T:
+    """Run a publish; again after a back-off while no stream answered it.
+
+    No stream took the message, so nothing was stored and trying again is
+    safe: a stream created (or re-led) a moment ago may not be listening
+    through every node's routes yet.
+    """
+    for delay in NO_STREAM_RETRY_DELAYS:
+        try:
+            return await once()
+        except UnavailableError as exc:
+            if not isinstance(exc.__cause__, nats.js.errors.NoStreamResponseError):
+                raise
+        await trio.sleep(delay)
+    return await once()
+
+
+async def _send_batch(
+    nc: NatsClient,
+    messages: Sequence[tuple[str, bytes]],
+    expect: Mapping[str, str],
+    ack_wait: float,
+) -> list[int]:
+    """Loop-thread half of ``NatsBridge.publish_batch``."""
+    batch_id = secrets.token_urlsafe(16)
+    last = len(messages)
+    for i, (subject, data) in enumerate(messages, 1):
+        headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(i)}
+        if i == 1:
+            headers.update(expect)
+        if i < last:
+            # Unanswered: a message lost here makes the commit fail as
+            # "incomplete" (nothing stored), so its error is not missed.
+            await nc.publish(subject, data, headers=headers)
+            continue
+        headers["Nats-Batch-Commit"] = "1"
+        try:
+            reply = await nc.request(subject, data, headers=headers, timeout=ack_wait)
+        except nats.errors.NoRespondersError:
+            raise nats.js.errors.NoStreamResponseError from None
+    doc = json.loads(reply.data)
+    if "error" in doc:
+        nats.js.errors.APIError.from_error(doc["error"])
+    seq, count = int(doc["seq"]), int(doc.get("count", 0))
+    if count != last:
+        raise nats.js.errors.APIError(description=f"batch stored {count} of {last} messages")
+    return list(range(seq - last + 1, seq + 1))
 
 
 def redact_url(url: str) -> str:

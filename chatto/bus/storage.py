@@ -71,10 +71,16 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
 
     async def ensure_stream() -> None:
         try:
-            await js.stream_info(EVENT_STREAM)
-            return
+            info = await js.stream_info(EVENT_STREAM)
         except nats.js.errors.NotFoundError:
             pass
+        else:
+            if not info.config.allow_atomic:
+                # Created by an older Chatto: multi-event decisions need
+                # atomic batches. A server before 2.12 ignores the flag.
+                info.config.allow_atomic = True
+                await js.update_stream(info.config)
+            return
         try:
             await js.add_stream(
                 StreamConfig(
@@ -84,6 +90,7 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
                     max_age=0,
                     duplicate_window=DEDUPE_WINDOW_SECONDS,
                     num_replicas=replicas,
+                    allow_atomic=True,
                 )
             )
         except nats.js.errors.BadRequestError:
@@ -133,6 +140,8 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
         info = await js.stream_info(stream)
         if info.cluster is not None and info.cluster.leader is None:
             raise UnavailableError("no leader elected yet")
+        if stream == EVENT_STREAM:
+            bridge.atomic_batches = bool(info.config.allow_atomic)
 
     for stream in STREAMS:
         await step(f"stream {stream}", functools.partial(led, stream))
