@@ -20,11 +20,6 @@ from chatto.bus.storage import ENCRYPTION_KEYS, EVENT_STREAM, OBJECTS, RUNTIME_S
 from chatto.errors import ChattoError
 
 Progress = Callable[[str, int, int], None]
-DROP_HEADERS = {
-    "Nats-Msg-Id",
-    "Nats-Expected-Last-Subject-Sequence",
-    "Nats-Expected-Last-Subject-Sequence-Subject",
-}
 
 
 class RestoreConflict(ChattoError):
@@ -46,7 +41,7 @@ async def export_stream(bridge: NatsBridge, progress: Progress) -> list[dict[str
     out: list[dict[str, Any]] = []
     async for batch in bridge.read_range(EVENT_STREAM, "evt.>", 0, head):
         for m in batch:
-            headers = {k: v for k, v in m.headers.items() if k not in DROP_HEADERS}
+            headers = _replayable(dict(m.headers)) or {}
             out.append({"subject": m.subject, "data": _b64(m.data), "headers": headers})
         progress(EVENT_STREAM, len(out), head)
     return out
@@ -129,6 +124,22 @@ async def check_target(bridge: NatsBridge, members: dict[str, Any], conflict: st
                 )
 
 
+def _replayable(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """Stored headers minus the publish-time controls JetStream keeps with a message.
+
+    Dropped when dumping and again when restoring (archives of older
+    versions): the message id (dedupe), the append conditions, and the
+    ``Nats-Batch-*`` headers of atomic batches, which re-published as they
+    are would each open a batch that never commits.
+    """
+    kept = {
+        k: v
+        for k, v in (headers or {}).items()
+        if k != "Nats-Msg-Id" and not k.startswith(("Nats-Batch-", "Nats-Expected-"))
+    }
+    return kept or None
+
+
 async def import_all(
     bridge: NatsBridge, members: dict[str, list[dict[str, Any]]], conflict: str, progress: Progress
 ) -> None:
@@ -142,7 +153,7 @@ async def import_all(
             await bridge.call(lambda: js.purge_stream(EVENT_STREAM))
         for i, rec in enumerate(events, 1):
             await bridge.publish(
-                rec["subject"], _unb64(rec["data"]), headers=rec["headers"] or None
+                rec["subject"], _unb64(rec["data"]), headers=_replayable(rec["headers"])
             )
             if i % 500 == 0 or i == len(events):
                 progress(EVENT_STREAM, i, len(events))
