@@ -23,6 +23,9 @@ from chatto.errors import BusyError, ChattoError, DeadlineError, UnavailableErro
 
 log = logging.getLogger(__name__)
 
+# Loads slower than this are logged (a very long room or user history).
+SLOW_START_SECONDS = 1.0
+
 
 class ActorCrashedError(ChattoError):
     """The actor raised an unexpected error; it was restarted. Retry the command."""
@@ -72,6 +75,7 @@ class _Cell:
     actor: Actor
     send: trio.MemorySendChannel[_Request]
     recv: trio.MemoryReceiveChannel[_Request]
+    loading: bool = True  # until ``actor.start()`` returned
 
 
 @attrs.define
@@ -111,14 +115,21 @@ class ActorSystem:
         """Send ``command`` and wait for the reply; ``DeadlineError`` after ``within`` s."""
         req = _Request(command)
         limit = self.settings.ask_timeout if within is None else within
+        cell: _Cell | None = None
         try:
             with trio.move_on_after(limit) as scope:
-                await self._deliver(kind, ident, req)
+                cell = await self._deliver(kind, ident, req)
                 await req.done.wait()
         finally:
             if not req.done.is_set():
                 req.abandoned = True
         if scope.cancelled_caught:
+            if cell is not None and cell.loading:
+                # The load goes on without this caller: a retry soon finds
+                # the actor ready (it stays loaded until idle).
+                raise DeadlineError(
+                    f"the {kind} is still loading its history (over {limit:g}s); try again shortly"
+                )
             raise DeadlineError(f"{kind} actor did not answer within {limit:g}s (busy?)")
         if req.error is not None:
             raise req.error
@@ -138,12 +149,12 @@ class ActorSystem:
                 continue  # passivating right now; the next cell is fresh
         raise BusyError(f"{kind} actor is restarting")
 
-    async def _deliver(self, kind: str, ident: str, req: _Request) -> None:
+    async def _deliver(self, kind: str, ident: str, req: _Request) -> _Cell:
         while True:
             cell = self._cell(kind, ident)
             try:
                 await cell.send.send(req)
-                return
+                return cell
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 await trio.lowlevel.checkpoint()  # passivated under us: spawn anew
 
@@ -168,6 +179,7 @@ class ActorSystem:
 
     async def _run(self, key: tuple[str, str], cell: _Cell) -> None:
         try:
+            started = trio.current_time()
             try:
                 await cell.actor.start()
             except Exception:
@@ -176,6 +188,10 @@ class ActorSystem:
                 self._retire(key, cell)
                 self._fail_queued(cell, ActorCrashedError("actor failed to load; retry"))
                 return
+            cell.loading = False
+            took = trio.current_time() - started
+            if took >= SLOW_START_SECONDS:
+                log.info("actor %s:%s took %.1fs to load", *key, took)
             await self._loop(key, cell)
         finally:
             self._retire(key, cell)

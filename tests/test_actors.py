@@ -230,3 +230,36 @@ async def test_refusals_and_no_ops_are_decided_on_fresh_state(bridge: NatsBridge
         assert committed.value == 0 and b.seen == [5, 1, -6]
         with pytest.raises(InvalidInputError):
             await b.handle(Spend(1))  # a real refusal stays a refusal
+
+
+async def test_a_long_history_load_outlives_one_ask_but_not_the_next(
+    bridge: NatsBridge, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ask that times out while its actor loads says so; the load goes on."""
+    from actors import runtime
+    from actors.events import Envelope
+    from actors.ids import new_id
+    from actors.room_commands import Join
+    from actors.room_events import MemberJoined, MessagePosted, RoomCreated
+    from actors.rooms import RoomActor
+    from chatto.codec import encode_envelope, subject_for
+
+    caplog.set_level("INFO", logger="actors.runtime")
+    monkeypatch.setattr(runtime, "SLOW_START_SECONDS", 0.0)  # log every load
+    room = EntityRef("room", "long")
+    envs = [Envelope(new_id(), room, 0, RoomCreated("long", "", "channel", "u1"))]
+    envs.append(Envelope(new_id(), room, 0, MemberJoined("u1")))
+    envs += [Envelope(new_id(), room, 0, MessagePosted("u1", "sealed", 1)) for _ in range(40_000)]
+    with trio.fail_after(60):
+        for i in range(0, len(envs), 1000):
+            chunk = envs[i : i + 1000]
+            await bridge.publish_batch([(subject_for(e), encode_envelope(e)) for e in chunk])
+        store = JetStreamEventStore(bridge)
+        async with open_actor_system(RuntimeSettings()) as system:
+            system.register("room", lambda ident: RoomActor(ident, store))
+            with pytest.raises(DeadlineError, match="still loading its history"):
+                await system.ask("room", "long", Join("u2"), within=0.05)
+            assert system.is_live("room", "long")  # the load was not abandoned
+            done = await system.ask("room", "long", Join("u2"))
+            assert done.recorded and done.last_seq > len(envs)
+    assert any("took" in r.getMessage() and "room:long" in r.getMessage() for r in caplog.records)
