@@ -1,0 +1,111 @@
+"""Benchmark: how long a room's write-side actor takes to load a long history.
+
+An entity actor (``RoomActor``) replays every event of its entity the first
+time it is used after a start or after passivation (``actors.idle_seconds``
+idle). This writes one room with ``--messages`` posts straight into ``EVT``
+(atomic batches of 1,000, bodies shaped like sealed ones) on an embedded
+nats-server in a temp dir, then times ``--runs`` fresh ``RoomActor`` loads.
+
+Run: ``.venv/bin/python scripts/bench_actor_load.py --messages 200000 --out actor_load.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from actors.events import EntityRef, Envelope
+from actors.ids import new_id
+from actors.room_events import MemberJoined, MessagePosted, RoomCreated
+from actors.rooms import RoomActor
+from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsSettings, open_nats_bridge
+from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
+from chatto.bus.storage import bootstrap_storage
+from chatto.codec import encode_envelope, subject_for
+from chatto.eventstore import JetStreamEventStore
+
+TOKEN = "bench-actor-load-token-0123456789"
+
+
+def history(room: EntityRef, messages: int) -> list[Envelope]:
+    now = int(time.time() * 1000)
+    envs = [
+        Envelope(new_id(), room, now, RoomCreated("long", "", "channel", "u1")),
+        Envelope(new_id(), room, now, MemberJoined("u1")),
+    ]
+    for _ in range(messages):
+        body = base64.urlsafe_b64encode(os.urandom(140)).decode()  # ~100 chars of text, sealed
+        envs.append(Envelope(new_id(), room, now, MessagePosted("u1", body, 1)))
+    return envs
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="chatto-bench-actor-") as tmp:
+        settings = EmbeddedSettings("127.0.0.1", 0, Path(tmp) / "nats", TOKEN)
+        async with (
+            open_embedded_nats(settings) as nats,
+            open_nats_bridge(NatsSettings(nats.url, token=TOKEN, request_timeout=30)) as bridge,
+        ):
+            await bootstrap_storage(bridge)
+            room = EntityRef("room", "long")
+            envs = history(room, args.messages)
+            started = time.perf_counter()
+            for i in range(0, len(envs), MAX_ATOMIC_BATCH):
+                chunk = envs[i : i + MAX_ATOMIC_BATCH]
+                await bridge.publish_batch([(subject_for(e), encode_envelope(e)) for e in chunk])
+            write_s = time.perf_counter() - started
+            print(f"wrote {len(envs):,} events in {write_s:.1f}s", file=sys.stderr)
+            store = JetStreamEventStore(bridge)
+            runs = []
+            for _ in range(args.runs):
+                actor = RoomActor("long", store)
+                started = time.perf_counter()
+                await actor.start()
+                runs.append(time.perf_counter() - started)
+                assert len(actor.messages) == args.messages
+                print(f"load: {runs[-1]:.2f}s", file=sys.stderr)
+    median = statistics.median(runs)
+    return {
+        "benchmark": "actor_load",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "messages": args.messages,
+        "events": len(envs),
+        "write_s": round(write_s, 3),
+        "load_runs_s": [round(r, 3) for r in runs],
+        "load_median_s": round(median, 3),
+        "events_per_s": round(len(envs) / median),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=200_000, help="posts in the room")
+    parser.add_argument("--runs", type=int, default=3, help="fresh actor loads to time")
+    parser.add_argument("--out", default="actor_load.json", help="JSON report path")
+    args = parser.parse_args()
+    report = trio.run(bench, args)
+    print(
+        f"RoomActor load of {report['events']:,} events: median {report['load_median_s']}s "
+        f"({report['events_per_s']:,} events/s; runs {report['load_runs_s']})"
+    )
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"report written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
