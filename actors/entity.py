@@ -21,8 +21,10 @@ from typing import Any
 
 import attrs
 
+from actors import checkpoint
 from actors.events import EntityRef, Envelope, Event, Recorded
 from actors.ids import new_id
+from actors.snapshot import SnapshotStore, Snapshottable
 from actors.store import EventStore
 from chatto.errors import ChattoError, ConflictError, StaleWriteError
 
@@ -57,12 +59,23 @@ class Committed:
 class EntityActor(abc.ABC):
     """Base class; subclasses implement ``apply`` and ``decide``."""
 
-    def __init__(self, entity: EntityRef, store: EventStore, max_retries: int = 5) -> None:
+    def __init__(
+        self,
+        entity: EntityRef,
+        store: EventStore,
+        max_retries: int = 5,
+        checkpoints: SnapshotStore | None = None,
+    ) -> None:
         self.entity = entity
         self.store = store
         self.max_retries = max_retries
         self.last_seq = 0
+        self.last_event_id = ""
         self.conflicts = 0
+        # Only actors that can export their state keep checkpoints.
+        self.checkpoints = checkpoints if isinstance(self, Snapshottable) else None
+        self.checkpoint_every = checkpoint.EVERY_EVENTS
+        self.unsaved = 0  # events applied since the checkpoint (or since empty)
 
     # --- to implement -------------------------------------------------------
     @abc.abstractmethod
@@ -75,7 +88,34 @@ class EntityActor(abc.ABC):
 
     # --- runtime contract ---------------------------------------------------
     async def start(self) -> None:
+        if self.checkpoints is not None:
+            assert isinstance(self, Snapshottable)
+            self.last_seq, self.last_event_id = await checkpoint.restore(
+                self, self.checkpoints, self.entity.key
+            )
         await self.catch_up()
+        await self.save_checkpoint()
+
+    async def passivate(self) -> None:
+        """Called by the runtime when the actor retires idle: a last checkpoint."""
+        await self.save_checkpoint()
+
+    async def save_checkpoint(self) -> bool:
+        """Write a checkpoint if enough events were applied since the last one."""
+        if (
+            self.checkpoints is None
+            or self.checkpoint_every <= 0
+            or self.unsaved < self.checkpoint_every
+            or not self.last_event_id
+        ):
+            return False
+        assert isinstance(self, Snapshottable)
+        if await checkpoint.write(
+            self, self.checkpoints, self.entity.key, self.last_seq, self.last_event_id
+        ):
+            self.unsaved = 0
+            return True
+        return False
 
     async def _refreshed(self) -> bool:
         """Catch up; whether anything newer was stored by another writer."""
@@ -87,7 +127,8 @@ class EntityActor(abc.ABC):
         """Apply every stored event newer than what this actor has seen."""
         for rec in await self.store.load(self.entity, self.last_seq):
             self.apply(rec)
-            self.last_seq = rec.seq
+            self.last_seq, self.last_event_id = rec.seq, rec.envelope.id
+            self.unsaved += 1
 
     async def handle(self, command: Any) -> Committed:
         for _attempt in range(self.max_retries + 1):
@@ -118,7 +159,8 @@ class EntityActor(abc.ABC):
             recorded = tuple(Recorded(s, e) for s, e in zip(seqs, envs, strict=True))
             for rec in recorded:
                 self.apply(rec)
-                self.last_seq = rec.seq
+                self.last_seq, self.last_event_id = rec.seq, rec.envelope.id
+            self.unsaved += len(recorded)
             return Committed(decision.reply, recorded)
         raise ConflictError(
             f"{self.entity.kind} changed concurrently {self.max_retries + 1} times; try again"

@@ -10,8 +10,6 @@ names the event, the body's event, the room, the author and the epoch.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from typing import Any
 
@@ -23,8 +21,6 @@ from actors.ids import new_id
 from actors.room_commands import (
     ArchiveRoom,
     Ban,
-    BodyKey,
-    CreateGroup,
     CreateRoom,
     EditMessage,
     Join,
@@ -42,7 +38,6 @@ from actors.room_commands import (
 )
 from actors.room_events import (
     AttachmentUploaded,
-    GroupCreated,
     MemberBanned,
     MemberDeleted,
     MemberJoined,
@@ -56,72 +51,43 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
+from actors.room_rules import (
+    CLIENT_KEY_WINDOW_MS,
+    EDIT_WINDOW_MS,
+    MAX_DM_PARTICIPANTS,
+    Msg,
+    check_body,
+    check_shortcode,
+    client_key_digest,
+    msg_from_row,
+    msg_row,
+    seal_body,
+)
+from actors.snapshot import SnapshotStore
 from actors.store import EventStore
-from chatto.crypto import aad, aead
 from chatto.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-
-MAX_BODY_BYTES = 10_000
-EDIT_WINDOW_MS = 3 * 3600 * 1000
-MAX_DM_PARTICIPANTS = 10
-# How long a client's idempotency key (clientMessageId) is remembered.
-CLIENT_KEY_WINDOW_MS = 24 * 3600 * 1000
-MAX_CLIENT_KEY_CHARS = 64
-
-
-@attrs.define
-class _Msg:
-    author_id: str
-    at_ms: int
-    seqs: list[int]
-    retracted: bool = False
-    thread_root: str = ""
-    reactions: dict[str, set[str]] = attrs.Factory(dict)
-    attachments: tuple[str, ...] = ()
-
-
-def seal_body(
-    key: BodyKey, event_id: str, body_event_id: str, room: str, author: str, body: str
-) -> str:
-    context = aad.body_aad(event_id, body_event_id, room, author, key.epoch)
-    return base64.urlsafe_b64encode(aead.seal(key.key, body.encode("utf-8"), context)).decode()
-
-
-def check_body(body: str) -> str:
-    if not body.strip():
-        raise InvalidInputError("message body must not be empty")
-    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
-        raise InvalidInputError(f"message body must be at most {MAX_BODY_BYTES} bytes")
-    return body
-
-
-def check_client_key(key: str) -> str:
-    if not 1 <= len(key) <= MAX_CLIENT_KEY_CHARS:
-        raise InvalidInputError(f"clientMessageId must be 1 to {MAX_CLIENT_KEY_CHARS} characters")
-    return key
-
-
-def client_key_digest(author_id: str, key: str) -> str:
-    """What a message event stores of the client's key: a digest bound to the author."""
-    return hashlib.sha256(f"{author_id}\0{check_client_key(key)}".encode()).hexdigest()
-
-
-def check_shortcode(code: str) -> str:
-    if not (1 <= len(code) <= 32) or not all(c.isalnum() or c in "_+-" for c in code):
-        raise InvalidInputError("reaction must be a shortcode like 'thumbsup'")
-    return code.lower()
 
 
 class RoomActor(EntityActor):
-    """One room's write side."""
+    """One room's write side (checkpointed: a long room loads from its checkpoint)."""
 
-    def __init__(self, room_id: str, store: EventStore, max_retries: int = 5) -> None:
-        super().__init__(EntityRef("room", room_id), store, max_retries)
+    snapshot_name = "room"
+    snapshot_schema = 1
+
+    def __init__(
+        self,
+        room_id: str,
+        store: EventStore,
+        max_retries: int = 5,
+        checkpoints: SnapshotStore | None = None,
+    ) -> None:
+        super().__init__(EntityRef("room", room_id), store, max_retries, checkpoints)
         self.room_id = room_id
         self.created: RoomCreated | None = None
         self.archived = False
         self.members: set[str] = set()
         self.bans: dict[str, int] = {}
-        self.messages: dict[str, _Msg] = {}
+        self.messages: dict[str, Msg] = {}
         self.deleted_members: set[str] = set()
         self.attachments: dict[str, str] = {}  # attachment id -> author
         self.used_attachments: set[str] = set()
@@ -136,6 +102,40 @@ class RoomActor(EntityActor):
     async def start(self) -> None:
         await super().start()
         self._replaying = False
+
+    # --- checkpoint -------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        """Everything ``apply`` built, as JSON values (``actors.checkpoint``)."""
+        return {
+            "room_id": self.room_id,
+            "created": None if self.created is None else attrs.asdict(self.created),
+            "archived": self.archived,
+            "members": sorted(self.members),
+            "bans": dict(self.bans),
+            "messages": {i: msg_row(m) for i, m in self.messages.items()},
+            "deleted_members": sorted(self.deleted_members),
+            "attachments": dict(self.attachments),
+            "used_attachments": sorted(self.used_attachments),
+            "client_keys": [[d, mid, at] for d, (mid, at) in self.client_keys.items()],
+            "unerased": list(self.unerased),
+        }
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        if state["room_id"] != self.room_id:
+            raise ValueError(f"checkpoint of room {state['room_id']!r}, not {self.room_id!r}")
+        created = state["created"]
+        if created is not None:
+            created = RoomCreated(**{**created, "participants": tuple(created["participants"])})
+        self.created = created
+        self.archived = bool(state["archived"])
+        self.members = set(state["members"])
+        self.bans = {str(u): int(t) for u, t in state["bans"].items()}
+        self.messages = {i: msg_from_row(row) for i, row in state["messages"].items()}
+        self.deleted_members = set(state["deleted_members"])
+        self.attachments = dict(state["attachments"])
+        self.used_attachments = set(state["used_attachments"])
+        self.client_keys = {d: (mid, int(at)) for d, mid, at in state["client_keys"]}
+        self.unerased = [int(s) for s in state["unerased"]]
 
     # --- state ------------------------------------------------------------------
     def apply(self, recorded: Recorded) -> None:
@@ -157,7 +157,7 @@ class RoomActor(EntityActor):
             self.attachments[ev.attachment_id] = ev.author_id
         elif isinstance(ev, MessagePosted):
             self.used_attachments.update(ev.attachments)
-            self.messages[env.id] = _Msg(
+            self.messages[env.id] = Msg(
                 ev.author_id,
                 env.at_ms,
                 [recorded.seq],
@@ -172,7 +172,7 @@ class RoomActor(EntityActor):
             if msg is not None:
                 msg.seqs.append(recorded.seq)
         elif isinstance(ev, MessageRetracted):
-            msg = self.messages.setdefault(ev.target_id, _Msg(ev.author_id, env.at_ms, []))
+            msg = self.messages.setdefault(ev.target_id, Msg(ev.author_id, env.at_ms, []))
             msg.retracted = True
             if self._replaying:
                 self.unerased.extend(msg.seqs)
@@ -223,7 +223,7 @@ class RoomActor(EntityActor):
         if self.archived:
             raise ForbiddenError("this room is archived")
 
-    def _message(self, target_id: str) -> _Msg:
+    def _message(self, target_id: str) -> Msg:
         msg = self.messages.get(target_id)
         if msg is None or msg.retracted:
             raise NotFoundError("no such message in this room")
@@ -388,25 +388,3 @@ class RoomActor(EntityActor):
         if has == c.add:
             return Decision()
         return Decision([ReactionChanged(c.target_id, c.user_id, code, c.add)])
-
-
-class GroupActor(EntityActor):
-    """A room group: a name rooms can be filed under."""
-
-    def __init__(self, group_id: str, store: EventStore) -> None:
-        super().__init__(EntityRef("group", group_id), store)
-        self.exists = False
-
-    def apply(self, recorded: Recorded) -> None:
-        if isinstance(recorded.envelope.event, GroupCreated):
-            self.exists = True
-
-    def decide(self, command: Any) -> Decision:
-        if isinstance(command, CreateGroup):
-            if self.exists:
-                raise ConflictError("group already exists")
-            name = command.name.strip()
-            if not 1 <= len(name) <= 80:
-                raise InvalidInputError("group name must be 1 to 80 characters")
-            return Decision([GroupCreated(name, command.created_by)])
-        raise InvalidInputError(f"group actor cannot handle {type(command).__name__}")

@@ -211,11 +211,23 @@ class ActorSystem:
                     try:
                         req = cell.recv.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
-                        return
+                        break
                     if not await self._serve(key, cell, req):
                         return
+                await self._passivate(key, cell)
+                return
             elif not await self._serve(key, cell, req):
                 return
+
+    async def _passivate(self, key: tuple[str, str], cell: _Cell) -> None:
+        """The actor's optional last word (entity actors write a checkpoint)."""
+        passivate = getattr(cell.actor, "passivate", None)
+        if passivate is None:
+            return
+        try:
+            await passivate()
+        except Exception:
+            log.exception("actor %s:%s failed while passivating", *key)
 
     async def _serve(self, key: tuple[str, str], cell: _Cell, req: _Request) -> bool:
         """Handle one request; False if the actor crashed and must stop."""

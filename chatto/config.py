@@ -195,6 +195,7 @@ def validate(config: Config) -> None:
     _at_least("snapshots.every_events", config.snapshots.every_events, 1)
     _positive("snapshots.min_interval_seconds", config.snapshots.min_interval_seconds)
     _positive("snapshots.shutdown_timeout_seconds", config.snapshots.shutdown_timeout_seconds)
+    _at_least("snapshots.actor_events", config.snapshots.actor_events, 0)
     _validate_auth(config.auth)
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)

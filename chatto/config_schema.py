@@ -118,6 +118,9 @@ class SnapshotsConfig:
     min_interval_seconds: float = 300.0
     write_on_shutdown: bool = True
     shutdown_timeout_seconds: float = 60.0
+    # Room actors write a checkpoint once this many events were applied
+    # since their last one (0: never).
+    actor_events: int = 10_000
 
 
 @attrs.frozen

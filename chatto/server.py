@@ -167,7 +167,7 @@ async def serve_chatto(
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )
-            register_domain(actors, config, store, kms)
+            register_domain(actors, config, store, kms, bridge)
             await core.start(projector.serve)
             if sn.enabled:
                 await core.start(projector.serve_snapshots)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from actors.audit import AuditActor
+from actors.groups import GroupActor
 from actors.kms import Kms
 from actors.projector import Projector
 from actors.rbac import RbacActor, SetRule
 from actors.room_directory import RoomDirectory
-from actors.rooms import GroupActor, RoomActor
+from actors.rooms import RoomActor
 from actors.runtime import ActorSystem
 from actors.server import ServerActor
 from actors.user_directory import UserDirectory
@@ -27,18 +28,36 @@ from chatto.config import Config
 from chatto.eventstore import JetStreamEventStore
 from chatto.mail import Outbox
 from chatto.messaging.keys import BodyKeys
+from chatto.snapshot_store import NatsSnapshotStore
 
 
 def register_domain(
-    actors: ActorSystem, config: Config, store: JetStreamEventStore, kms: Kms
+    actors: ActorSystem,
+    config: Config,
+    store: JetStreamEventStore,
+    kms: Kms,
+    bridge: NatsBridge | None = None,
 ) -> None:
-    """Tell the actor system how to build each kind of domain actor."""
+    """Tell the actor system how to build each kind of domain actor.
+
+    With ``bridge`` (and ``[snapshots]`` on), room actors keep checkpoints
+    in the ``SNAPSHOTS`` object store (``actors.checkpoint``).
+    """
     retries = config.actors.max_append_retries
+    sn = config.snapshots
+    every = sn.actor_events if sn.enabled and bridge is not None else 0
+
+    def room(rid: str) -> RoomActor:
+        checkpoints = NatsSnapshotStore(bridge, f"actor.room.{rid}") if every and bridge else None
+        actor = RoomActor(rid, store, retries, checkpoints)
+        actor.checkpoint_every = every
+        return actor
+
     owners = frozenset(normalize_email(e) for e in config.owners.emails)
     actors.register("server", lambda _id: ServerActor(store, config.core.server_name, retries))
     actors.register("user", lambda uid: UserActor(uid, store, kms, owners))
     actors.register("audit", lambda _id: AuditActor(store))
-    actors.register("room", lambda rid: RoomActor(rid, store, retries))
+    actors.register("room", room)
     actors.register("group", lambda gid: GroupActor(gid, store))
     actors.register("rbac", lambda _id: RbacActor(store))
 

@@ -26,3 +26,5 @@ def test_bench_actor_load_smoke(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["events"] == 2002 and len(report["load_runs_s"]) == 2
     assert report["load_median_s"] > 0 and report["events_per_s"] > 0
+    cp = report["checkpoint"]
+    assert cp["bytes"] > 0 and cp["tail_events"] == 1000 and len(cp["load_runs_s"]) == 2

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ariadne import MutationType, ObjectType
 
 from actors.room_directory import AttachmentView, MessageView
-from actors.rooms import check_client_key
+from actors.room_rules import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.attachments import Upload
