@@ -8,33 +8,35 @@ from user ids. Shredding deletes both records and every cached copy, so
 ciphertext under those DEKs can never be opened again.
 
 One actor per process keeps bounded LRU caches of KEKs and unwrapped DEKs.
-This module also owns the storage contract (``KeyValueStore``) and its NATS
-KV adapter (``BucketStore``). Key bytes never reach logs or error messages.
+Key records and their storage adapter are in ``actors.kms_records``. Key
+bytes never reach logs or error messages.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from actors.kms_records import (
+    ALG,
+    WRAP_VERSION,
+    KeyValueStore,
+    dek_record,
+    kek_record,
+    parse_dek_record,
+    parse_kek_record,
+)
 from chatto.crypto import aead
 from chatto.errors import ChattoError, InvalidInputError
 
 if TYPE_CHECKING:
     from actors.runtime import ActorSystem
-    from chatto.bus.bridge import NatsBridge
 
-ALG = "xchacha20poly1305-ietf"
-KEK_VERSION = 1
-WRAP_VERSION = 1
 DEFAULT_CACHE_SIZE = 4096
 KIND = "kms"
 
@@ -46,42 +48,6 @@ class KeyShredded(ChattoError):
 
     code = "KEY_SHREDDED"
     http_status = 410
-
-
-# --- storage --------------------------------------------------------------
-
-
-class KeyValueStore(Protocol):
-    """Where key records live; ``create`` raises a ``ConflictError`` if the key exists."""
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def create(self, key: str, value: bytes) -> None: ...
-
-    async def put(self, key: str, value: bytes) -> None: ...
-
-    async def delete(self, key: str) -> None: ...
-
-
-class BucketStore:
-    """``KeyValueStore`` over one NATS KV bucket."""
-
-    def __init__(self, bridge: NatsBridge, bucket: str) -> None:
-        self._bridge = bridge
-        self._bucket = bucket
-
-    async def get(self, key: str) -> bytes | None:
-        entry = await self._bridge.kv_get(self._bucket, key)
-        return None if entry is None else bytes(entry.value)
-
-    async def create(self, key: str, value: bytes) -> None:
-        await self._bridge.kv_create(self._bucket, key, value)
-
-    async def put(self, key: str, value: bytes) -> None:
-        await self._bridge.kv_put(self._bucket, key, value)
-
-    async def delete(self, key: str) -> None:
-        await self._bridge.kv_delete(self._bucket, key)
 
 
 # --- commands -------------------------------------------------------------
@@ -203,59 +169,6 @@ class KmsCounters:
 
 def _new_ref() -> str:
     return secrets.token_hex(16)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("not base64 text")
-    return base64.b64decode(text.encode("ascii"), validate=True)
-
-
-# --- records --------------------------------------------------------------
-
-
-def kek_record(key: bytes, created_ms: int) -> bytes:
-    """The stored form of a KEK in ``ENCRYPTION_KEYS``."""
-    record = {"v": KEK_VERSION, "alg": ALG, "key": _b64(key), "created_ms": created_ms}
-    return json.dumps(record, separators=(",", ":")).encode()
-
-
-def parse_kek_record(raw: bytes) -> bytes:
-    """The KEK in a stored record; older raw 32-byte records are read as they are."""
-    if len(raw) == aead.KEY_BYTES:
-        return raw
-    try:
-        record = json.loads(raw)
-        key = _unb64(record["key"])
-        supported = record.get("v") == KEK_VERSION and record.get("alg") == ALG
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise aead.DecryptionFailed("key record is malformed") from exc
-    if not supported or len(key) != aead.KEY_BYTES:
-        raise aead.DecryptionFailed("key record has an unsupported format")
-    return key
-
-
-def dek_record(kek_ref: str, wrapped: bytes) -> bytes:
-    """The stored form of a wrapped DEK in ``RUNTIME_STATE``."""
-    record = {"v": WRAP_VERSION, "kek": kek_ref, "alg": ALG, "wrapped": _b64(wrapped)}
-    return json.dumps(record, separators=(",", ":")).encode()
-
-
-def parse_dek_record(raw: bytes) -> tuple[str, bytes]:
-    """(kek ref, wrapped DEK) of a stored record."""
-    try:
-        record = json.loads(raw)
-        kek_ref, wrapped = record["kek"], _unb64(record["wrapped"])
-        supported = record.get("v") == WRAP_VERSION and record.get("alg") == ALG
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-        raise aead.DecryptionFailed("wrapped key record is malformed") from exc
-    if not supported or not isinstance(kek_ref, str):
-        raise aead.DecryptionFailed("wrapped key record has an unsupported format")
-    return kek_ref, wrapped
 
 
 # --- the actor ------------------------------------------------------------

@@ -20,7 +20,8 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from actors.hub import Hub
-from actors.kms import BucketStore, Kms, register_kms
+from actors.kms import Kms, register_kms
+from actors.kms_records import BucketStore
 from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics

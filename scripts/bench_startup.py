@@ -45,7 +45,8 @@ import trio
 from actors.events import EntityRef, Envelope, Event
 from actors.hub import Hub
 from actors.ids import new_id
-from actors.kms import BucketStore, Kms, register_kms
+from actors.kms import Kms, register_kms
+from actors.kms_records import BucketStore
 from actors.projector import Projector, ReadModel
 from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory

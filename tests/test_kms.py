@@ -11,8 +11,6 @@ import pytest
 import trio
 
 from actors.kms import (
-    ALG,
-    BucketStore,
     CreateKek,
     GenerateDek,
     KeyShredded,
@@ -22,6 +20,7 @@ from actors.kms import (
     UnwrapDek,
     register_kms,
 )
+from actors.kms_records import ALG, BucketStore
 from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError
