@@ -26,7 +26,7 @@ import time
 import trio
 
 from actors.snapshot import (
-    SnapshotError,
+    RESTORE_ERRORS,
     SnapshotStore,
     Snapshottable,
     check_anchor,
@@ -34,6 +34,7 @@ from actors.snapshot import (
     decode_snapshot,
     encode_snapshot,
     gc_paused,
+    unusable_reason,
 )
 from chatto.errors import ChattoError
 
@@ -55,16 +56,8 @@ async def restore(actor: Snapshottable, store: SnapshotStore, name: str) -> tupl
         await check_anchor(snap, store)
         with gc_paused():  # many objects at once: no collections meanwhile
             await actor.restore_state(snap.models[actor.snapshot_name])
-    except (
-        SnapshotError,
-        ChattoError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        AttributeError,
-    ) as exc:
-        reason = exc.message if isinstance(exc, ChattoError) else str(exc)
+    except RESTORE_ERRORS as exc:
+        reason = unusable_reason(exc)
         log.warning("checkpoint of %s not used (%s): replaying its whole history", name, reason)
         await actor.restore_state(blank)
         return 0, ""

@@ -27,7 +27,7 @@ import trio
 from actors.events import Recorded
 from actors.hub import Hub
 from actors.snapshot import (
-    SnapshotError,
+    RESTORE_ERRORS,
     SnapshotStore,
     Snapshottable,
     check_anchor,
@@ -36,6 +36,7 @@ from actors.snapshot import (
     encode_snapshot,
     erases_data,
     gc_paused,
+    unusable_reason,
 )
 from actors.store import EventFeed
 from chatto.errors import ChattoError, DeadlineError
@@ -199,16 +200,8 @@ class Projector:
             with gc_paused():
                 for model in models:
                     await model.restore_state(snap.models[model.snapshot_name])
-        except (
-            SnapshotError,
-            ChattoError,
-            ValueError,
-            KeyError,
-            TypeError,
-            IndexError,
-            AttributeError,
-        ) as exc:
-            reason = exc.message if isinstance(exc, ChattoError) else str(exc)
+        except RESTORE_ERRORS as exc:
+            reason = unusable_reason(exc)
             log.warning("projector snapshot not used (%s): replaying the whole event log", reason)
             for model, state in zip(models, blank, strict=True):
                 await model.restore_state(state)

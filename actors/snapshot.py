@@ -32,6 +32,7 @@ import attrs
 from actors.events import Recorded
 from actors.room_events import MemberDeleted, MessageRetracted
 from actors.user_events import UserDeleted
+from chatto.errors import ChattoError
 
 FORMAT_VERSION = 1
 MAGIC = b"chatto-snapshot\n"
@@ -45,6 +46,24 @@ ERASING = (MessageRetracted, MemberDeleted, UserDeleted)
 
 class SnapshotError(Exception):
     """A stored snapshot cannot be used (corrupt, other version, other stream)."""
+
+
+# What restoring a stored snapshot (or checkpoint) can raise when it does not
+# fit this state or this log: one log line and a full replay, never a crash.
+RESTORE_ERRORS = (
+    SnapshotError,
+    ChattoError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+)
+
+
+def unusable_reason(exc: Exception) -> str:
+    """The log wording for one of ``RESTORE_ERRORS``."""
+    return exc.message if isinstance(exc, ChattoError) else str(exc)
 
 
 @runtime_checkable

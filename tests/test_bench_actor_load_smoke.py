@@ -5,25 +5,16 @@ Only the shape of the figures is checked, never the speed.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench_actor_load.py"
+from tests.scriptrun import run_report
 
 
 def test_bench_actor_load_smoke(tmp_path: Path) -> None:
     out = tmp_path / "actor_load.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--messages", "2000", "--runs", "2", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    report = run_report(
+        "bench_actor_load.py", out, "--messages", "2000", "--runs", "2", "--out", str(out)
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
     assert report["events"] == 2002 and len(report["load_runs_s"]) == 2
     assert report["load_median_s"] > 0 and report["events_per_s"] > 0
     cp = report["checkpoint"]

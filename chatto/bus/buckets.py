@@ -7,7 +7,7 @@ get its conditional-append and no-responders handling.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -49,17 +49,8 @@ class BucketOps:
 
         async def call(self, factory: Callable[[], Awaitable[T]]) -> T: ...
 
-        async def publish(
-            self,
-            subject: str,
-            data: bytes,
-            *,
-            msg_id: str | None = None,
-            headers: Mapping[str, str] | None = None,
-            expect_last_seq: int | None = None,
-            expect_subject: str | None = None,
-            ttl_seconds: int | None = None,
-        ) -> int: ...
+        # ``NatsBridge.publish`` (conditional, TTL, re-tried while no stream answers).
+        publish: Callable[..., Awaitable[int]]
 
     # --- KV -----------------------------------------------------------------
     async def _kv(self, bucket: str) -> Any:
