@@ -68,6 +68,7 @@ class Services:
         ``projections_caught_up``: the start-up replay is done and the
         projector has not stalled since (``Projector.stalled``).
         """
+        drops = self.bridge.stats.disconnects
         checks = {
             "nats_connected": self.bridge.connected,
             "projections_caught_up": self.projector.caught_up,
@@ -92,4 +93,8 @@ class Services:
             head = answers.get("jetstream")
             if checks["projections_caught_up"] and isinstance(head, int):
                 checks["projections_caught_up"] = not self.projector.stalled(head)
+            # The connection dropped while probing: the probes may have been
+            # answered after a quick reconnect, but the outage was real.
+            if self.bridge.stats.disconnects != drops or not self.bridge.connected:
+                checks["nats_connected"] = False
         return checks
