@@ -97,6 +97,9 @@ class Projector:
         self._written_seq = 0
         self._erased = False
         self._write_lock = trio.Lock()
+        # Read models change only under this lock (the projector's batches);
+        # a snapshot export holds it so state and position agree.
+        self._models_lock = trio.Lock()
         self._behind: tuple[float, int] | None = None  # (since, head seen then)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -109,12 +112,15 @@ class Projector:
             task_status.started()
         async with aclosing(self._feed.follow(self.position)) as batches:
             async for batch in batches:
-                for model in self._preparers:
-                    await model.prepare(batch)
-                for rec in batch:
-                    self._project(rec)
-                if batch and batch[-1].seq > self.position:
-                    self.position, self.last_event_id = batch[-1].seq, batch[-1].envelope.id
+                # Held per batch: a snapshot export (in a worker thread) waits
+                # for a whole batch, and batches wait for the export.
+                async with self._models_lock:
+                    for model in self._preparers:
+                        await model.prepare(batch)
+                    for rec in batch:
+                        self._project(rec)
+                    if batch and batch[-1].seq > self.position:
+                        self.position, self.last_event_id = batch[-1].seq, batch[-1].envelope.id
                 self._wake()
                 if not self.caught_up and self.position >= head:
                     self._mark_caught_up()
@@ -224,14 +230,17 @@ class Projector:
         if store is None or not self.caught_up:
             return False
         async with self._write_lock:
-            seq, event_id = self.position, self.last_event_id
-            if seq <= self._written_seq or not event_id:
+            if self.position <= self._written_seq or not self.last_event_id:
                 return False
-            erased, self._erased = self._erased, False
             try:
-                # Exported synchronously, so state and position agree; encoded
-                # off the loop (a private copy: safe to abandon on cancellation).
-                states = self.export_states()
+                # Exported in a worker thread while no batch is applied, so
+                # state and position agree and the loop keeps serving reads
+                # (models are only read meanwhile); encoded off the loop too
+                # (a private copy: safe to abandon on cancellation).
+                async with self._models_lock:
+                    seq, event_id = self.position, self.last_event_id
+                    erased, self._erased = self._erased, False
+                    states = await trio.to_thread.run_sync(self.export_states)
                 data = await trio.to_thread.run_sync(
                     encode_snapshot,
                     seq,
@@ -243,6 +252,7 @@ class Projector:
             except Exception:
                 # A model that cannot export is a bug to fix, not a reason to
                 # stop the server: starts keep working with a full replay.
+                self._erased = self._erased or erased
                 log.exception("projector snapshot at sequence %d could not be encoded", seq)
                 return False
             try:

@@ -8,7 +8,8 @@ PII blobs, password hash), rooms with members, and room traffic — messages
 
 1. a full replay (the same read models as the server: server profile, user
    directory, room directory, RBAC), which also writes the snapshot (export
-   on the loop, encode in a thread, object-store put: each timed);
+   and encode in worker threads, object-store put: each timed, plus the
+   longest event-loop stall meanwhile);
 2. ``--tail`` more events after the snapshot;
 3. ``--runs`` starts with full replay and ``--runs`` starts from the
    snapshot (restore + replay of the tail), median and every run reported.
@@ -163,20 +164,35 @@ async def start_projector(bridge: NatsBridge, kms: Kms, snapshots: bool) -> tupl
 
 
 async def write_snapshot(bridge: NatsBridge, projector: Projector) -> dict[str, float]:
-    """The steps of ``Projector.write_snapshot``, each timed."""
-    t0 = time.perf_counter()
-    states = projector.export_states()
-    t1 = time.perf_counter()
-    data = await trio.to_thread.run_sync(
-        encode_snapshot, projector.position, projector.last_event_id, states
-    )
-    t2 = time.perf_counter()
-    await NatsSnapshotStore(bridge).save(data)
-    t3 = time.perf_counter()
+    """The steps of ``Projector.write_snapshot``, each timed, and the longest
+    event-loop stall meanwhile (a task that wakes every millisecond)."""
+    gaps = [0.0]
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await trio.sleep(0.001)
+            now = time.perf_counter()
+            gaps[0], last = max(gaps[0], now - last), now
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.sleep(0.01)  # the ticker is running before the export starts
+        t0 = time.perf_counter()
+        states = await trio.to_thread.run_sync(projector.export_states)  # as the projector does
+        t1 = time.perf_counter()
+        data = await trio.to_thread.run_sync(
+            encode_snapshot, projector.position, projector.last_event_id, states
+        )
+        t2 = time.perf_counter()
+        await NatsSnapshotStore(bridge).save(data)
+        t3 = time.perf_counter()
+        nursery.cancel_scope.cancel()
     return {
         "export_s": round(t1 - t0, 3),
         "encode_s": round(t2 - t1, 3),
         "save_s": round(t3 - t2, 3),
+        "loop_max_stall_ms": round(gaps[0] * 1000, 1),
         "bytes": len(data),
     }
 

@@ -9,6 +9,7 @@ directory) after a start from a snapshot with a start that replays from zero.
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from typing import Any
 
@@ -16,6 +17,7 @@ import attrs
 import pytest
 import trio
 
+from actors.events import Recorded
 from actors.hub import Hub
 from actors.ids import new_id
 from actors.projector import Projector, SnapshotPolicy
@@ -397,3 +399,72 @@ async def test_backups_never_carry_snapshots(bridge: NatsBridge) -> None:
         members = await export_all(bridge, True, lambda *_: None)
         assert not any("SNAPSHOT" in name for name in members)
         assert all(o["name"] != "projector" for o in members["objects/OBJECTS.jsonl"])
+
+
+class SlowCounter:
+    """A read model whose export takes a while and notices if it changes meanwhile."""
+
+    snapshot_name = "counter"
+    snapshot_schema = 1
+
+    def __init__(self, ticks: list[int]) -> None:
+        self.applied = 0
+        self.seqs: list[int] = []
+        self.ticks = ticks  # bumped by a task on the event loop
+
+    def apply(self, recorded: Recorded) -> None:
+        self.applied += 1
+        self.seqs.append(recorded.seq)
+
+    def export_state(self) -> dict[str, Any]:
+        before, ticks = self.applied, self.ticks[0]
+        time.sleep(0.05)  # in the export thread: the projector must not apply meanwhile
+        return {
+            "applied": before,
+            "changed_during_export": self.applied != before,
+            "loop_ran_during_export": self.ticks[0] > ticks,
+        }
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        self.applied = state["applied"]
+
+
+async def test_snapshots_written_under_load_match_their_sequence(bridge: NatsBridge) -> None:
+    """Events keep arriving while snapshots are exported (off the event loop)."""
+    with trio.fail_after(60):
+        ticks = [0]
+        counter = SlowCounter(ticks)
+        projector = Projector(
+            JetStreamEventStore(bridge), [counter], Hub(), snapshots=NatsSnapshotStore(bridge)
+        )
+        store = NatsSnapshotStore(bridge)
+        written = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(projector.serve)
+
+            async def ticker() -> None:
+                while True:
+                    ticks[0] += 1
+                    await trio.sleep(0.002)
+
+            nursery.start_soon(ticker)
+            probing = trio.Event()
+
+            async def probes() -> None:
+                await _probes(bridge, 600)
+                probing.set()
+
+            nursery.start_soon(probes)
+            while not probing.is_set():
+                if await projector.write_snapshot():
+                    data = await store.load()
+                    assert data is not None
+                    written.append(decode_snapshot(data))
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert written and written[0].seq < counter.seqs[-1]  # taken while events arrived
+        for snap in written:
+            state = snap.models["counter"]
+            assert not state["changed_during_export"]
+            assert state["applied"] == sum(1 for s in counter.seqs if s <= snap.seq)
+            assert state["loop_ran_during_export"]  # reads kept being served
