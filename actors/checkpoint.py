@@ -66,14 +66,17 @@ async def restore(actor: Snapshottable, store: SnapshotStore, name: str) -> tupl
 
 async def write(actor: Snapshottable, store: SnapshotStore, name: str, seq: int, eid: str) -> bool:
     """Store ``actor``'s state as of (``seq``, ``eid``); False (logged) if that failed."""
-    states = {actor.snapshot_name: (actor.snapshot_schema, actor.export_state())}
+
+    def export() -> bytes:
+        with gc_paused():
+            states = {actor.snapshot_name: (actor.snapshot_schema, actor.export_state())}
+        return encode_snapshot(seq, eid, states, int(time.time() * 1000))
+
     started = trio.current_time()
     try:
-        # Exported in the actor's own task (it takes no command meanwhile);
-        # encoded off the loop from that private copy.
-        data = await trio.to_thread.run_sync(
-            encode_snapshot, seq, eid, states, int(time.time() * 1000), abandon_on_cancel=True
-        )
+        # Off the loop: only the actor's own task changes its state, and it
+        # waits here (it takes no command meanwhile).
+        data = await trio.to_thread.run_sync(export)
         await store.save(data)
     except ChattoError as exc:
         log.warning("checkpoint of %s at sequence %d not written (%s)", name, seq, exc.code)
