@@ -37,8 +37,10 @@ def _decode_batch(batch: list[StoredMsg]) -> list[Recorded]:
 class JetStreamEventStore:
     """``EventStore`` and ``EventFeed`` over the ``EVT`` stream."""
 
-    def __init__(self, bridge: NatsBridge) -> None:
+    def __init__(self, bridge: NatsBridge, read_ahead: int = 4096) -> None:
         self._bridge = bridge
+        # Events the feed's reader holds at most before the projector takes them.
+        self._read_ahead = read_ahead
 
     async def append(self, envelopes: Sequence[Envelope], expected_seq: int) -> list[int]:
         """Append conditionally: ``StaleWriteError`` if the entity moved past ``expected_seq``.
@@ -83,7 +85,7 @@ class JetStreamEventStore:
 
     async def follow(self, after_seq: int) -> AsyncGenerator[list[Recorded], None]:
         async with self._bridge.ordered_reader(
-            EVENT_STREAM, EVENT_SUBJECTS, after_seq + 1
+            EVENT_STREAM, EVENT_SUBJECTS, after_seq + 1, self._read_ahead
         ) as next_batch:
             while True:
                 batch = await next_batch(1024)

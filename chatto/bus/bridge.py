@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -43,6 +44,8 @@ WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
 MAX_ATOMIC_BATCH = 1000
 # Back-off before re-publishing a message no stream answered (~1.5 s in all).
 NO_STREAM_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+# The same kind of client error is logged at most once in this many seconds.
+ERROR_LOG_INTERVAL = 10.0
 
 
 WrongLastSequenceError = StaleWriteError
@@ -78,6 +81,7 @@ class BridgeStats:
 
     disconnects: int = 0
     reconnects: int = 0
+    client_errors: dict[str, int] = attrs.Factory(dict)  # nats-py async errors by type
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -115,6 +119,7 @@ class NatsBridge(BucketOps):
         # Whether the event stream takes atomic batches (set by the storage
         # bootstrap: nats-server 2.12+ with ``allow_atomic`` on the stream).
         self.atomic_batches = False
+        self._error_logged_at: dict[str, float] = {}
 
     # --- plumbing ---------------------------------------------------------
     @property
@@ -155,7 +160,24 @@ class NatsBridge(BucketOps):
             log.info("NATS connection re-established")
 
         async def on_error(exc: Exception) -> None:
-            log.debug("NATS client error: %s", type(exc).__name__)
+            # nats-py reports dropped messages (SlowConsumerError) and protocol
+            # trouble only here: never quietly. Where, never what (no payload).
+            kind = type(exc).__name__
+            errors = self.stats.client_errors
+            errors[kind] = errors.get(kind, 0) + 1
+            subject = getattr(exc, "subject", None)
+            if subject is not None:
+                sid = getattr(exc, "sid", None)
+                log.error(
+                    "NATS client error: %s on subject %s (subscription %s)", kind, subject, sid
+                )
+                return
+            # Connection errors repeat on every reconnect attempt of an outage
+            # (4 a second): one line per kind per interval, all counted.
+            now = time.monotonic()
+            if now - self._error_logged_at.get(kind, -ERROR_LOG_INTERVAL) >= ERROR_LOG_INTERVAL:
+                self._error_logged_at[kind] = now
+                log.warning("NATS client error: %s (%d so far)", kind, errors[kind])
 
         kwargs: dict[str, Any] = {
             "servers": [u.strip() for u in s.url.split(",") if u.strip()],
@@ -317,12 +339,13 @@ class NatsBridge(BucketOps):
 
     @asynccontextmanager
     async def ordered_reader(
-        self, stream: str, subject_filter: str, start_seq: int, max_buffer: int = 512 * 1024
+        self, stream: str, subject_filter: str, start_seq: int, max_buffer: int = 4096
     ) -> AsyncIterator[Callable[[int], Awaitable[list[StoredMsg]]]]:
-        """Open an ordered consumer; yield ``next_batch(n)`` that waits for >= 1 message.
+        """Open an ordered reader; yield ``next_batch(n)`` that waits for >= 1 message.
 
-        Pull-style across the portal: Trio asks for the next batch, so a slow
-        reader applies back-pressure instead of growing a queue.
+        Pull-style end to end: Trio asks for the next batch and the reader
+        asks the server for no more than ``max_buffer`` messages ahead, so a
+        slow reader slows the reading instead of losing messages.
         """
         from chatto.bus.reader import open_reader  # local: keeps this module small
 

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import nats.js.errors
+import trio
 
 from chatto.errors import ConflictError, StaleWriteError
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
     from nats.js import JetStreamContext
 
 T = TypeVar("T")
@@ -46,6 +48,9 @@ class BucketOps:
 
         @property
         def js(self) -> JetStreamContext: ...
+
+        @property
+        def nc(self) -> NatsClient: ...
 
         async def call(self, factory: Callable[[], Awaitable[T]]) -> T: ...
 
@@ -150,16 +155,41 @@ class BucketOps:
         await self.call(purge)
 
     async def kv_keys(self, bucket: str) -> list[str]:
-        """All live keys of a bucket (admin and backup use; not for hot paths)."""
+        """All live keys of a bucket (admin and backup use; not for hot paths).
 
-        async def keys() -> list[str]:
-            kv = await self._kv(bucket)
-            try:
-                return list(await kv.keys())
-            except nats.js.errors.NoKeysError:
-                return []
+        Read with a ``PullReader`` (last value per key, headers only) rather
+        than nats-py's ``keys()``, whose watcher can drop keys when it falls
+        behind: a key missed here would be a session a deletion never revoked.
+        """
+        from chatto.bus.pull import PullReader  # local: pull imports this package
 
-        return await self.call(keys)
+        prefix = f"$KV.{bucket}."
+        reader = PullReader(
+            self.nc,
+            self.js,
+            f"KV_{bucket}",
+            prefix + ">",
+            1,
+            4096,
+            last_per_subject=True,
+            headers_only=True,
+        )
+        await self.call(reader.open)
+        keys: list[str] = []
+        try:
+            more = reader.pending_at_start > 0
+            while more:
+                batch = await self.call(lambda: reader.take(4096))
+                keys += [
+                    m.subject.removeprefix(prefix)
+                    for m in batch
+                    if m.headers.get("KV-Operation") not in ("DEL", "PURGE")
+                ]
+                more = batch[-1].pending > 0
+        finally:
+            with trio.move_on_after(2, shield=True):
+                await self.call(reader.close)
+        return keys
 
     # --- object store ------------------------------------------------------
     async def obj_put(self, bucket: str, name: str, data: bytes) -> None:

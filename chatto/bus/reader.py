@@ -1,11 +1,10 @@
 """Ordered stream readers and core subscriptions, pulled from Trio in batches.
 
-An ordered JetStream consumer (or a core subscription) fills a bounded
-buffer on the asyncio side; Trio pulls batches through the portal. For
-ordered readers a full buffer simply stops reading (the nats-py pending
-limit plus the server's flow control hold the rest); for live
-subscriptions a full buffer marks the subscriber as a slow consumer and
-ends it, so one slow reader never stalls the connection.
+Stream readers are pull consumers that ask for no more than they can hold
+(``chatto.bus.pull``), so a slow reader slows the reading, never loses
+messages. A core subscription fills a bounded buffer on the asyncio side;
+when it is full the subscriber is a slow consumer and is ended (told with
+``BusyError``), so one slow live reader never stalls the connection.
 """
 
 from __future__ import annotations
@@ -19,14 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import trio
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from chatto.bus.pull import PullReader
 from chatto.errors import BusyError
 
 if TYPE_CHECKING:
     from chatto.bus.bridge import NatsBridge, StoredMsg
-
-ORDERED_HEARTBEAT_SECONDS = 1.0
 
 
 class _Buffer:
@@ -56,76 +53,23 @@ class _Buffer:
         return out
 
 
-def _stored(msg: Any) -> StoredMsg:
-    from chatto.bus.bridge import StoredMsg
-
-    return StoredMsg(
-        subject=msg.subject,
-        seq=int(msg.metadata.sequence.stream),
-        data=bytes(msg.data),
-        headers=dict(msg.headers or {}),
-        pending=int(msg.metadata.num_pending),
-    )
-
-
 @asynccontextmanager
 async def open_reader(
     bridge: NatsBridge, stream: str, subject_filter: str, start_seq: int, max_buffer: int
 ) -> AsyncIterator[Callable[[int], Awaitable[list[StoredMsg]]]]:
-    """Ordered consumer from ``start_seq``; yields ``next_batch(n)``."""
-    js = bridge.js
-    holder: dict[str, Any] = {}
+    """Ordered reader from ``start_seq`` holding at most ``max_buffer`` messages.
 
-    async def subscribe() -> None:
-        sub = await js.subscribe(
-            subject_filter,
-            stream=stream,
-            ordered_consumer=True,
-            # nats-py re-creates an ordered consumer after two missed
-            # heartbeats; on a cluster that is how a reader survives the loss
-            # of the node holding its consumer (nats-py's default, 5 s, stalls
-            # live delivery for 10-20 s).
-            idle_heartbeat=ORDERED_HEARTBEAT_SECONDS,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=max(start_seq, 1),
-                ack_policy=AckPolicy.NONE,
-            ),
-            # Overflowing this buffer would silently drop messages without the
-            # ordered consumer noticing a gap, so it must be larger than the
-            # flow-control window; flow control is what bounds it in practice.
-            pending_msgs_limit=max_buffer,
-            pending_bytes_limit=64 * 1024 * 1024,
-        )
-        holder["sub"] = sub
-
-    async def take(n: int) -> list[StoredMsg]:
-        sub = holder["sub"]
-        first = await sub.next_msg(timeout=None)
-        while first.headers and first.headers.get("Status"):
-            first = await sub.next_msg(timeout=None)
-        out = [_stored(first)]
-        queue = sub._pending_queue  # nats-py has no public "drain what is queued"
-        while len(out) < n and not queue.empty():
-            msg = queue.get_nowait()
-            sub._pending_size -= len(msg.data)
-            if msg.headers and msg.headers.get("Status"):
-                continue
-            out.append(_stored(msg))
-        return out
-
-    async def unsubscribe() -> None:
-        sub = holder.get("sub")
-        if sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await sub.unsubscribe()
-
-    await bridge.call(subscribe)
+    Yields ``next_batch(n)``. A ``PullReader`` (``chatto.bus.pull``): it asks
+    the server for no more than it has room for, so it never drops, and it
+    re-reads from its last message after any lost delivery.
+    """
+    reader = PullReader(bridge.nc, bridge.js, stream, subject_filter, start_seq, max_buffer)
+    await bridge.call(reader.open)
     try:
-        yield lambda n: bridge.call(lambda: take(n))
+        yield lambda n: bridge.call(lambda: reader.take(n))
     finally:
         with trio.move_on_after(2, shield=True):
-            await bridge.call(unsubscribe)
+            await bridge.call(reader.close)
 
 
 class Subscription:
