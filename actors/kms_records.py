@@ -35,7 +35,9 @@ class KeyValueStore(Protocol):
 
     async def put(self, key: str, value: bytes) -> None: ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Destroy every stored copy of the record (nothing left on disk)."""
+        ...
 
 
 class BucketStore:
@@ -56,7 +58,8 @@ class BucketStore:
         await self._bridge.kv_put(self._bucket, key, value)
 
     async def delete(self, key: str) -> None:
-        await self._bridge.kv_delete(self._bucket, key)
+        # Key material: overwritten on disk, not only marked deleted.
+        await self._bridge.kv_erase(self._bucket, key)
 
 
 def _b64(data: bytes) -> str:

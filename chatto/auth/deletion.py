@@ -96,7 +96,7 @@ class AccountDeleter:
         for room_id in sorted(self._rooms.rooms_touched_by(user_id)):
             await self._purge_room(room_id, user_id)
         await self._drop_records(user_id, claims)
-        await self._bridge.obj_delete(OBJECTS, avatar_object(user_id))
+        await self._bridge.obj_erase(OBJECTS, avatar_object(user_id))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
         await self._kms.shred(keks, deks, legacy_user_ids=(user_id,))
         self._keys.forget_user(user_id)
@@ -113,7 +113,7 @@ class AccountDeleter:
         for seq in seqs:
             await self._bridge.erase_msg(EVENT_STREAM, int(seq))
         for attachment in done.value.attachments:
-            await self._bridge.obj_delete(OBJECTS, attachment_object(room_id, attachment))
+            await self._bridge.obj_erase(OBJECTS, attachment_object(room_id, attachment))
         if done.recorded:
             await self._projector.wait_for(done.last_seq)
 

@@ -7,6 +7,7 @@ get its conditional-append and no-responders handling.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
 T = TypeVar("T")
+
+# A KV key has one revision (history 1); a few more can exist for a moment
+# while a write races an erase.
+MAX_KV_REVISIONS = 16
 
 
 class KeyExistsError(ConflictError):
@@ -154,6 +159,17 @@ class BucketOps:
 
         await self.call(purge)
 
+    async def kv_erase(self, bucket: str, key: str) -> int:
+        """Destroy every stored revision of ``key``; returns how many were erased.
+
+        A KV delete or purge only marks records: their bytes stay in the
+        stream's block files. This overwrites each stored message (JetStream's
+        secure delete), so a copy of the disk holds nothing of it.
+        """
+        stream, subject = f"KV_{bucket}", f"$KV.{bucket}.{key}"
+        js = self.js
+        return await self.call(lambda: _erase_subject(js, stream, subject, MAX_KV_REVISIONS))
+
     async def kv_keys(self, bucket: str) -> list[str]:
         """All live keys of a bucket (admin and backup use; not for hot paths).
 
@@ -212,6 +228,27 @@ class BucketOps:
 
         await self.call(delete)
 
+    async def obj_erase(self, bucket: str, name: str) -> None:
+        """Remove an object and overwrite its chunks on disk (secure delete).
+
+        An object-store delete purges the chunks, which only marks them; the
+        chunks are erased one by one first. No error if the object is gone.
+        """
+        js = self.js
+
+        async def erase() -> None:
+            store = await self._obj(bucket)
+            try:
+                info = await store.get_info(name)
+            except nats.js.errors.ObjectNotFoundError:
+                return
+            chunks = f"$O.{bucket}.C.{info.nuid}"
+            await _erase_subject(js, f"OBJ_{bucket}", chunks, int(info.chunks or 0) + 2)
+            with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
+                await store.delete(name)
+
+        await self.call(erase)
+
     async def obj_get(self, bucket: str, name: str) -> bytes | None:
 
         async def get() -> bytes | None:
@@ -223,3 +260,16 @@ class BucketOps:
             return bytes(res.data or b"")
 
         return await self.call(get)
+
+
+async def _erase_subject(js: JetStreamContext, stream: str, subject: str, bound: int) -> int:
+    """Loop-thread half of the secure deletes: erase the subject's messages, newest first."""
+    for erased in range(bound):
+        try:
+            msg = await js.get_last_msg(stream, subject)
+        except nats.js.errors.NotFoundError:
+            return erased
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            # nats-py asks without no_erase: the server overwrites the bytes.
+            await js.delete_msg(stream, int(msg.seq or 0))
+    raise nats.js.errors.APIError(description=f"more than {bound} messages on {subject}")

@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable
 import nats.js.errors
 import trio
 from nats.js.api import (
-    KeyValueConfig,
+    DiscardPolicy,
     ObjectStoreConfig,
     StorageType,
     StreamConfig,
 )
 
 from chatto.bus.bridge import NatsBridge
+from chatto.bus.rebuild import move_if_undeletable
 from chatto.errors import ChattoError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ async def bootstrap_storage(bridge: NatsBridge, replicas: int = 1, attempts: int
     for attempt in range(1, attempts + 1):
         try:
             await _bootstrap_once(bridge, replicas)
+            for bucket in (RUNTIME_STATE, ENCRYPTION_KEYS):
+                await move_if_undeletable(bridge, bucket, replicas)
             return
         except UnavailableError as exc:
             if attempt == attempts:
@@ -99,18 +102,9 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
 
     async def ensure_kv(bucket: str, storage: StorageType) -> None:
         try:
-            await js.key_value(bucket)
-            return
-        except nats.js.errors.BucketNotFoundError:
-            pass
-        config = KeyValueConfig(bucket=bucket, history=1, storage=storage, replicas=replicas)
-        await js.create_key_value(config)
-        # Per-key TTLs (verifiers, codes) need the stream flag nats-py's
-        # KeyValueConfig does not expose in every version.
-        info = await js.stream_info(f"KV_{bucket}")
-        if not info.config.allow_msg_ttl:
-            info.config.allow_msg_ttl = True
-            await js.update_stream(info.config)
+            await js.stream_info(f"KV_{bucket}")
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(kv_stream_config(bucket, storage, replicas))
 
     async def ensure_objects(bucket: str) -> None:
         try:
@@ -146,6 +140,29 @@ async def _bootstrap_once(bridge: NatsBridge, replicas: int) -> None:
     for stream in STREAMS:
         await step(f"stream {stream}", functools.partial(led, stream))
     log.debug("storage bootstrap complete")
+
+
+def kv_stream_config(bucket: str, storage: StorageType, replicas: int) -> StreamConfig:
+    """A KV bucket's stream as nats-py makes it, except that it allows message deletes.
+
+    nats-py's buckets deny them, and JetStream cannot lift that later; the
+    secure deletes that shred key records (``kv_erase``) need them.
+    """
+    return StreamConfig(
+        name=f"KV_{bucket}",
+        subjects=[f"$KV.{bucket}.>"],
+        allow_direct=True,
+        allow_rollup_hdrs=True,
+        allow_msg_ttl=True,
+        deny_delete=False,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=DEDUPE_WINDOW_SECONDS,
+        max_msgs_per_subject=1,
+        max_consumers=-1,
+        max_msgs=-1,
+        num_replicas=replicas,
+        storage=storage,
+    )
 
 
 async def keep_storage(

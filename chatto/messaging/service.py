@@ -231,7 +231,7 @@ class MessagingService:
         for seq in removal.seqs:
             await self._bridge.erase_msg(EVENT_STREAM, int(seq))
         for attachment in removal.attachments:
-            await self._bridge.obj_delete(OBJECTS, attachment_object(room_id, attachment))
+            await self._bridge.obj_erase(OBJECTS, attachment_object(room_id, attachment))
 
     async def react(
         self, user_id: str, room_id: str, event_id: str, shortcode: str, add: bool
