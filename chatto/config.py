@@ -29,6 +29,7 @@ from chatto.config_schema import (
     Config,
     CoreConfig,
     EmbeddedNatsConfig,
+    GraphqlConfig,
     LimitsConfig,
     LoggingConfig,
     NatsConfig,
@@ -53,6 +54,7 @@ __all__ = [
     "Config",
     "CoreConfig",
     "EmbeddedNatsConfig",
+    "GraphqlConfig",
     "LimitsConfig",
     "LoggingConfig",
     "NatsConfig",
@@ -190,6 +192,8 @@ def validate(config: Config) -> None:
     _validate_core(config.core)
     _validate_webserver(config.webserver)
     _validate_tls(config.webserver.tls, config.base_dir)
+    for name in field_types(GraphqlConfig):
+        _at_least(f"graphql.{name}", getattr(config.graphql, name), 1)
     _validate_nats(config.nats)
     _validate_actors(config.actors)
     _at_least("snapshots.every_events", config.snapshots.every_events, 1)
@@ -217,6 +221,7 @@ def _validate_webserver(w: WebserverConfig) -> None:
         raise ConfigError("config key 'webserver.url' must start with http:// or https://")
     _positive("webserver.max_body_bytes", w.max_body_bytes)
     _positive("webserver.max_upload_bytes", w.max_upload_bytes)
+    _at_least("webserver.max_upload_parts", w.max_upload_parts, 3)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):

@@ -69,8 +69,27 @@ class WebserverConfig:
     trusted_proxies: list[str] = attrs.Factory(list)
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Parts of a multipart upload (operations, map and the files); counted
+    # before the MIME parser runs, since parsing costs per part.
+    max_upload_parts: int = 10
     shutdown_grace_seconds: float = 10.0
     tls: TlsConfig = attrs.Factory(TlsConfig)
+
+
+@attrs.frozen
+class GraphqlConfig:
+    """``[graphql]``: what one document may ask for; checked before any work
+    that grows faster than the document (validation, execution)."""
+
+    max_query_chars: int = 100_000
+    max_tokens: int = 5_000
+    # Fields, fragment spreads and inline fragments as written, all definitions.
+    max_selections: int = 500
+    max_aliases: int = 100
+    max_depth: int = 12
+    # Fields after expanding fragments, __typename and introspection included.
+    max_complexity: int = 500
+    max_response_bytes: int = 4 * 1024 * 1024
 
 
 @attrs.frozen
@@ -192,6 +211,7 @@ class Config:
 
     core: CoreConfig = attrs.Factory(CoreConfig)
     webserver: WebserverConfig = attrs.Factory(WebserverConfig)
+    graphql: GraphqlConfig = attrs.Factory(GraphqlConfig)
     nats: NatsConfig = attrs.Factory(NatsConfig)
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
     snapshots: SnapshotsConfig = attrs.Factory(SnapshotsConfig)

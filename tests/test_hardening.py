@@ -27,7 +27,7 @@ def nested(depth: int) -> str:
 
 def test_depth_limit_counts_fragments_and_skips_introspection() -> None:
     assert errors(nested(11)) == []  # 11 nodes + id = depth 12
-    assert any("depth 13 exceeds" in m for m in errors(nested(12)))
+    assert any("depth exceeds the limit of 12" in m for m in errors(nested(12)))
     frag = "fragment F on Node { child { child { child { child { child { child { id } } } } } } }"
     q = "{ node { child { child { child { child { child { child { ...F } } } } } } } } " + frag
     assert any("depth" in m for m in errors(q))
@@ -39,17 +39,19 @@ def test_depth_limit_counts_fragments_and_skips_introspection() -> None:
 
 def test_complexity_limit() -> None:
     wide = "{ " + " ".join(f"a{i}: node {{ id }}" for i in range(251)) + " }"
-    assert any("complexity 502 exceeds" in m for m in errors(wide))
+    assert any("complexity exceeds the limit of 500" in m for m in errors(wide))
     assert errors("{ " + " ".join(f"a{i}: node {{ id }}" for i in range(250)) + " }") == []
 
 
 async def test_limits_over_http(chatto: ServerHandle) -> None:
-    wide = "{ " + " ".join(f"a{i}: server {{ name }}" for i in range(300)) + " }"
+    # 253 selections as written (under graphql.max_selections), 501 fields expanded.
+    wide = "{ server { ...S ...S } } fragment S on Server {" + " name" * 250 + " }"
     with trio.fail_after(10):
         async with httpx.AsyncClient(base_url=chatto.url) as c:
             r = await c.post("/api/graphql", json={"query": wide})
     assert r.status_code == 400
     assert "complexity" in r.json()["errors"][0]["message"]
+    assert r.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
 
 async def test_cors_for_explicit_origins_only(chatto: ServerHandle) -> None:

@@ -22,15 +22,12 @@ from collections.abc import AsyncGenerator, AsyncIterable
 from contextlib import aclosing
 from typing import Any, cast
 
-from ariadne.graphql import validate_query
-from ariadne.types import QueryValidator
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 from graphql.execution import Executor, create_source_event_stream, execute_subscription_event
 
 from chatto.gql.acyclic import AcyclicExecutor
 from chatto.gql.context import SHARE, RequestContext
-from chatto.gql.execute import CACHE, Operation, format_result
-from chatto.gql.limits import LimitsRule
+from chatto.gql.execute import Operation, format_result
 from chatto.gql.schema import format_error
 
 
@@ -66,17 +63,11 @@ SHARED = SharedResults()
 async def subscribe_shared(
     schema: GraphQLSchema, ctx: RequestContext, op: Operation, shared: SharedResults = SHARED
 ) -> AsyncGenerator[str, None] | list[dict[str, Any]]:
-    """Validate and start a subscription: JSON payload texts, or a list of errors."""
+    """Start a subscription (validated by ``prepare``): JSON payload texts, or errors."""
     variables = op.data.get("variables")
     name = op.data.get("operationName")
-    errors = validate_query(
-        schema,
-        op.document,
-        [LimitsRule],
-        query_validator=cast(QueryValidator, CACHE.validate),
-    )
-    if errors:
-        return [format_error(e) for e in errors]
+    if op.errors:
+        return [format_error(e) for e in op.errors]
     executor = AcyclicExecutor.build(schema, op.document, None, ctx, variables, name)
     if isinstance(executor, list):
         return [format_error(e) for e in executor]

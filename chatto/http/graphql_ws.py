@@ -20,7 +20,7 @@ from graphql import GraphQLSchema
 from chatto.auth.authn import ANONYMOUS
 from chatto.errors import BusyError, ChattoError, UnavailableError
 from chatto.gql.context import RequestContext
-from chatto.gql.execute import RequestError, execute, prepare
+from chatto.gql.execute import RequestError, encode_response, execute, prepare
 from chatto.gql.fanout import subscribe_shared
 from chatto.http.asgi import Receive, Scope, Send, header
 from chatto.services import Services
@@ -179,17 +179,18 @@ class Connection:
                 self._ops.pop(op_id, None)
 
     async def _operation(self, op_id: str, payload: Any) -> None:
-        op = prepare(payload)
+        limits = self._services.config.graphql
+        op = await prepare(self._schema, payload, limits)
+        head = '{"id":' + json.dumps(op_id) + ',"type":"next","payload":'
         if op.kind != "subscription":
             result = await execute(self._schema, self.ctx, op)
-            await self.send_json({"id": op_id, "type": "next", "payload": result})
+            await self.send_text(head + encode_response(result, limits.max_response_bytes) + "}")
             await self.send_json({"id": op_id, "type": "complete"})
             return
         stream = await subscribe_shared(self._schema, self.ctx, op)
         if isinstance(stream, list):
             await self.send_json({"id": op_id, "type": "error", "payload": stream})
             return
-        head = '{"id":' + json.dumps(op_id) + ',"type":"next","payload":'
         async with aclosing(stream):
             async for payload in stream:
                 await self.send_text(head + payload + "}")
