@@ -81,3 +81,81 @@ async def test_cross_site_form_posts_sign_nobody_in(
             )
             assert r.status_code == 303 and "chatto_session" in r.headers["set-cookie"]
     await env.server.stop()
+
+
+# --- 6. registration-code oracle -----------------------------------------------------
+async def _wrong_code_answers(
+    c: httpx.AsyncClient, env: AuthEnv, path: str, emails: tuple[str, str], **headers: str
+) -> list[tuple[int, bytes, dict[str, int]]]:
+    """(status, body, storage calls) of six wrong codes for each address."""
+    records = env.server.running.services.accounts.records
+    out = []
+    for email in emails:
+        for _ in range(6):
+            before = records.statistics()
+            # Seven digits: wrong for every challenge, so no run can hit the code by chance.
+            r = await c.post(path, json={"email": email, "code": "1234567"}, headers=headers)
+            after = records.statistics()
+            work = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            out.append((r.status_code, r.content, work))
+    return out
+
+
+async def test_wrong_codes_answer_alike_for_taken_and_free_addresses(auth_env: AuthEnv) -> None:
+    with trio.fail_after(60):
+        async with client(auth_env) as c:
+            (alice,) = await accounts(c, auth_env, "alice")
+            taken, free = "alice@example.com", "free@example.com"
+            for email in (taken, free):
+                assert (await c.post("/auth/register", json={"email": email})).status_code == 200
+            answers = await _wrong_code_answers(
+                c, auth_env, "/auth/register/verify-code", (taken, free)
+            )
+            assert answers[:6] == answers[6:]
+            assert b"5 attempts" not in answers[0][1] and answers[0][0] == 400
+            assert b"too many" in answers[5][1]
+            # The same when a signed-in user adds someone else's address.
+            bob = (await accounts(c, auth_env, "bob"))[0]
+            auth = {"cookie": f"chatto_session={bob.cookie}", "x-csrf-token": bob.csrf}
+            for email in (alice.email, "other@example.com"):
+                r = await c.post(
+                    "/auth/verify-email/request-code", json={"email": email}, headers=auth
+                )
+                assert r.status_code == 200
+            answers = await _wrong_code_answers(
+                c,
+                auth_env,
+                "/auth/verify-email/confirm-code",
+                (alice.email, "other@example.com"),
+                **auth,
+            )
+            assert answers[:6] == answers[6:]
+
+
+# --- 11. password rules ---------------------------------------------------------------
+async def test_password_minimum_counts_characters_not_bytes(auth_env: AuthEnv) -> None:
+    with trio.fail_after(60):
+        async with client(auth_env) as c:
+            (acct,) = await accounts(c, auth_env, "pat")
+            auth = {"cookie": f"chatto_session={acct.cookie}", "x-csrf-token": acct.csrf}
+            short = (
+                "éééé",  # 4 characters, 8 bytes
+                "\U0001f600\U0001f600",  # 2 characters, 8 bytes
+                "e\u0301" * 4,  # 8 code points, 4 characters once composed (NFC)
+                "é" * 7,
+            )
+            for bad in (*short, "x" * 129, "é" * 65):
+                r = await c.post(
+                    "/auth/change-password",
+                    json={"currentPassword": PW, "newPassword": bad},
+                    headers=auth,
+                )
+                assert r.status_code == 400, bad
+                message = r.json()["errors"][0]["message"]
+                assert "8 characters" in message and "128 bytes" in message
+            r = await c.post(
+                "/auth/change-password",
+                json={"currentPassword": PW, "newPassword": "é" * 8},
+                headers=auth,
+            )
+            assert r.status_code == 200, r.text
