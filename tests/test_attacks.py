@@ -159,3 +159,34 @@ async def test_password_minimum_counts_characters_not_bytes(auth_env: AuthEnv) -
                 headers=auth,
             )
             assert r.status_code == 200, r.text
+
+
+# --- 10. X-Forwarded-For in several lines ---------------------------------------------
+async def test_a_client_cannot_pick_its_address_with_its_own_forwarded_line(
+    nursery: trio.Nursery, make_config: ConfigFactory
+) -> None:
+    env = await start_mail_server(
+        nursery,
+        make_config,
+        CHATTO_LIMITS_LOGIN_PER_IP="5/300",
+        CHATTO_LIMITS_LOGIN_PER_ACCOUNT="100/300",
+        CHATTO_WEBSERVER_TRUSTED_PROXIES="127.0.0.1/32",
+    )
+    with trio.fail_after(60):
+        async with client(env) as c:
+            statuses = []
+            for i in range(6):
+                # Line 1: what the attacker sent (a new address each time);
+                # line 2: what the trusted proxy (HAProxy) appended, the real one.
+                headers = [
+                    ("x-forwarded-for", f"192.0.2.{i}"),
+                    ("x-forwarded-for", "203.0.113.7"),
+                ]
+                r = await c.post(
+                    "/auth/login",
+                    json={"login": f"guess{i}", "password": "wrong password"},
+                    headers=headers,
+                )
+                statuses.append(r.status_code)
+            assert statuses == [401] * 5 + [429]
+    await env.server.stop()
