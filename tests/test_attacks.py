@@ -11,8 +11,10 @@ import re
 import httpx
 import trio
 
-from tests.authflow import Account, register
+from tests.authflow import Account, login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
+from tests.test_attachments import upload
+from tests.test_messaging import ok
 from tests.test_oauth import APP, params, pkce
 
 PW = "a long enough password"
@@ -190,3 +192,47 @@ async def test_a_client_cannot_pick_its_address_with_its_own_forwarded_line(
                 statuses.append(r.status_code)
             assert statuses == [401] * 5 + [429]
     await env.server.stop()
+
+
+# --- 9. uploader-chosen content types ------------------------------------------------
+SCRIPTED = b'<x:html xmlns:x="http://www.w3.org/1999/xhtml"><x:script>alert(1)</x:script></x:html>'
+ACTIVE = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/x-anything+xml",
+    "application/mathml+xml",
+    "text/xsl",
+    "application/vnd.wap.xhtml+xml",
+    "image/svg+xml",
+    "text/html",
+    "application/octet-stream",
+    "application/x-shockwave-flash",
+    "Text/HTML",
+)
+
+
+async def test_only_passive_types_are_served_inline(auth_env: AuthEnv) -> None:
+    with trio.fail_after(60):
+        async with client(auth_env) as c:
+            await accounts(c, auth_env, "uploader")
+            token = await login_token(c, "uploader", PW)
+            room = (await ok(c, token, 'mutation { createRoom(name: "f") { id } }'))["createRoom"]
+            for ctype in ACTIVE:
+                r = await upload(c, token, room["id"], "f", SCRIPTED, ctype)
+                got = await c.get(
+                    r.json()["data"]["uploadAttachment"]["url"],
+                    headers={"authorization": f"Bearer {token}"},
+                )
+                assert got.status_code == 200 and got.content == SCRIPTED, ctype
+                assert got.headers["content-disposition"].startswith("attachment;"), ctype
+                assert got.headers["content-security-policy"] == "sandbox", ctype
+                assert got.headers["x-content-type-options"] == "nosniff"
+            for ctype in ("image/png", "audio/ogg", "video/mp4", "application/pdf", "text/plain"):
+                r = await upload(c, token, room["id"], "f", b"data", ctype)
+                got = await c.get(
+                    r.json()["data"]["uploadAttachment"]["url"],
+                    headers={"authorization": f"Bearer {token}"},
+                )
+                assert got.headers["content-disposition"].startswith("inline;"), ctype
+                assert got.headers["content-type"] == ctype
+                assert got.headers["x-content-type-options"] == "nosniff"
