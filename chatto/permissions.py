@@ -3,12 +3,14 @@
 Resolvers never call domain code before the check: fields marked
 ``@requires(permission: ...)`` in the schema are wrapped to check it (in the
 room named by a ``roomId`` argument, if any); resolvers add finer checks
-(thread replies, moderating others' messages) with ``require``.
+(thread replies, moderating others' messages) with ``require``. Acting on
+another user, a role's members or a role's rules also needs a strictly
+higher rank than the target (``require_outranks``, ``require_subject_below``).
 """
 
 from __future__ import annotations
 
-from actors.rbac import RbacView, Verdict
+from actors.rbac import RANKS, RbacView, Verdict
 from actors.room_directory import RoomDirectory
 from actors.user_directory import UserRecord
 from chatto.errors import ForbiddenError
@@ -39,3 +41,26 @@ class Permissions:
     def require(self, user: UserRecord, permission: str, room_id: str = "") -> None:
         if not self.allowed(user, permission, room_id):
             raise ForbiddenError(f"you lack the permission {permission}")
+
+    def rank(self, user: UserRecord) -> int:
+        return self.rbac.rank(user.id, user.is_owner)
+
+    def require_outranks(self, actor: UserRecord, target: UserRecord) -> None:
+        """``actor`` may act on ``target`` only from a strictly higher rank."""
+        if self.rank(actor) <= self.rank(target):
+            raise ForbiddenError("you can only act on users of a lower rank than yours")
+
+    def require_role_below(self, actor: UserRecord, role_id: str) -> None:
+        """Only a higher rank may hand out, take back or change the rules of a role."""
+        if self.rank(actor) <= RANKS.get(role_id, 0):
+            raise ForbiddenError("you can only manage roles of a lower rank than yours")
+
+    def require_subject_below(
+        self, actor: UserRecord, subject: str, target: UserRecord | None
+    ) -> None:
+        """For a rule aimed at ``role:<id>`` or ``user:<id>`` (``target``, if it exists)."""
+        kind, _, ident = subject.partition(":")
+        if kind == "role":
+            self.require_role_below(actor, ident)
+        elif target is not None:
+            self.require_outranks(actor, target)

@@ -14,8 +14,9 @@ import trio
 from tests.authflow import Account, login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.test_attachments import upload
-from tests.test_messaging import ok
+from tests.test_messaging import gql, ok
 from tests.test_oauth import APP, params, pkce
+from tests.test_permissions import people
 
 PW = "a long enough password"
 EVIL = "https://evil.example"
@@ -236,3 +237,50 @@ async def test_only_passive_types_are_served_inline(auth_env: AuthEnv) -> None:
                 assert got.headers["content-disposition"].startswith("inline;"), ctype
                 assert got.headers["content-type"] == ctype
                 assert got.headers["x-content-type-options"] == "nosniff"
+
+
+# --- 8. authority over users of a higher rank ----------------------------------------
+ASSIGN = "mutation($r: ID!, $u: ID!) { assignRole(roleId: $r, userId: $u) }"
+REVOKE = "mutation($r: ID!, $u: ID!) { revokeRole(roleId: $r, userId: $u) }"
+DELETE = "mutation($u: ID!) { deleteUser(userId: $u) }"
+SETP = (
+    "mutation($s: String!, $p: String!) "
+    '{ setPermission(subject: $s, scope: "server", permission: $p, effect: DENY) }'
+)
+
+
+async def test_nobody_acts_on_a_peer_or_a_superior(auth_env: AuthEnv) -> None:
+    with trio.fail_after(60):
+        async with client(auth_env) as c:
+            p = await people(auth_env, c, "owner", "adm", "adm2", "mod", "usr")
+            (owner, to), (adm, ta) = p["owner"], p["adm"]
+            for name, role in (("adm", "admin"), ("adm2", "admin"), ("mod", "moderator")):
+                await ok(c, to, ASSIGN, r=role, u=p[name][0])
+
+            async def refused(query: str, **variables: str) -> None:
+                body = await gql(c, ta, query, **variables)
+                assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", (query, body)
+
+            # The attack from the issue: an admin deletes the owner.
+            await refused(DELETE, u=owner)
+            await refused(DELETE, u=p["adm2"][0])  # a peer
+            await refused(ASSIGN, r="admin", u=p["usr"][0])  # only owners make admins
+            await refused(REVOKE, r="admin", u=p["adm2"][0])
+            await refused(REVOKE, r="moderator", u=p["adm2"][0])  # aimed at a peer
+            for subject in (f"user:{owner}", f"user:{p['adm2'][0]}", "role:admin", "role:owner"):
+                await refused(SETP, s=subject, p="room.create")
+            me = await ok(c, to, "{ viewer { id isOwner } }")
+            assert me["viewer"] == {"id": owner, "isOwner": True}
+            # Downwards it works.
+            await ok(c, ta, REVOKE, r="moderator", u=p["mod"][0])
+            await ok(c, ta, SETP, s="role:moderator", p="room.create")
+            await ok(c, ta, SETP, s=f"user:{p['usr'][0]}", p="room.create")
+            await ok(c, ta, DELETE, u=p["usr"][0])
+            await ok(c, to, DELETE, u=adm)
+            # The last owner cannot go, not even by their own hand.
+            token = (await ok(c, to, "mutation { requestAccountDeletion { token } }"))[
+                "requestAccountDeletion"
+            ]["token"]
+            body = await gql(c, to, "mutation($t: String!) { deleteMyAccount(token: $t) }", t=token)
+            assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            assert (await ok(c, to, "{ viewer { id } }"))["viewer"]["id"] == owner

@@ -29,7 +29,7 @@ from chatto.auth.records import RecordStore
 from chatto.auth.sessions import SessionStore
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, MEMORY_CACHE, OBJECTS
-from chatto.errors import BusyError, ChattoError
+from chatto.errors import BusyError, ChattoError, ForbiddenError
 from chatto.messaging.attachments import attachment_object, avatar_object
 from chatto.messaging.keys import BodyKeys
 
@@ -66,7 +66,16 @@ class AccountDeleter:
         self.completed = 0
 
     async def request(self, user_id: str, by: str) -> None:
-        """Lock the account now and queue the rest of the deletion."""
+        """Lock the account now and queue the rest of the deletion.
+
+        The last owner is never deleted (by anyone, themselves included): a
+        server without an owner could only get one back through the config.
+        """
+        user = self._users.get(user_id)
+        if user is not None and user.is_owner:
+            owners = [u for u in self._users.users.values() if u.is_owner and self._users.get(u.id)]
+            if all(u.id == user_id for u in owners):
+                raise ForbiddenError("the last owner cannot be deleted")
         done = await self._actors.ask("user", user_id, StartDeletion(by))
         if done.recorded:
             await self._projector.wait_for(done.last_seq)
