@@ -14,6 +14,7 @@ import trio
 from tests.authflow import Account, login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.test_attachments import upload
+from tests.test_auth_storage import store_bytes
 from tests.test_messaging import gql, ok
 from tests.test_oauth import APP, params, pkce
 from tests.test_permissions import people
@@ -284,3 +285,34 @@ async def test_nobody_acts_on_a_peer_or_a_superior(auth_env: AuthEnv) -> None:
             body = await gql(c, to, "mutation($t: String!) { deleteMyAccount(token: $t) }", t=token)
             assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
             assert (await ok(c, to, "{ viewer { id } }"))["viewer"]["id"] == owner
+
+
+# --- 12. the bcrypt hash of a deleted user --------------------------------------------
+async def test_deletion_erases_every_password_hash_from_the_store(auth_env: AuthEnv) -> None:
+    services = auth_env.server.running.services
+    directory = services.directory
+    with trio.fail_after(60):
+        async with client(auth_env) as c:
+            gone, stays = await accounts(c, auth_env, "gone", "stays")
+            hashes = [directory.users[gone.user["id"]].password_hash]
+            token = await login_token(c, "gone", PW)
+            auth = {"authorization": f"Bearer {token}"}
+            r = await c.post(
+                "/auth/change-password",
+                json={"currentPassword": PW, "newPassword": "another long password"},
+                headers=auth,
+            )
+            assert r.status_code == 200, r.text
+            token = r.json()["token"]
+            hashes.append(directory.users[gone.user["id"]].password_hash)
+            kept = directory.users[stays.user["id"]].password_hash
+            challenge = await ok(c, token, "mutation { requestAccountDeletion { token } }")
+            t = challenge["requestAccountDeletion"]["token"]
+            await ok(c, token, "mutation($t: String!) { deleteMyAccount(token: $t) }", t=t)
+            while services.deleter.completed < 1:
+                await trio.sleep(0.05)
+    await auth_env.server.stop()
+    blob = store_bytes(services.config.nats_store_dir)
+    assert kept.removeprefix("$chatto1$").encode() in blob  # the scan sees hashes
+    for old in hashes:
+        assert old.removeprefix("$chatto1$").encode() not in blob

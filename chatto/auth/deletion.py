@@ -5,7 +5,8 @@ the directory stops returning it, so every token and cookie fails) and
 queues the job. The job then, idempotently: revokes every session; in every
 room the user touched retracts their live messages, erases the stored
 events that held those bodies and publishes ``MemberDeleted``; deletes the
-login/email claims, read markers and presence; shreds the user's DEK
+login/email claims, read markers and presence; erases (secure delete) the
+stored events that held the user's bcrypt hashes; shreds the user's DEK
 records and KEK through the KMS actor; and records ``UserDeleted``. If the
 process dies part-way, the next start finds the user still marked as
 deleting and runs the job again from the top.
@@ -23,7 +24,7 @@ from actors.room_commands import PurgeMember, TakeUnerased
 from actors.room_directory import RoomDirectory
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
-from actors.users import FinishDeletion, GetKeyRefs, StartDeletion
+from actors.users import FinishDeletion, GetKeyRefs, GetPasswordSeqs, StartDeletion
 from chatto.auth.keyring import Keyring
 from chatto.auth.records import RecordStore
 from chatto.auth.sessions import SessionStore
@@ -106,6 +107,10 @@ class AccountDeleter:
             await self._purge_room(room_id, user_id)
         await self._drop_records(user_id, claims)
         await self._bridge.obj_delete(OBJECTS, avatar_object(user_id))
+        # Erasing leaves the entity's last event (the deletion start, appended
+        # after every hash) in place, so the user actor's next append still matches.
+        for seq in (await self._actors.ask("user", user_id, GetPasswordSeqs())).value:
+            await self._bridge.erase_msg(EVENT_STREAM, int(seq))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
         await self._kms.shred(keks, deks, legacy_user_ids=(user_id,))
         self._keys.forget_user(user_id)
