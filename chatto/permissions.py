@@ -15,6 +15,9 @@ from actors.room_directory import RoomDirectory
 from actors.user_directory import UserRecord
 from chatto.errors import ForbiddenError
 
+# Never a room: channel ids are ULIDs, DM ids "dm-" + 26 base32 characters.
+HIDDEN_ROOM = "dm-none"
+
 
 class Permissions:
     """Decides for a viewer, with the room's group, kind and creator filled in."""
@@ -22,6 +25,18 @@ class Permissions:
     def __init__(self, rbac: RbacView, rooms: RoomDirectory) -> None:
         self.rbac = rbac
         self._rooms = rooms
+
+    def visible_room_id(self, user: UserRecord, room_id: str) -> str:
+        """``room_id``, or ``HIDDEN_ROOM`` for a DM ``user`` is not part of.
+
+        Every room-id argument passes through here before anything else, so
+        to an outsider (owners and admins included) an existing DM takes the
+        very path of a room that does not exist: same answers, same work.
+        """
+        room = self._rooms.rooms.get(room_id)
+        if room is not None and room.kind == "dm" and user.id not in room.members:
+            return HIDDEN_ROOM
+        return room_id
 
     def decide(self, user: UserRecord, permission: str, room_id: str = "") -> Verdict:
         room = self._rooms.rooms.get(room_id) if room_id else None

@@ -6,11 +6,14 @@ fails on the code before the fix it pins.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import httpx
 import trio
 
+from actors.room_commands import CreateRoom
 from tests.authflow import Account, login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.test_attachments import upload
@@ -316,3 +319,65 @@ async def test_deletion_erases_every_password_hash_from_the_store(auth_env: Auth
     assert kept.removeprefix("$chatto1$").encode() in blob  # the scan sees hashes
     for old in hashes:
         assert old.removeprefix("$chatto1$").encode() not in blob
+
+
+# --- 7. DM ids and what outsiders learn about them ------------------------------------
+def unkeyed_dm_id(*people: str) -> str:
+    """How DM ids used to be made: anyone can compute this."""
+    digest = hashlib.sha256("\x00".join(sorted(people)).encode()).digest()[:16]
+    return "dm-" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+ROOM_OPS = (
+    "mutation($r: ID!) { leaveRoom(roomId: $r) }",
+    'mutation($r: ID!) { updateRoom(roomId: $r, name: "x") { id } }',
+    "mutation($r: ID!) { archiveRoom(roomId: $r, archived: true) { id } }",
+    "mutation($r: ID!) { joinRoom(roomId: $r) { id } }",
+    'mutation($r: ID!, $u: ID!) { banMember(roomId: $r, userId: $u, reason: "r") }',
+    "mutation($r: ID!, $u: ID!) { unbanMember(roomId: $r, userId: $u) }",
+    'mutation($r: ID!) { postMessage(roomId: $r, body: "hi") { id } }',
+    'mutation($r: ID!) { editMessage(roomId: $r, eventId: "e", body: "b") { id } }',
+    'mutation($r: ID!) { retractMessage(roomId: $r, eventId: "e") }',
+    'mutation($r: ID!) { react(roomId: $r, eventId: "e", shortcode: "+1") { id } }',
+    'mutation($r: ID!) { markRead(roomId: $r, eventId: "e") }',
+    "mutation($r: ID!) { setTyping(roomId: $r, typing: true) }",
+    "query($r: ID!) { viewerPermissions(roomId: $r) }",
+    "query($r: ID!, $u: ID!) "
+    '{ explainPermission(userId: $u, permission: "room.manage", roomId: $r) { allowed reason } }',
+    "query($r: ID!) { room(id: $r) { id } }",
+)
+
+
+async def test_outsiders_cannot_tell_a_dm_from_no_room(auth_env: AuthEnv) -> None:
+    services = auth_env.server.running.services
+    with trio.fail_after(90):
+        async with client(auth_env) as c:
+            p = await people(auth_env, c, "owner", "adm", "alice", "bob", "eve")
+            await ok(c, p["owner"][1], ASSIGN, r="admin", u=p["adm"][0])
+            (alice, ta), (bob, tb), (eve, te) = p["alice"], p["bob"], p["eve"]
+            start = "mutation($u: [ID!]!) { startDM(participantIds: $u) { id } }"
+            dm = (await ok(c, ta, start, u=[bob]))["startDM"]["id"]
+            assert dm != unkeyed_dm_id(alice, bob)  # keyed: nobody else can compute it
+            await ok(c, ta, 'mutation($r: ID!) { postMessage(roomId: $r, body: "x") { id } }', r=dm)
+            absent = unkeyed_dm_id(alice, eve)  # what an attacker would probe
+            for name in ("owner", "adm", "eve"):
+                token = p[name][1]
+                for op in ROOM_OPS:
+                    found = await gql(c, token, op, r=dm, u=alice)
+                    none = await gql(c, token, op, r=absent, u=alice)
+                    assert found == none, (name, op, found, none)
+                uploads = []
+                for room in (dm, absent):
+                    r = await upload(c, token, room, "f.txt", b"x", "text/plain")
+                    uploads.append((r.status_code, r.content))
+                assert uploads[0] == uploads[1], name
+            # Nothing an outsider did reached the DM.
+            q = "query($r: ID!) { room(id: $r) { memberCount archived } }"
+            assert (await ok(c, ta, q, r=dm))["room"] == {"memberCount": 2, "archived": False}
+            # A DM that already exists under its old unkeyed id keeps it.
+            legacy = unkeyed_dm_id(bob, eve)
+            cmd = CreateRoom("", "", "dm", bob, participants=tuple(sorted((bob, eve))))
+            done = await services.actors.ask("room", legacy, cmd)
+            await services.projector.wait_for(done.last_seq)
+            assert (await ok(c, te, start, u=[bob]))["startDM"]["id"] == legacy
+            assert (await ok(c, tb, "{ myRooms { id } }"))["myRooms"].count({"id": legacy}) == 1
