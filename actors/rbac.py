@@ -93,6 +93,11 @@ DEFAULTS = {
     MODERATOR: EVERYONE_DEFAULTS | MODERATOR_DEFAULTS,
     ADMIN: EVERYONE_DEFAULTS | MODERATOR_DEFAULTS | ADMIN_DEFAULTS,
 }
+# Rank of the built-in roles; custom roles rank with `everyone`. Whoever acts
+# on a user, or on a role's membership or rules, must rank strictly higher
+# than the target, so no one can remove, demote or restrict a peer or a
+# superior (an admin cannot delete the owner, nor deny admins anything).
+RANKS = {EVERYONE: 0, MODERATOR: 1, ADMIN: 2, OWNER: 3}
 
 
 # --- events ---------------------------------------------------------------------
@@ -207,6 +212,10 @@ class RbacState:
         if is_owner:
             roles.add(OWNER)
         return roles
+
+    def rank(self, user_id: str, is_owner: bool) -> int:
+        """The user's highest built-in rank (0 for `everyone` and custom roles)."""
+        return max(RANKS.get(r, 0) for r in self.roles_of(user_id, is_owner))
 
     def decide(
         self,

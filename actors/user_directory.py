@@ -198,6 +198,9 @@ class UserDirectory:
                 del self.by_email[email]
         user.deleted, user.login, user.display_name = True, "", ""
         user.emails, user.password_hash, user.roles = [], "", set()
+        # The password events are erased at deletion, so a replay never sees
+        # a generation: a restored snapshot must not remember one either.
+        user.generation = 0
         user.avatar = None
         self._sealed.pop(user.id, None)
         for key in [k for k in self._keys if k[0] == user.id]:

@@ -105,6 +105,11 @@ class GetKeyRefs:
     """Every KEK and DEK ref of the user (for shredding)."""
 
 
+@attrs.frozen
+class GetPasswordSeqs:
+    """Stream sequences of the stored events holding a password hash (for erasing)."""
+
+
 PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile)
 
 
@@ -121,6 +126,9 @@ class UserActor(EntityActor):
         self.exists = False
         self.generation = 0
         self.password_hash = ""
+        # Where each hash the user ever had is stored: a deletion erases them,
+        # since a bcrypt hash left in the log can still be attacked offline.
+        self.password_seqs: list[int] = []
         self.roles: set[str] = set()
         self.email_count = 0
         self.pii: UserDEKGenerated | None = None
@@ -146,6 +154,7 @@ class UserActor(EntityActor):
             self.exists = True
         elif isinstance(event, PasswordSet):
             self.password_hash, self.generation = event.password_hash, event.auth_generation
+            self.password_seqs.append(recorded.seq)
         elif isinstance(event, EmailVerified):
             self.email_count += 1
         elif isinstance(event, RoleGranted):
@@ -212,6 +221,8 @@ class UserActor(EntityActor):
         if isinstance(command, GetKeyRefs):
             keks = tuple(sorted({e.kek_ref for e in self.dek_events}))
             return Decision(reply=(keks, tuple(e.dek_ref for e in self.dek_events)))
+        if isinstance(command, GetPasswordSeqs):
+            return Decision(reply=tuple(self.password_seqs))
         if isinstance(command, StartDeletion):
             return Decision([] if self.deleting else [UserDeletionStarted(command.by)])
         if isinstance(command, FinishDeletion):

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     p_backup.add_argument("--encrypt", action="store_true", help="age-encrypt with a passphrase")
     p_backup.add_argument("--include-keys", action="store_true", help="include ENCRYPTION_KEYS")
     p_backup.add_argument(
+        "--i-understand-plaintext-keys",
+        dest="plaintext_keys",
+        action="store_true",
+        help="allow --include-keys without --encrypt (the archive can read everything)",
+    )
+    p_backup.add_argument(
         "--passphrase", help="passphrase (else $CHATTO_BACKUP_PASSPHRASE, stdin or a prompt)"
     )
     p_restore = sub.add_parser("restore", help="restore an archive (server stopped)")
@@ -130,10 +136,20 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
 
     setup_logging("warning")
     if args.command == "backup":
+        if args.include_keys and not args.encrypt and not args.plaintext_keys:
+            return fail(commands.PLAINTEXT_KEYS, 2)  # a usage error: nothing was read yet
         out = Path(args.output or time.strftime("chatto-%Y%m%d-%H%M%S.tar.gz"))
         if args.encrypt and not out.name.endswith(".age"):
             out = out.with_name(out.name + ".age")
-        commands.run(commands.backup, config, out, args.encrypt, args.include_keys, args.passphrase)
+        commands.run(
+            commands.backup,
+            config,
+            out,
+            args.encrypt,
+            args.include_keys,
+            args.passphrase,
+            args.plaintext_keys,
+        )
         print(f"chatto: backup written to {out}", file=sys.stderr)
     elif args.command == "restore":
         notes = commands.run(

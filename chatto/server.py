@@ -179,7 +179,10 @@ async def serve_chatto(
             await core.start(live.serve)
             accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
             await accounts.ensure_claims()
-            messaging = MessagingService(actors, projector, rooms, directory, keys, live, bridge)
+            dm_key = accounts.keyring.derive_key("dm-id")
+            messaging = MessagingService(
+                actors, projector, rooms, directory, keys, live, bridge, dm_key
+            )
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)

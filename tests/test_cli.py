@@ -155,3 +155,25 @@ def test_run_serves_and_stops_gracefully_on_sigterm(config_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_backup_refuses_plaintext_keys_without_explicit_consent(
+    config_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "keys.tar.gz"
+    proc = run_cli("backup", "-c", str(config_path), "--include-keys", "-o", str(out))
+    assert proc.returncode == 2
+    line = error_line(proc)
+    assert "--encrypt" in line and "--i-understand-plaintext-keys" in line
+    assert not out.exists()
+    proc = run_cli(
+        "backup",
+        "-c",
+        str(config_path),
+        "--include-keys",
+        "--i-understand-plaintext-keys",
+        "-o",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == 0o600

@@ -52,7 +52,10 @@ async def get_code(c: httpx.AsyncClient, challenge: str, login: str = "frontend-
     assert r.status_code == 200
     assert "default-src 'none'" in r.headers["content-security-policy"]
     if "<form method=post action=/oauth/login>" in r.text:  # not signed in yet
-        r = await c.post("/oauth/login", data={**p, "login": login, "password": PW})
+        token = re.search(r'name=form_token value="([^"]+)"', r.text)
+        assert token
+        form = {**p, "form_token": token.group(1), "login": login, "password": PW}
+        r = await c.post("/oauth/login", data=form)
         assert r.status_code == 303 and r.headers["location"].startswith("/oauth/authorize?")
         r = await c.get(r.headers["location"])
     assert r.status_code == 200 and "app.example.com" in r.text and "Allow" in r.text

@@ -5,7 +5,8 @@ the directory stops returning it, so every token and cookie fails) and
 queues the job. The job then, idempotently: revokes every session; in every
 room the user touched retracts their live messages, erases the stored
 events that held those bodies and publishes ``MemberDeleted``; deletes the
-login/email claims, read markers and presence; shreds the user's DEK
+login/email claims, read markers and presence; erases (secure delete) the
+stored events that held the user's bcrypt hashes; shreds the user's DEK
 records and KEK through the KMS actor; and records ``UserDeleted``. If the
 process dies part-way, the next start finds the user still marked as
 deleting and runs the job again from the top.
@@ -23,13 +24,13 @@ from actors.room_commands import PurgeMember, TakeUnerased
 from actors.room_directory import RoomDirectory
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
-from actors.users import FinishDeletion, GetKeyRefs, StartDeletion
+from actors.users import FinishDeletion, GetKeyRefs, GetPasswordSeqs, StartDeletion
 from chatto.auth.keyring import Keyring
 from chatto.auth.records import RecordStore
 from chatto.auth.sessions import SessionStore
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, MEMORY_CACHE, OBJECTS
-from chatto.errors import BusyError, ChattoError
+from chatto.errors import BusyError, ChattoError, ForbiddenError
 from chatto.messaging.attachments import attachment_object, avatar_object
 from chatto.messaging.keys import BodyKeys
 
@@ -66,7 +67,16 @@ class AccountDeleter:
         self.completed = 0
 
     async def request(self, user_id: str, by: str) -> None:
-        """Lock the account now and queue the rest of the deletion."""
+        """Lock the account now and queue the rest of the deletion.
+
+        The last owner is never deleted (by anyone, themselves included): a
+        server without an owner could only get one back through the config.
+        """
+        user = self._users.get(user_id)
+        if user is not None and user.is_owner:
+            owners = [u for u in self._users.users.values() if u.is_owner and self._users.get(u.id)]
+            if all(u.id == user_id for u in owners):
+                raise ForbiddenError("the last owner cannot be deleted")
         done = await self._actors.ask("user", user_id, StartDeletion(by))
         if done.recorded:
             await self._projector.wait_for(done.last_seq)
@@ -97,6 +107,10 @@ class AccountDeleter:
             await self._purge_room(room_id, user_id)
         await self._drop_records(user_id, claims)
         await self._bridge.obj_erase(OBJECTS, avatar_object(user_id))
+        # Erasing leaves the entity's last event (the deletion start, appended
+        # after every hash) in place, so the user actor's next append still matches.
+        for seq in (await self._actors.ask("user", user_id, GetPasswordSeqs())).value:
+            await self._bridge.erase_msg(EVENT_STREAM, int(seq))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
         await self._kms.shred(keks, deks, legacy_user_ids=(user_id,))
         self._keys.forget_user(user_id)

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 import attrs
 import bcrypt
@@ -23,7 +24,7 @@ import trio
 
 from chatto.errors import BusyError, InvalidInputError
 
-MIN_BYTES = 8
+MIN_CHARS = 8
 MAX_BYTES = 128
 SCHEME = "$chatto1$"
 _PREHASH_KEY = b"chatto-password-v1"
@@ -35,13 +36,22 @@ class WeakPasswordError(InvalidInputError):
     code = "INVALID_PASSWORD"
 
 
+RULE = f"at least {MIN_CHARS} characters and at most {MAX_BYTES} bytes (UTF-8)"
+
+
 def check_rules(password: str) -> bytes:
-    """The password as UTF-8 bytes, if 8..128 bytes long."""
+    """The password as UTF-8 bytes, if it has 8+ characters and 128 bytes at most.
+
+    The minimum counts code points after NFC, so "éééé" typed as e + combining
+    accent (8 code points) is still 4 characters: multi-byte letters cannot
+    pass a byte minimum with half the characters. The maximum stays in bytes,
+    the unit the hash input is bounded in. The bytes hashed are the ones the
+    user sent (not normalised), so existing hashes keep verifying.
+    """
     raw = password.encode("utf-8")
-    if len(raw) < MIN_BYTES:
-        raise WeakPasswordError(f"password must be at least {MIN_BYTES} bytes")
-    if len(raw) > MAX_BYTES:
-        raise WeakPasswordError(f"password must be at most {MAX_BYTES} bytes")
+    # Bytes first: normalising is then bounded by the 128-byte maximum.
+    if len(raw) > MAX_BYTES or len(unicodedata.normalize("NFC", password)) < MIN_CHARS:
+        raise WeakPasswordError(f"password must have {RULE}")
     return raw
 
 

@@ -8,6 +8,7 @@ decides the single winner, then the key is deleted).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from chatto.bus.bridge import NatsBridge
@@ -20,8 +21,15 @@ class RecordStore:
 
     def __init__(self, bridge: NatsBridge) -> None:
         self._bridge = bridge
+        # Calls per operation: tests compare the work two answers cost, so
+        # an oracle in timing shows up as a count, not a flaky clock.
+        self._calls: Counter[str] = Counter()
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self._calls)
 
     async def get(self, key: str) -> tuple[dict[str, Any], int] | None:
+        self._calls["get"] += 1
         entry = await self._bridge.kv_get(RUNTIME_STATE, key)
         if entry is None or not entry.value:
             return None
@@ -32,16 +40,19 @@ class RecordStore:
         return (doc, entry.revision) if isinstance(doc, dict) else None
 
     async def put(self, key: str, doc: dict[str, Any], ttl_seconds: int | None) -> int:
+        self._calls["put"] += 1
         return await self._bridge.kv_put(RUNTIME_STATE, key, _dump(doc), ttl_seconds=ttl_seconds)
 
     async def create(self, key: str, doc: dict[str, Any], ttl_seconds: int | None = None) -> int:
         """Create only if absent (``KeyExistsError`` otherwise)."""
+        self._calls["create"] += 1
         return await self._bridge.kv_create(RUNTIME_STATE, key, _dump(doc), ttl_seconds=ttl_seconds)
 
     async def update(
         self, key: str, doc: dict[str, Any], revision: int, ttl_seconds: int | None
     ) -> int:
         """Overwrite only if unchanged since ``revision`` (``StaleWriteError``)."""
+        self._calls["update"] += 1
         return await self._bridge.kv_update(
             RUNTIME_STATE, key, _dump(doc), revision, ttl_seconds=ttl_seconds
         )
@@ -51,6 +62,7 @@ class RecordStore:
         return await self._bridge.kv_keys(RUNTIME_STATE)
 
     async def delete(self, key: str) -> None:
+        self._calls["delete"] += 1
         await self._bridge.kv_delete(RUNTIME_STATE, key)
 
     async def consume(self, key: str) -> dict[str, Any] | None:
@@ -59,6 +71,7 @@ class RecordStore:
         if found is None:
             return None
         doc, revision = found
+        self._calls["update"] += 1
         try:
             await self._bridge.kv_update(RUNTIME_STATE, key, b"", revision, ttl_seconds=60)
         except StaleWriteError:

@@ -94,7 +94,11 @@ class AccountService:
             raise ForbiddenError("registration is closed on this server")
         email = normalize_email(raw_email)
         taken = await self.records.get(self._claim_key("email", email)) is not None
-        code = await self.challenges.start("exists" if taken else "register", email)
+        # One challenge scope whether or not the address is taken: a wrong
+        # code then meets the same stored challenge and gets the same answer
+        # ("wrong code, N left") after the same work. The code for a taken
+        # address is never mailed, and completing with it fails on the claim.
+        code = await self.challenges.start("register", email)
         if code is None:
             return
         if taken:

@@ -121,9 +121,24 @@ def get_passphrase(given: str | None, confirm: bool) -> str:
     return first
 
 
+PLAINTEXT_KEYS = (
+    "--include-keys without --encrypt would write raw encryption keys next to the data "
+    "they protect; add --encrypt, or --i-understand-plaintext-keys if that is intended"
+)
+
+
 async def backup(
-    config: Config, out: Path, encrypt: bool, include_keys: bool, passphrase: str | None
+    config: Config,
+    out: Path,
+    encrypt: bool,
+    include_keys: bool,
+    passphrase: str | None,
+    plaintext_keys: bool = False,
 ) -> Path:
+    """Write an archive; with keys it is encrypted unless ``plaintext_keys``."""
+    if include_keys and not encrypt and not plaintext_keys:
+        # Such an archive reads every message and profile: refused by default.
+        raise ChattoError(PLAINTEXT_KEYS)
     progress = Progress()
     async with open_store(config, allow_running=True) as bridge:
         await bootstrap_storage(bridge, config.nats.replicas)  # a never-started server

@@ -70,8 +70,10 @@ async def resolve_delete_me(_obj: Any, info: Info, token: str) -> bool:
 async def resolve_delete_user(_obj: Any, info: Info, userId: str) -> bool:
     viewer = _viewer(info)
     services = info.context.services
-    if services.directory.get(userId) is None:
+    target = services.directory.get(userId)
+    if target is None:
         raise NotFoundError("no such user")
+    services.permissions.require_outranks(viewer, target)
     await services.deleter.request(userId, viewer.id)
     return True
 

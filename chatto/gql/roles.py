@@ -91,8 +91,12 @@ async def resolve_delete_role(_obj: Any, info: Info, roleId: str) -> bool:
 
 
 async def _assign(info: Info, role_id: str, user_id: str, assigned: bool) -> bool:
-    if info.context.services.directory.get(user_id) is None:
+    target = info.context.services.directory.get(user_id)
+    if target is None:
         raise NotFoundError("no such user")
+    perms, viewer = info.context.services.permissions, viewer_of(info)
+    perms.require_outranks(viewer, target)
+    perms.require_role_below(viewer, role_id)
     await _rbac(info, AssignRole(role_id, user_id, assigned))
     return True
 
@@ -111,5 +115,10 @@ async def resolve_revoke(_obj: Any, info: Info, roleId: str, userId: str) -> boo
 async def resolve_set_permission(
     _obj: Any, info: Info, subject: str, scope: str, permission: str, effect: str
 ) -> bool:
+    services = info.context.services
+    target = (
+        services.directory.get(subject.partition(":")[2]) if subject.startswith("user:") else None
+    )
+    services.permissions.require_subject_below(viewer_of(info), subject, target)
     await _rbac(info, SetRule(subject, scope, permission, effect.lower()))
     return True

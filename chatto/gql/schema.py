@@ -58,6 +58,14 @@ def _has_public(node: Any) -> bool:
 
 def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     def check(obj: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
+        if kwargs.get("roomId"):
+            # A DM the viewer is not in becomes a room that does not exist,
+            # before the permission check (which would say "DM boundary").
+            viewer = info.context.viewer
+            if viewer is None:
+                raise UnauthenticatedError("authentication required")
+            perms = info.context.services.permissions
+            kwargs["roomId"] = perms.visible_room_id(viewer, kwargs["roomId"])
         if permission is None:
             # Only a gate: the result does not depend on who passes it.
             if not info.context.is_authenticated():

@@ -32,6 +32,15 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def header_lines(scope: Scope, name: bytes) -> list[str]:
+    """Every value of a header that may come as several lines, in order."""
+    return [
+        bytes(value).decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if key.lower() == name
+    ]
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """Read the whole body, refusing more than ``limit`` bytes."""
     declared = header(scope, b"content-length")

@@ -26,6 +26,7 @@ from chatto.http.asgi import (
     Send,
     discard_body,
     header,
+    header_lines,
     read_body,
     respond_chatto_error,
     respond_error,
@@ -195,11 +196,17 @@ ROUTES: dict[str, Handler] = {
 
 
 def request_ip(scope: Scope, services: Services) -> str:
-    """The client's address (X-Forwarded-For only from trusted proxies)."""
+    """The client's address (X-Forwarded-For only from trusted proxies).
+
+    Every X-Forwarded-For line counts, joined in order: a proxy that adds
+    its own line (HAProxy) puts the real address in the last one, while the
+    first is whatever the client sent.
+    """
     client = scope.get("client")
     peer = str(client[0]) if client else ""
     trusted = services.config.webserver.trusted_proxies
-    return client_ip(peer, header(scope, b"x-forwarded-for"), trusted)
+    forwarded = ", ".join(header_lines(scope, b"x-forwarded-for")) or None
+    return client_ip(peer, forwarded, trusted)
 
 
 async def _read_json(scope: Scope, receive: Receive) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """``/oauth/*``: authorize (login and consent pages), approve/deny, token.
 
 The pages are plain server-rendered HTML (every value escaped) with a
-strict Content-Security-Policy; the consent form carries the session's
-CSRF token. Redirects only ever go to a redirect URI that passed
-``check_authorize``.
+strict Content-Security-Policy. Their forms are posted only from our own
+pages (``formguard.same_origin``); the consent form carries the session's
+CSRF token and the login form a pre-session form token, so no other site
+can sign a browser into an account or approve a grant for it. Redirects
+only ever go to a redirect URI that passed ``check_authorize``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from chatto.http.asgi import (
     respond_json,
 )
 from chatto.http.auth_routes import request_ip
+from chatto.http.formguard import FormTokens, same_origin
 from chatto.services import Services
 
 PARAMS = ("response_type", "redirect_uri", "code_challenge", "code_challenge_method", "state")
@@ -91,12 +94,24 @@ async def _session(scope: Scope, services: Services) -> AuthResult:
     return await services.authn.cookie(value)
 
 
-def _login_page(params: dict[str, str], error: str = "") -> bytes:
+def _form_tokens(services: Services) -> FormTokens:
+    return FormTokens(services.accounts.keyring, services.authn.cookies.secure)
+
+
+async def _login_form(
+    scope: Scope, send: Send, services: Services, params: dict[str, str], status: int, error: str
+) -> None:
+    field, cookie = _form_tokens(services).issue(scope)
+    await _html(send, status, _login_page(params, field, error), extra=[cookie] if cookie else [])
+
+
+def _login_page(params: dict[str, str], form_token: str, error: str = "") -> bytes:
     note = f"<p role=alert>{html.escape(error)}</p>" if error else ""
     return _page(
         "Sign in",
         f"<h1>Sign in to Chatto</h1>{note}<form method=post action=/oauth/login>"
-        f"{_hidden(params)}<label>Login or email<input name=login required></label>"
+        f'{_hidden(params)}<input type=hidden name=form_token value="{form_token}">'
+        "<label>Login or email<input name=login required></label>"
         "<label>Password<input name=password type=password required></label>"
         "<button>Sign in</button></form>",
     )
@@ -128,7 +143,7 @@ async def authorize(scope: Scope, send: Send, services: Services, params: dict[s
         return
     auth = await _session(scope, services)
     if auth.user is None:
-        await _html(send, 200, _login_page(params))
+        await _login_form(scope, send, services, params, 200, "")
         return
     csrf = services.authn.cookies.csrf_token(auth.sid)
     await _html(send, 200, _consent_page(req, params, auth.user.login, csrf), req.origin)
@@ -138,17 +153,17 @@ async def login(scope: Scope, send: Send, services: Services, form: dict[str, st
     params = {k: form.get(k, "") for k in PARAMS}
     try:
         check_authorize(params, services.config.webserver.oauth_redirect_origins)
+        if not _form_tokens(services).check(scope, form.get("form_token")):
+            # Checked before the password: a forged post learns nothing either.
+            raise OAuthError("invalid_request", "the sign-in form expired; please sign in again")
         ip = request_ip(scope, services)
         identifier = form.get("login", "")[:320]
         await services.limiter.hit("login_per_ip", ip)
         await services.limiter.hit("login_per_account", identifier.strip().lower())
         user = await services.accounts.login(identifier, form.get("password", "")[:4096], ip)
     except ChattoError as exc:
-        await _html(
-            send,
-            exc.http_status if exc.http_status < 500 else 400,
-            _login_page(params, exc.message),
-        )
+        status = exc.http_status if exc.http_status < 500 else 400
+        await _login_form(scope, send, services, params, status, exc.message)
         return
     _sid, cookie, _csrf = await services.authn.new_cookie_session(user)
     await _redirect(send, "/oauth/authorize?" + urlencode(params), [cookie], status=303)
@@ -214,6 +229,11 @@ async def handle_oauth(scope: Scope, receive: Receive, send: Send, services: Ser
     if path == "/oauth/authorize" and method == "GET":
         await authorize(scope, send, services, query)
     elif path in posts and method == "POST":
+        if path != "/oauth/token" and not same_origin(scope, services.config.webserver.url):
+            # The token endpoint takes no cookie (PKCE): only the forms need this.
+            await discard_body(receive)
+            await _html(send, 403, _page("Cannot continue", "<p>cross-site form refused</p>"))
+            return
         try:
             form = await _form(scope, receive)
         except (BodyTooLarge, ValueError):

@@ -3,7 +3,8 @@
 Bytes are sealed with the uploader's message-body DEK (so deleting the
 account shreds them too) with an AAD naming the attachment, room, author
 and epoch; the file name is sealed in the ``room.attachment_uploaded`` event.
-Active document types are served with ``Content-Security-Policy: sandbox``.
+How a type is served (inline or download, sandboxed) is decided at the
+HTTP edge, ``chatto/http/assets.py``, from an allow-list.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ from chatto.bus.storage import OBJECTS
 from chatto.crypto import aad, aead
 from chatto.errors import InvalidInputError, NotFoundError
 from chatto.messaging.keys import BodyKeys
-
-ACTIVE_TYPES = frozenset(
-    {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"}
-)
 
 
 @attrs.frozen

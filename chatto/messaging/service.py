@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
+import hmac
 import json
 
 import attrs
@@ -88,6 +89,19 @@ def clamp_limit(limit: int | None) -> int:
     return min(limit, MAX_PAGE)
 
 
+def _dm_id(digest: bytes) -> str:
+    return "dm-" + base64.b32encode(digest[:16]).decode().rstrip("=").lower()
+
+
+def dm_id(key: bytes, people: list[str]) -> str:
+    """A DM's id: HMAC under a server key of the sorted participants.
+
+    Unkeyed, anyone could compute the id of any two users' DM and probe it;
+    keyed, the id says nothing to whoever does not hold ``core.secret_key``.
+    """
+    return _dm_id(hmac.new(key, "\x00".join(people).encode(), hashlib.sha256).digest())
+
+
 class MessagingService:
     """Everything rooms and messages; callers are already authorised."""
 
@@ -100,8 +114,10 @@ class MessagingService:
         keys: BodyKeys,
         live: LiveRelay,
         bridge: NatsBridge,
+        dm_key: bytes,
     ) -> None:
         self._actors = actors
+        self._dm_key = dm_key
         self._projector = projector
         self.rooms = rooms
         self._users = users
@@ -158,10 +174,22 @@ class MessagingService:
         for uid in people:
             if self._users.get(uid) is None:
                 raise NotFoundError("no such user")
-        digest = hashlib.sha256("\x00".join(people).encode()).digest()[:16]
-        room_id = "dm-" + base64.b32encode(digest).decode().rstrip("=").lower()
+        room_id = self._existing_dm(user_id, people) or dm_id(self._dm_key, people)
         await self._room_cmd(room_id, CreateRoom("", "", "dm", user_id, participants=tuple(people)))
         return self.room(room_id)
+
+    def _existing_dm(self, user_id: str, people: list[str]) -> str | None:
+        """The DM these people already have, whatever its id.
+
+        A room's id is in every one of its stored events, so it never
+        changes: a DM made before ids were keyed (or under another
+        ``core.secret_key``, restored from a backup) is found here and kept.
+        """
+        for room_id in self.rooms.rooms_of(user_id):
+            room = self.rooms.rooms.get(room_id)
+            if room is not None and room.kind == "dm" and sorted(room.participants) == people:
+                return room_id
+        return None
 
     async def update_room(
         self, by: str, room_id: str, name: str, topic: str, group: str
