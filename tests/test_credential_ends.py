@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,9 +24,12 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from chatto.initcmd import render_initial_config
 from tests.authflow import Account, bearer, cookie_headers, login_token, register
-from tests.conftest import OWNER_EMAIL, AuthEnv, ConfigFactory, start_mail_server
-from tests.liveclient import LiveClient, live_client
+from tests.conftest import OWNER_EMAIL, AuthEnv, ConfigFactory, NatsProc, start_mail_server
+from tests.liveclient import MY_EVENTS, LiveClient, live_client
+from tests.natscluster import ChattoProc, set_keys
+from tests.smtp_sink import SmtpSink
 from tests.test_messaging import gql, ok
 
 PW = "a long enough password"
@@ -36,10 +40,10 @@ HISTORY = "query($r: ID!) { room(id: $r) { events { events { body } } } }"
 SHORT_TTL_DAYS = "0.0000580"
 
 
-async def two_users(env: AuthEnv, c: httpx.AsyncClient) -> tuple[str, Account, str]:
+async def two_users(sink: SmtpSink, c: httpx.AsyncClient) -> tuple[str, Account, str]:
     """(poster's token, the victim's cookie account, the victim's token)."""
-    await register(c, env.sink, "poster@example.com", "poster", PW)
-    victim = await register(c, env.sink, "victim@example.com", "victim", PW)
+    await register(c, sink, "poster@example.com", "poster", PW)
+    victim = await register(c, sink, "victim@example.com", "victim", PW)
     return await login_token(c, "poster", PW), victim, await login_token(c, "victim", PW)
 
 
@@ -92,7 +96,7 @@ async def closed_code(ws: WebSocketConnection) -> int:
 async def test_revoked_or_logged_out_token_ends_its_sockets(auth_env: AuthEnv, how: str) -> None:
     with trio.fail_after(60):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
-            ta, _victim, tb = await two_users(auth_env, c)
+            ta, _victim, tb = await two_users(auth_env.sink, c)
             other = await login_token(c, "victim", PW)  # a second token stays valid
             async with (
                 live_client(auth_env.url, tb) as live,
@@ -123,7 +127,7 @@ def _body(event: dict[str, Any]) -> str | None:
 async def test_cookie_logout_ends_the_cookie_socket(auth_env: AuthEnv) -> None:
     with trio.fail_after(60):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
-            ta, victim, _tb = await two_users(auth_env, c)
+            ta, victim, _tb = await two_users(auth_env.sink, c)
             async with live_client(auth_env.url, "", cookie=victim.cookie) as live:
                 await post(c, ta, "before")
                 await live.wait_for(lambda e: e["type"] == "MESSAGE_POSTED")
@@ -158,11 +162,44 @@ async def test_expired_session_ends_its_socket(
     await env.server.stop()
 
 
+async def test_cookie_rotation_hands_the_socket_to_the_new_session(
+    nursery: trio.Nursery, make_config: ConfigFactory
+) -> None:
+    """Near its end a cookie is rotated (old session revoked): its socket must follow.
+
+    Also: opening a WebSocket late in a cookie's life used to rotate the
+    cookie there, where no Set-Cookie can reach the browser, and revoke the
+    one the browser holds.
+    """
+    env = await start_mail_server(nursery, make_config, CHATTO_AUTH_SESSION_TTL_DAYS="0.0000984")
+    assert env.server.running.services.authn.sessions.ttl_seconds == 8
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
+            await register(c, env.sink, "poster@example.com", "poster", PW)
+            victim = await register(c, env.sink, "victim@example.com", "victim", PW)
+            await trio.sleep(6.2)  # past three quarters of the cookie's 8 s life
+            async with live_client(env.url, "", cookie=victim.cookie) as live:
+                r = await c.post(
+                    "/api/graphql",
+                    json={"query": "{ viewer { id } }"},
+                    headers=cookie_headers(victim, csrf=False),
+                )
+                assert r.json()["data"]["viewer"], "the socket revoked the browser's cookie"
+                assert "chatto_session=" in r.headers.get("set-cookie", "")  # rotated here
+                await post(c, await login_token(c, "poster", PW), "after rotation")
+                await live.wait_for(lambda e: _body(e) == "after rotation")
+                assert live.closed_code is None
+                # It now lives as long as the new session: nobody uses it, it expires.
+                assert await wait_closed(live) == 4403
+                assert live.events[-1]["type"] == "SESSION_TERMINATED"
+    await env.server.stop()
+
+
 async def test_password_change_ends_query_only_sockets_too(auth_env: AuthEnv) -> None:
     """A socket with no live stream kept answering as the user after a password change."""
     with trio.fail_after(60):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
-            _ta, victim, tb = await two_users(auth_env, c)
+            _ta, victim, tb = await two_users(auth_env.sink, c)
             async with query_socket(auth_env.url, tb) as quiet:
                 r = await c.post(
                     "/auth/change-password",
@@ -197,7 +234,7 @@ def after(events: list[dict[str, Any]], kind: str, room: str) -> list[dict[str, 
 async def test_ban_or_leave_stops_the_room_not_the_socket(auth_env: AuthEnv, how: str) -> None:
     with trio.fail_after(60):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
-            ta, victim, tb = await two_users(auth_env, c)
+            ta, victim, tb = await two_users(auth_env.sink, c)
             room = await room_with_victim(c, ta, tb)
             async with live_client(auth_env.url, tb) as live:
                 await post(c, ta, "in the room", room)
@@ -222,7 +259,7 @@ async def test_permission_loss_does_not_gate_reading(auth_env: AuthEnv) -> None:
     """
     with trio.fail_after(60):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
-            ta, victim, tb = await two_users(auth_env, c)
+            ta, victim, tb = await two_users(auth_env.sink, c)
             room = await room_with_victim(c, ta, tb)
             await register(c, auth_env.sink, OWNER_EMAIL, "boss", PW)
             owner = await login_token(c, "boss", PW)
@@ -236,3 +273,123 @@ async def test_permission_loss_does_not_gate_reading(auth_env: AuthEnv) -> None:
                 await live.wait_for(lambda e: _body(e) == "still readable")
             history = await ok(c, tb, HISTORY, r=room)
             assert [e["body"] for e in history["room"]["events"]["events"]] == ["still readable"]
+
+
+# --- races: the end meets events already queued for the socket ---------------------
+async def open_stream(env: AuthEnv, token: str, track: bool) -> Any:
+    """An in-process ``myEvents`` stream, read only when the test says so."""
+    from chatto.gql.context import RequestContext
+    from chatto.gql.execute import prepare
+    from chatto.gql.fanout import subscribe_shared
+    from chatto.gql.schema import build_schema
+
+    services = env.server.running.services
+    auth = await services.authn.from_headers(f"Bearer {token}", None)
+    assert auth.user is not None
+    ctx = RequestContext(services=services, auth=auth, transport="ws")
+    if track:
+        from chatto.auth.ends import Credential
+
+        ctx.credential = Credential(auth.key, auth.user.id, auth.generation, auth.expires_ms)
+    stream = await subscribe_shared(build_schema(), ctx, prepare({"query": MY_EVENTS}))
+    assert not isinstance(stream, list), stream
+    return ctx, stream
+
+
+def event_of(text: str) -> dict[str, Any]:
+    return json.loads(text)["data"]["myEvents"]  # type: ignore[no-any-return]
+
+
+async def test_race_events_queued_before_a_ban_are_withheld(auth_env: AuthEnv) -> None:
+    """The ban, typing and a post are queued before the stream consumes the ban."""
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+            ta, victim, tb = await two_users(auth_env.sink, c)
+            await register(c, auth_env.sink, "witness@example.com", "witness", PW)
+            tc = await login_token(c, "witness", PW)
+            room = await room_with_victim(c, ta, tb)
+            await ok(c, tc, "mutation($r: ID!) { joinRoom(roomId: $r) { id } }", r=room)
+            _ctx, stream = await open_stream(auth_env, tb, track=False)
+            async with aclosing(stream), live_client(auth_env.url, tc) as witness:
+                assert event_of(await anext(stream))["type"] == "PRESENCE"
+                # From here on the victim's stream is not read: everything queues.
+                await lose_room(c, "ban", ta, tb, room, victim.user["id"])
+                await ok(c, ta, TYPING, r=room)
+                # The hub offered the typing signal to the witness and the victim at once.
+                await witness.wait_for(lambda e: e["type"] == "TYPING")
+                await post(c, ta, "secret", room)
+                await post(c, ta, "marker")
+                events = []
+                async for text in stream:
+                    events.append(event_of(text))
+                    if _body(events[-1]) == "marker":
+                        break
+            assert after(events, "MEMBER_BANNED", room) == [], events
+
+
+async def test_race_events_queued_before_a_revocation_are_withheld(auth_env: AuthEnv) -> None:
+    """A post is queued for the socket, then its token is revoked: only the farewell comes."""
+    from chatto.gql.live_events import SessionEnded
+
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+            ta, _victim, tb = await two_users(auth_env.sink, c)
+            ctx, stream = await open_stream(auth_env, tb, track=True)
+            credentials = auth_env.server.running.services.credentials
+            async with aclosing(stream):
+                with credentials.track(ctx.credential):
+                    assert event_of(await anext(stream))["type"] == "PRESENCE"
+                    await post(c, ta, "queued")  # projected (so queued) before this answers
+                    r = await c.post("/auth/revoke-token", json={"token": tb})
+                    assert r.status_code == 200
+                    events = []
+                    with pytest.raises(SessionEnded):
+                        async for text in stream:
+                            events.append(event_of(text))
+            assert events == [{**events[0], "type": "SESSION_TERMINATED"}], events
+            assert events[0]["message"] is None
+
+
+# --- several processes ----------------------------------------------------------------
+async def test_revoke_through_one_process_ends_the_socket_on_another(
+    nursery: trio.Nursery, nats_server: NatsProc, tmp_path: Path
+) -> None:
+    """Two ``chatto run`` processes on one NATS: revoke on A, the socket lives on B."""
+    sink = SmtpSink()
+    port = await nursery.start(sink.serve)
+    shared = set_keys(
+        render_initial_config(),
+        {
+            "nats.url": nats_server.url,
+            "nats.token": nats_server.token,
+            "nats.embedded.enabled": False,
+            "auth.bcrypt_cost": 4,
+            "limits.enabled": False,
+            "smtp.enabled": True,
+            "smtp.host": "127.0.0.1",
+            "smtp.port": port,
+            "smtp.starttls": False,
+            "logging.level": "warning",
+        },
+    )
+    a, b = ChattoProc("a", shared, tmp_path / "a"), ChattoProc("b", shared, tmp_path / "b")
+    try:
+        a.start()
+        b.start()
+        await trio.to_thread.run_sync(a.wait_ready)
+        await trio.to_thread.run_sync(b.wait_ready)
+        with trio.fail_after(60):
+            async with httpx.AsyncClient(base_url=a.url, timeout=20) as ca:
+                ta, _victim, tb = await two_users(sink, ca)
+                async with live_client(b.url, tb) as live, query_socket(b.url, tb) as quiet:
+                    await post(ca, ta, "before")
+                    await live.wait_for(lambda e: e["type"] == "MESSAGE_POSTED")
+                    r = await ca.post("/auth/revoke-token", json={"token": tb})
+                    assert r.status_code == 200
+                    await post(ca, ta, "after")
+                    await wait_closed(live)
+                    assert_terminated(live, "before", "after")
+                    assert await closed_code(quiet) == 4403
+    finally:
+        a.kill()
+        b.kill()
