@@ -393,3 +393,33 @@ async def test_revoke_through_one_process_ends_the_socket_on_another(
     finally:
         a.kill()
         b.kill()
+
+
+async def test_a_notice_lost_during_a_disconnect_is_caught_on_reconnect(
+    nursery: trio.Nursery, nats_server: NatsProc, make_config: ConfigFactory
+) -> None:
+    """The key is deleted with no notice reaching this process (as while it was
+    disconnected from NATS): after the reconnect every tracked record is re-read."""
+    from chatto.bus.storage import RUNTIME_STATE
+
+    env = await start_mail_server(
+        nursery,
+        make_config,
+        CHATTO_NATS_EMBEDDED_ENABLED="false",
+        CHATTO_NATS_URL=nats_server.url,
+        CHATTO_NATS_TOKEN=nats_server.token,
+    )
+    services = env.server.running.services
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
+            await register(c, env.sink, "victim@example.com", "victim", PW)
+            tb = await login_token(c, "victim", PW)
+            async with live_client(env.url, tb) as live:
+                key = (await services.authn.from_headers(f"Bearer {tb}", None)).key
+                await services.bridge.kv_delete(RUNTIME_STATE, key)  # and no notice
+                nats_server.stop()
+                await trio.to_thread.run_sync(nats_server.start)
+                assert await wait_closed(live) == 4403
+                assert live.events[-1]["type"] == "SESSION_TERMINATED"
+                assert services.credentials.statistics().sweeps >= 1
+    await env.server.stop()
