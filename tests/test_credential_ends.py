@@ -423,3 +423,22 @@ async def test_a_notice_lost_during_a_disconnect_is_caught_on_reconnect(
                 assert live.events[-1]["type"] == "SESSION_TERMINATED"
                 assert services.credentials.statistics().sweeps >= 1
     await env.server.stop()
+
+
+async def test_the_notice_names_the_credential_without_carrying_it(auth_env: AuthEnv) -> None:
+    from chatto.auth.ends import SUBJECT
+    from chatto.bus.reader import open_subscription
+
+    services = auth_env.server.running.services
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+            _ta, _victim, tb = await two_users(auth_env.sink, c)
+            async with open_subscription(services.bridge, SUBJECT) as sub:
+                r = await c.post("/auth/revoke-token", json={"token": tb})
+                assert r.status_code == 200
+                batch = await anext(sub)
+    [(_subject, data)] = batch
+    secret = tb.rsplit(".", 1)[1]
+    assert secret not in data.decode() and tb not in data.decode()
+    [key] = json.loads(data)["k"]
+    assert key.startswith("session.") and key.count(".") == 2
