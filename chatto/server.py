@@ -28,6 +28,7 @@ from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.user_directory import UserDirectory
+from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, ProcessStatus, open_embedded_nats
@@ -158,7 +159,9 @@ async def serve_chatto(
             rbac = RbacView()
             keys = BodyKeys(actors, kms, directory)
             shreds = ShredFollower(actors, directory, keys)
-            models: list[ReadModel] = [server_view, directory, rooms, rbac, shreds]
+            # After the directory: it ends sockets on the user events it has applied.
+            credentials = CredentialWatch(bridge, directory)
+            models: list[ReadModel] = [server_view, directory, rooms, rbac, shreds, credentials]
             sn = config.snapshots
             projector = Projector(
                 store,
@@ -177,7 +180,10 @@ async def serve_chatto(
             await core.start(outbox.serve)
             live = LiveRelay(bridge, hub)
             await core.start(live.serve)
-            accounts, authn = await build_auth(config, bridge, actors, directory, projector, outbox)
+            accounts, authn = await build_auth(
+                config, bridge, actors, directory, projector, outbox, credentials
+            )
+            await core.start(credentials.serve, authn.sessions.expires_at)
             await accounts.ensure_claims()
             dm_key = accounts.keyring.derive_key("dm-id")
             messaging = MessagingService(
@@ -205,6 +211,7 @@ async def serve_chatto(
                 permissions=Permissions(rbac, rooms),
                 limiter=RateLimiter(bridge, accounts.keyring, config.limits),
                 avatars=Avatars(actors, projector, keys, bridge),
+                credentials=credentials,
                 attachments=Attachments(actors, projector, rooms, keys, bridge, w.max_upload_bytes),
                 grants=Grants(
                     accounts.records, accounts.keyring, config.auth.oauth_code_ttl_seconds

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from actors.user_directory import UserDirectory
     from chatto.auth.authn import Authenticator
     from chatto.auth.deletion import AccountDeleter
+    from chatto.auth.ends import CredentialWatch
     from chatto.auth.oauth import Grants
     from chatto.auth.service import AccountService
     from chatto.config import Config
@@ -54,6 +55,7 @@ class Services:
     grants: Grants
     attachments: Attachments
     avatars: Avatars
+    credentials: CredentialWatch
     embedded: ProcessStatus | None = None
     # The certificate manager when Chatto terminates TLS itself.
     tls: CertManager | None = None

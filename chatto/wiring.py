@@ -22,7 +22,7 @@ from chatto.auth.keyring import Keyring
 from chatto.auth.passwords import PasswordHasher
 from chatto.auth.records import RecordStore
 from chatto.auth.service import AccountService, AuthSettings
-from chatto.auth.sessions import SessionStore
+from chatto.auth.sessions import EndAnnouncer, SessionStore
 from chatto.bus.bridge import NatsBridge
 from chatto.config import Config
 from chatto.eventstore import JetStreamEventStore
@@ -69,13 +69,15 @@ async def build_auth(
     directory: UserDirectory,
     projector: Projector,
     outbox: Outbox,
+    ends: EndAnnouncer,
 ) -> tuple[AccountService, Authenticator]:
-    """The account service and the request authenticator, wired to storage."""
+    """The account service and the request authenticator, wired to storage;
+    ``ends`` hears of every revoked session key."""
     au, w = config.auth, config.webserver
     keyring = Keyring(config.core.secret_key)
     records = RecordStore(bridge)
     ttl = int(au.session_ttl_days * 86400)
-    sessions = SessionStore(records, keyring, ttl)
+    sessions = SessionStore(records, keyring, ttl, ends)
     cookies = CookieCodec(
         w.cookie_signing_secret, w.cookie_encryption_secret, config.cookies_secure, ttl
     )

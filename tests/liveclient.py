@@ -52,11 +52,16 @@ class LiveClient:
 
 @asynccontextmanager
 async def live_client(
-    base_url: str, token: str, query: str = MY_EVENTS
+    base_url: str, token: str, query: str = MY_EVENTS, cookie: str = ""
 ) -> AsyncIterator[LiveClient]:
+    """``myEvents`` with a bearer token, or (``token=""``) the session cookie."""
     url = base_url.replace("http://", "ws://") + "/api/graphql"
-    async with open_websocket_url(url, subprotocols=["graphql-transport-ws"]) as ws:
-        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+    headers = [(b"cookie", f"chatto_session={cookie}".encode())] if cookie else None
+    async with open_websocket_url(
+        url, subprotocols=["graphql-transport-ws"], extra_headers=headers
+    ) as ws:
+        payload = {"authorization": f"Bearer {token}"} if token else {}
+        init = {"type": "connection_init", "payload": payload}
         await ws.send_message(json.dumps(init))
         ack = json.loads(await ws.get_message())
         assert ack["type"] == "connection_ack", ack

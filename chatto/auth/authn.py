@@ -29,6 +29,13 @@ class AuthResult:
     sid: str = ""
     token: str = ""
     set_cookie: tuple[bytes, bytes] | None = None
+    # The session record's key (an HMAC, not the credential), the auth
+    # generation it was issued at (the directory's record changes in place,
+    # so it cannot tell later) and when it expires: what an open WebSocket
+    # needs to notice that its credential ended (``chatto.auth.ends``).
+    key: str = ""
+    generation: int = 0
+    expires_ms: int = 0
 
 
 ANONYMOUS = AuthResult()
@@ -51,12 +58,21 @@ class Authenticator:
         return user
 
     async def bearer(self, token: str) -> AuthResult:
-        user = self._current(await self.sessions.validate_bearer(token))
-        if user is None:
+        session = await self.sessions.validate_bearer(token)
+        user = self._current(session)
+        if user is None or session is None:
             return ANONYMOUS
-        return AuthResult(user=user, via="bearer", token=token)
+        return AuthResult(
+            user=user,
+            via="bearer",
+            token=token,
+            key=session.key,
+            generation=session.generation,
+            expires_ms=session.expires_ms,
+        )
 
-    async def cookie(self, value: str) -> AuthResult:
+    async def cookie(self, value: str, rotate: bool = True) -> AuthResult:
+        """The cookie's session; near its end (and ``rotate``) a successor session."""
         doc = self.cookies.decode(value)
         if doc is None:
             return ANONYMOUS
@@ -64,25 +80,44 @@ class Authenticator:
             uid, sid, issued = str(doc["u"]), str(doc["s"]), int(doc["i"])
         except (KeyError, TypeError, ValueError):
             return ANONYMOUS
-        user = self._current(await self.sessions.validate_cookie_session(uid, sid))
-        if user is None:
+        session = await self.sessions.validate_cookie_session(uid, sid)
+        user = self._current(session)
+        if user is None or session is None:
             return ANONYMOUS
         age = time.time() - issued / 1000
-        if age > self.cookies.max_age * 0.75:
+        if rotate and age > self.cookies.max_age * 0.75:
             new_sid = await self.sessions.issue_cookie_session(user.id, user.generation)
-            await self.sessions.revoke_cookie_session(user.id, sid)
+            # Sockets opened with the old session follow the new one.
+            await self.sessions.revoke_cookie_session(user.id, sid, successor=new_sid)
             header = self.cookies.set_cookie(self.encode(user, new_sid))
-            return AuthResult(user=user, via="cookie", sid=new_sid, set_cookie=header)
-        return AuthResult(user=user, via="cookie", sid=sid)
+            return AuthResult(
+                user=user,
+                via="cookie",
+                sid=new_sid,
+                set_cookie=header,
+                generation=session.generation,
+            )
+        return AuthResult(
+            user=user,
+            via="cookie",
+            sid=sid,
+            key=session.key,
+            generation=session.generation,
+            expires_ms=session.expires_ms,
+        )
 
     def encode(self, user: UserRecord, sid: str) -> str:
         payload = {"u": user.id, "s": sid, "g": user.generation, "i": int(time.time() * 1000)}
         return self.cookies.encode(payload)
 
     async def from_headers(
-        self, authorization: str | None, cookie_header: str | None
+        self, authorization: str | None, cookie_header: str | None, rotate: bool = True
     ) -> AuthResult:
-        """Bearer wins over a cookie; an invalid credential is anonymous."""
+        """Bearer wins over a cookie; an invalid credential is anonymous.
+
+        ``rotate=False`` where no Set-Cookie can reach the client (a WebSocket):
+        rotating there would revoke the cookie the browser still holds.
+        """
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
@@ -90,7 +125,7 @@ class Authenticator:
             return ANONYMOUS
         value = read_cookie(cookie_header)
         if value:
-            return await self.cookie(value)
+            return await self.cookie(value, rotate)
         return ANONYMOUS
 
     def check_csrf(self, auth: AuthResult, header_value: str | None) -> None:

@@ -6,13 +6,17 @@ lets account deletion find and revoke every token of a user). A cookie session i
 id stored as ``cookie_session.<user>.<HMAC(secret, "cookie" || id)>``; the
 signed cookie carries the id. Every successful validation extends the TTL
 (re-put at most once a minute, so hot paths do not write on every request).
-Revocation deletes the key. The auth generation stored with the session is
-compared by the caller with the user's current one.
+Revocation deletes the key and announces it (``EndAnnouncer``: open
+WebSockets authenticated by it end, in every process). The auth generation
+stored with the session is compared by the caller with the user's current
+one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 
@@ -29,6 +33,17 @@ class Session:
     generation: int
     kind: str  # "bearer" | "cookie"
     created_ms: int
+    # The record's key names the credential without being it (an HMAC);
+    # open sockets use it to learn that the credential ended.
+    key: str = ""
+    # When the record expires unless something validates it again.
+    expires_ms: int = 0
+
+
+class EndAnnouncer(Protocol):
+    """Told after a session key is deleted, so open sockets end (``chatto.auth.ends``)."""
+
+    async def announce(self, keys: Sequence[str], successor: str = "") -> None: ...
 
 
 def _now_ms() -> int:
@@ -38,10 +53,25 @@ def _now_ms() -> int:
 class SessionStore:
     """Issues, validates (sliding) and revokes sessions."""
 
-    def __init__(self, records: RecordStore, keyring: Keyring, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        records: RecordStore,
+        keyring: Keyring,
+        ttl_seconds: int,
+        ends: EndAnnouncer | None = None,
+    ) -> None:
         self._records = records
         self._keys = keyring
         self.ttl_seconds = ttl_seconds
+        self._ends = ends
+
+    def _expires_ms(self, doc: dict[str, Any]) -> int:
+        # The record is re-put (with a full TTL) exactly when "r" is set.
+        return int(doc.get("r", 0)) + self.ttl_seconds * 1000
+
+    async def _ended(self, keys: Sequence[str], successor: str = "") -> None:
+        if self._ends is not None and keys:
+            await self._ends.announce(keys, successor)
 
     def _bearer_key(self, token: str) -> str | None:
         uid, dot, rest = token[len(TOKEN_PREFIX) :].partition(".")
@@ -63,14 +93,25 @@ class SessionStore:
             return None
         doc, _rev = found
         try:
-            session = Session(str(doc["u"]), int(doc["g"]), str(doc["k"]), int(doc["c"]))
+            user_id, generation, kind = str(doc["u"]), int(doc["g"]), str(doc["k"])
+            created, refreshed = int(doc["c"]), int(doc.get("r", 0))
         except (KeyError, TypeError, ValueError):
             return None
         now = _now_ms()
-        if now - int(doc.get("r", 0)) > REFRESH_AFTER_MS:
+        if now - refreshed > REFRESH_AFTER_MS:
             doc["r"] = now
             await self._records.put(key, doc, self.ttl_seconds)
-        return session
+        return Session(user_id, generation, kind, created, key, self._expires_ms(doc))
+
+    async def expires_at(self, key: str) -> int | None:
+        """When the session under ``key`` expires (epoch ms), without extending it; None if gone."""
+        found = await self._records.get(key)
+        if found is None:
+            return None
+        try:
+            return self._expires_ms(found[0])
+        except (TypeError, ValueError):
+            return None
 
     async def issue_bearer(self, user_id: str, generation: int) -> str:
         token = new_token(f"{TOKEN_PREFIX}{user_id}.")
@@ -91,6 +132,7 @@ class SessionStore:
         key = self._bearer_key(token)
         if key is not None:
             await self._records.delete(key)
+            await self._ended([key])
 
     async def revoke_all(self, user_id: str) -> int:
         """Delete every bearer and cookie session of a user; returns how many."""
@@ -98,6 +140,7 @@ class SessionStore:
         keys = [k for k in await self._records.keys() if k.startswith(prefixes)]
         for key in keys:
             await self._records.delete(key)
+        await self._ended(keys)
         return len(keys)
 
     async def issue_cookie_session(self, user_id: str, generation: int) -> str:
@@ -108,5 +151,9 @@ class SessionStore:
     async def validate_cookie_session(self, user_id: str, sid: str) -> Session | None:
         return await self._validate(self._cookie_key(user_id, sid))
 
-    async def revoke_cookie_session(self, user_id: str, sid: str) -> None:
-        await self._records.delete(self._cookie_key(user_id, sid))
+    async def revoke_cookie_session(self, user_id: str, sid: str, successor: str = "") -> None:
+        """End a cookie session; ``successor`` (a rotation's new session id) takes over
+        its open sockets instead of ending them."""
+        key = self._cookie_key(user_id, sid)
+        await self._records.delete(key)
+        await self._ended([key], self._cookie_key(user_id, successor) if successor else "")

@@ -287,10 +287,20 @@ class NatsBridge(BucketOps):
                 expect["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
         return await _until_a_stream_answers(once)
 
-    async def publish_core(self, subject: str, data: bytes) -> None:
-        """Fire a core NATS message (not stored): typing indicators and the like."""
+    async def publish_core(self, subject: str, data: bytes, flush: bool = False) -> None:
+        """Fire a core NATS message (not stored): typing indicators and the like.
+
+        ``flush`` waits until the server has it (one round trip), so anything
+        published after this returns, from any connection, comes after it.
+        """
         nc = self.nc
-        await self.call(lambda: nc.publish(subject, data))
+
+        async def publish() -> None:
+            await nc.publish(subject, data)
+            if flush:
+                await nc.flush()
+
+        await self.call(publish)
 
     # --- stream reads -------------------------------------------------------
     async def last_seq(self, stream: str, subject_filter: str) -> int:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from actors.user_directory import UserRecord
     from chatto.auth.authn import AuthResult
+    from chatto.auth.ends import Credential
     from chatto.services import Services
 
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 # with every subscriber of the same event (see chatto/gql/fanout.py); the
 # value is the object the hub delivered, identical for all of them.
 SHARE = "_share"
+# A subscription event dict carrying this key is the stream's last word to a
+# viewer whose credential just ended (SESSION_TERMINATED): its fields may
+# resolve although the viewer no longer passes the authentication gate.
+FAREWELL = "_farewell"
 
 
 @attrs.define
@@ -34,6 +39,8 @@ class RequestContext:
     # execution left it unchanged did not depend on the viewer, so its result
     # may be shared with every subscriber of the same event (gql/fanout.py).
     auth_reads: int = 0
+    # A WebSocket's credential: once it has ended, nobody is authenticated here.
+    credential: Credential | None = None
 
     @property
     def auth(self) -> AuthResult:
@@ -60,6 +67,11 @@ class RequestContext:
             return None
         current = self.services.directory.get(user.id)
         if current is None or current.generation != user.generation:
+            return None
+        cred = self.credential
+        # ``user`` is the directory's own record, changed in place: the
+        # credential remembers the generation it was issued at.
+        if cred is not None and (cred.ended or cred.generation != current.generation):
             return None
         return current
 

@@ -3,15 +3,19 @@
 The subscriber listens to ``user.<me>``, ``presence`` and ``room.<id>`` for
 each room the viewer is in; a membership event about the viewer (delivered
 on ``user.<me>``) adds or removes a room topic at once, without
-reconnecting. A password change ends the stream with SESSION_TERMINATED
-and the socket is closed. Presence is refreshed every 30 s while
-subscribed.
+reconnecting. When the socket's credential ends (revoked, logged out,
+expired, password changed, account deleted: ``chatto.auth.ends``) the
+stream says SESSION_TERMINATED and the socket is closed; it never yields
+another event after that is known here. Presence is refreshed every 30 s
+while subscribed.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -35,11 +39,12 @@ from actors.room_events import (
 )
 from actors.user_events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
-from chatto.gql.context import SHARE
+from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.live import PRESENCE_REFRESH, PresenceSignal, TypingSignal
 
 if TYPE_CHECKING:
+    from chatto.auth.ends import Credential
     from chatto.gql.context import Info
 
 live_subscription = SubscriptionType()
@@ -92,6 +97,20 @@ def _still_visible(info: Info, me: str, rec: Recorded) -> bool:
     return room is not None and me in room.members
 
 
+def _typing_visible(info: Info, me: str, sig: TypingSignal) -> bool:
+    """Typing in a room the viewer has just left or been banned from stays there.
+
+    The signal may have been queued before the subscriber consumed the ban
+    that removes the room's topic (the same race as ``_still_visible``).
+    """
+    room = info.context.services.messaging.rooms.rooms.get(sig.room_id)
+    return sig.user_id != me and room is not None and me in room.members
+
+
+def _interruptible(cred: Credential | None) -> contextlib.AbstractContextManager[None]:
+    return nullcontext() if cred is None else cred.interruptible()
+
+
 def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
     ev = rec.envelope.event
     kind = ROOM_TYPES.get(type(ev))
@@ -121,7 +140,7 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
 async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, Any], None]:
     viewer = viewer_of(info)
     services = info.context.services
-    me, generation = viewer.id, viewer.generation
+    me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
     topics = [f"user.{me}", "presence", *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
@@ -132,18 +151,23 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
         yield {"type": "PRESENCE", "userId": me, "presence": status}
         next_refresh = trio.current_time() + PRESENCE_REFRESH
         while True:
+            if cred is not None and cred.ended:
+                yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
+                raise SessionEnded("session terminated")
             item = None
-            with trio.move_on_at(next_refresh):
+            # The credential's end interrupts the wait, so an idle stream ends too.
+            with trio.move_on_at(next_refresh), _interruptible(cred):
                 try:
                     item = await sub.receive.receive()
                 except trio.EndOfChannel:
                     raise BusyError("slow consumer: live stream dropped") from None
             if item is None:
-                await live.refresh_presence(me)
-                next_refresh = trio.current_time() + PRESENCE_REFRESH
+                if trio.current_time() >= next_refresh:
+                    await live.refresh_presence(me)
+                    next_refresh = trio.current_time() + PRESENCE_REFRESH
                 continue
             if isinstance(item, TypingSignal):
-                if item.user_id != me:
+                if _typing_visible(info, me, item):
                     yield {
                         "type": "TYPING",
                         "roomId": item.room_id,
@@ -159,10 +183,13 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     continue  # a membership event can arrive on two topics
                 seen.append(item.seq)
                 ev = item.envelope.event
-                if isinstance(ev, UserDeletionStarted) or (
-                    isinstance(ev, PasswordSet) and ev.auth_generation != generation
+                # Without a credential to watch (not a WebSocket), the stream
+                # still notices its own user's password change or deletion.
+                if cred is None and (
+                    isinstance(ev, UserDeletionStarted)
+                    or (isinstance(ev, PasswordSet) and ev.auth_generation != generation)
                 ):
-                    yield {"type": "SESSION_TERMINATED", "userId": me}
+                    yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                     raise SessionEnded("session terminated")
                 if isinstance(ev, ProfileUpdated):
                     yield {"type": "PROFILE_UPDATED", "userId": me}

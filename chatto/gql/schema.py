@@ -26,6 +26,7 @@ from graphql import (
 from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
 from chatto.gql.admin import admin_query, admin_type
+from chatto.gql.context import FAREWELL
 from chatto.gql.live_events import live_subscription
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
@@ -56,6 +57,11 @@ def _has_public(node: Any) -> bool:
     return bool(node is not None and any(d.name.value == "public" for d in node.directives or ()))
 
 
+def _farewell(obj: Any) -> bool:
+    """The SESSION_TERMINATED event (built by the server, never from input) still resolves."""
+    return isinstance(obj, dict) and obj.get(FAREWELL) is True
+
+
 def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     def check(obj: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
         if kwargs.get("roomId"):
@@ -68,7 +74,7 @@ def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
             kwargs["roomId"] = perms.visible_room_id(viewer, kwargs["roomId"])
         if permission is None:
             # Only a gate: the result does not depend on who passes it.
-            if not info.context.is_authenticated():
+            if not info.context.is_authenticated() and not _farewell(obj):
                 raise UnauthenticatedError("authentication required")
             return resolver(obj, info, **kwargs)
         viewer = info.context.viewer

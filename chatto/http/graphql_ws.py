@@ -5,7 +5,10 @@ the protocol itself: connection_init/ack (within a timeout), ping/pong,
 subscribe/next/error/complete, with the protocol's close codes (4400 bad
 message, 4401 subscribe before ack, 4408 init timeout, 4409 duplicate id,
 4429 second init). Each operation runs in the connection's nursery; a
-subscriber that falls behind its bounded feed is closed with 1013.
+subscriber that falls behind its bounded feed is closed with 1013. An
+authenticated connection is closed with 4403 when its credential ends
+(``chatto.auth.ends``), after ``myEvents`` had the chance to say
+SESSION_TERMINATED.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import trio
 from graphql import GraphQLSchema
 
 from chatto.auth.authn import ANONYMOUS
+from chatto.auth.ends import Credential
 from chatto.errors import BusyError, ChattoError, UnavailableError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, encode_response, execute, prepare
@@ -29,6 +33,8 @@ SUBPROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT = 10.0
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_OPERATIONS = 100
+# How long a live stream gets to send SESSION_TERMINATED before we close.
+END_GRACE = 0.25
 
 
 class _Closed(Exception):
@@ -100,13 +106,16 @@ class Connection:
             if not authenticated:
                 await self.close(4403, "Forbidden")
                 return
-            user = self.ctx.auth.user
-            if user is not None:
+            auth = self.ctx.auth
+            if auth.user is not None:
                 try:
-                    await self._services.limiter.hit("websockets_per_user", user.id)
+                    await self._services.limiter.hit("websockets_per_user", auth.user.id)
                 except ChattoError:
                     await self.close(1013, "rate limited")
                     return
+                cred = Credential(auth.key, auth.user.id, auth.generation, auth.expires_ms)
+                self.ctx.credential = cred
+                await self._nursery.start(self._end_with, cred)
             self.acked = True
             await self.send_json({"type": "connection_ack"})
         elif kind == "ping":
@@ -121,6 +130,19 @@ class Connection:
                 scope.cancel()
         else:
             await self.close(4400, f"Unknown message type {str(kind)[:40]!r}")
+
+    async def _end_with(
+        self, cred: Credential, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Watch the credential while the socket lives; close the socket when it ends."""
+        with self._services.credentials.track(cred):
+            task_status.started()
+            await cred.wait_ended()
+        # A live stream says SESSION_TERMINATED and closes the socket itself
+        # (cancelling this task); nothing else runs authenticated meanwhile.
+        if self._ops:
+            await trio.sleep(END_GRACE)
+        await self.close(4403, "Session terminated")
 
     async def _authenticate(self, payload: Any) -> bool:
         """Credentials from the init payload, else the upgrade request's cookie.
@@ -137,7 +159,8 @@ class Connection:
         if authorization is not None:
             self.ctx.auth = await authn.from_headers(authorization, None)
             return self.ctx.auth.user is not None
-        self.ctx.auth = await authn.from_headers(None, self._cookie_header)
+        # No Set-Cookie can reach the browser here, so the cookie is not rotated.
+        self.ctx.auth = await authn.from_headers(None, self._cookie_header, rotate=False)
         return True
 
     async def _on_subscribe(self, msg: dict[str, Any]) -> None:
