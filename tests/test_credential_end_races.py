@@ -47,7 +47,9 @@ async def open_stream(env: AuthEnv, token: str, track: bool) -> Any:
         from chatto.auth.ends import Credential
 
         ctx.credential = Credential(auth.key, auth.user.id, auth.generation, auth.expires_ms)
-    stream = await subscribe_shared(build_schema(), ctx, prepare({"query": MY_EVENTS}))
+    schema = build_schema()
+    op = await prepare(schema, {"query": MY_EVENTS}, services.config.graphql)
+    stream = await subscribe_shared(schema, ctx, op)
     assert not isinstance(stream, list), stream
     return ctx, stream
 
