@@ -151,7 +151,10 @@ def kv_stream_config(bucket: str, storage: StorageType, replicas: int) -> Stream
     return StreamConfig(
         name=f"KV_{bucket}",
         subjects=[f"$KV.{bucket}.>"],
-        allow_direct=True,
+        # As nats-py made them: reads through the JetStream API, which
+        # answers as soon as the server is up (direct gets answer "no
+        # responders" until the stream is recovered after a restart).
+        allow_direct=False,
         allow_rollup_hdrs=True,
         allow_msg_ttl=True,
         deny_delete=False,
