@@ -1,7 +1,9 @@
 """The KMS actor: the only code that touches key-encryption keys (KEKs).
 
-KEKs live in ``ENCRYPTION_KEYS`` under opaque ``kek.<ref>`` records; wrapped
-data-encryption keys (DEKs) live in ``RUNTIME_STATE`` under ``dek.<ref>``.
+KEKs live in ``ENCRYPTION_KEYS`` under opaque ``mkek.<ref>`` records, sealed
+by the master key (``MasterKey``: a key file, the environment, an HSM), which
+never enters NATS; wrapped data-encryption keys (DEKs) live in
+``RUNTIME_STATE`` under ``dek.<ref>``.
 A DEK is wrapped with its KEK and an AAD naming the user, purpose and epoch
 (``chatto.crypto.aad.dek_wrap_aad``). Refs are random tokens, never derived
 from user ids. Shredding deletes both records and every cached copy, so
@@ -24,12 +26,18 @@ import attrs
 
 from actors.kms_records import (
     ALG,
+    RAW_KEK,
+    RAW_USER_KEY,
+    SEALED_KEK,
+    SEALED_USER_KEY,
     WRAP_VERSION,
     KeyValueStore,
+    MasterKey,
     dek_record,
-    kek_record,
+    open_key_record,
     parse_dek_record,
     parse_kek_record,
+    seal_key_record,
 )
 from chatto.crypto import aead
 from chatto.errors import ChattoError, InvalidInputError
@@ -165,6 +173,7 @@ class KmsCounters:
     unwrap_calls: int = 0
     cache_hits: int = 0
     keks_loaded: int = 0
+    master_unwraps: int = 0  # KEKs opened with the master key (cold cache only)
 
 
 def _new_ref() -> str:
@@ -178,16 +187,22 @@ class KmsActor:
     """Creates, wraps, unwraps and shreds keys; one command at a time."""
 
     def __init__(
-        self, keks: KeyValueStore, deks: KeyValueStore, cache_size: int = DEFAULT_CACHE_SIZE
+        self,
+        keks: KeyValueStore,
+        deks: KeyValueStore,
+        master: MasterKey,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self._keks = keks
         self._deks = deks
+        self._master = master
         self._kek_cache: _Lru[bytes] = _Lru(cache_size)
         self._dek_cache: _Lru[_CachedDek] = _Lru(cache_size)
         self._counters = KmsCounters()
 
     def statistics(self) -> dict[str, int]:
-        """unwrap_calls, cache_hits (DEK cache) and keks_loaded (KEK reads from storage)."""
+        """unwrap_calls, cache_hits (DEK cache), keks_loaded (KEK reads from storage),
+        master_unwraps (of those, opened with the master key)."""
         return attrs.asdict(self._counters)
 
     async def start(self) -> None:
@@ -213,7 +228,9 @@ class KmsActor:
 
     async def _create_kek(self) -> str:
         ref, key = _new_ref(), aead.new_key()
-        await self._keks.create("kek." + ref, kek_record(key, int(time.time() * 1000)))
+        name = SEALED_KEK + ref
+        sealed = await seal_key_record(self._master, name, key, int(time.time() * 1000))
+        await self._keks.create(name, sealed)
         self._kek_cache.put(ref, key)
         return ref
 
@@ -221,13 +238,21 @@ class KmsActor:
         key = self._kek_cache.get(ref)
         if key is not None:
             return key
-        raw = await self._keks.get("kek." + ref)
-        if raw is None:
+        key = await self._stored_key(SEALED_KEK + ref, RAW_KEK + ref)
+        if key is None:
             raise KeyShredded("the key-encryption key is gone")
-        key = parse_kek_record(raw)
         self._counters.keks_loaded += 1
         self._kek_cache.put(ref, key)
         return key
+
+    async def _stored_key(self, sealed_name: str, raw_name: str) -> bytes | None:
+        """A sealed record, or the raw one an older Chatto wrote (until migrated)."""
+        raw = await self._keks.get(sealed_name)
+        if raw is not None:
+            self._counters.master_unwraps += 1
+            return await open_key_record(self._master, sealed_name, raw)
+        raw = await self._keks.get(raw_name)
+        return None if raw is None else parse_kek_record(raw)
 
     async def _generate(self, cmd: GenerateDek) -> DekHandle:
         kek = await self._kek(cmd.kek_ref)
@@ -254,10 +279,10 @@ class KmsActor:
         return dek
 
     async def _legacy_user_key(self, user_id: str) -> bytes:
-        raw = await self._keks.get("user." + user_id)
-        if raw is None or len(raw) != aead.KEY_BYTES:
+        key = await self._stored_key(SEALED_USER_KEY + user_id, RAW_USER_KEY + user_id)
+        if key is None:
             raise KeyShredded("no legacy key for this user")
-        return raw
+        return key
 
     def _evict(self, cmd: EvictKeys) -> None:
         for ref in cmd.dek_refs:
@@ -277,9 +302,11 @@ class KmsActor:
         self._dek_cache.drop_where(lambda entry: entry.kek_ref in doomed)
         for ref in cmd.kek_refs:
             self._kek_cache.drop(ref)
-            await self._keks.delete("kek." + ref)
+            await self._keks.delete(SEALED_KEK + ref)
+            await self._keks.delete(RAW_KEK + ref)
         for user_id in cmd.legacy_user_ids:
-            await self._keks.delete("user." + user_id)
+            await self._keks.delete(SEALED_USER_KEY + user_id)
+            await self._keks.delete(RAW_USER_KEY + user_id)
 
 
 # --- client ---------------------------------------------------------------
@@ -334,8 +361,9 @@ def register_kms(
     system: ActorSystem,
     keks: KeyValueStore,
     deks: KeyValueStore,
+    master: MasterKey,
     cache_size: int = DEFAULT_CACHE_SIZE,
     kind: str = KIND,
 ) -> None:
     """Register the one KMS actor of this process (id ``""``) under ``kind``."""
-    system.register(kind, lambda _ident: KmsActor(keks, deks, cache_size))
+    system.register(kind, lambda _ident: KmsActor(keks, deks, master, cache_size))

@@ -1,9 +1,15 @@
 """Key records of the KMS and where they are stored.
 
-The stored forms of KEKs (``kek.<ref>`` in ``ENCRYPTION_KEYS``) and wrapped
-DEKs (``dek.<ref>`` in ``RUNTIME_STATE``), their parsers (which reject
-anything malformed as ``DecryptionFailed``), the storage contract
-(``KeyValueStore``) and its NATS KV adapter (``BucketStore``).
+The stored forms of KEKs and wrapped DEKs (``dek.<ref>`` in
+``RUNTIME_STATE``), their parsers (which reject anything malformed as
+``DecryptionFailed``), the storage contract (``KeyValueStore``) and its NATS
+KV adapter (``BucketStore``).
+
+KEKs are sealed by the master key (``MasterKey``, which never enters NATS):
+``mkek.<ref>`` (and ``muser.<id>`` for the legacy per-user body keys) in
+``ENCRYPTION_KEYS``, each naming the master key's id. The raw forms an older
+Chatto stored (``kek.<ref>``, ``user.<id>``) are still read, until the
+start-up migration has sealed and erased them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,22 @@ if TYPE_CHECKING:
 
 ALG = "xchacha20poly1305-ietf"
 KEK_VERSION = 1
+SEALED_VERSION = 2
 WRAP_VERSION = 1
+SEALED_KEK = "mkek."
+SEALED_USER_KEY = "muser."
+RAW_KEK = "kek."
+RAW_USER_KEY = "user."
+
+
+class MasterKey(Protocol):
+    """Seals and opens KEKs; its key never leaves it (a file, the environment, an HSM)."""
+
+    key_id: str
+
+    async def wrap(self, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    async def unwrap(self, sealed: bytes, aad: bytes) -> bytes: ...
 
 
 # --- storage --------------------------------------------------------------
@@ -113,3 +134,47 @@ def parse_dek_record(raw: bytes) -> tuple[str, bytes]:
     if not supported or not isinstance(kek_ref, str):
         raise aead.DecryptionFailed("wrapped key record has an unsupported format")
     return kek_ref, wrapped
+
+
+def _sealed_aad(name: str) -> bytes:
+    # The record's own name: a sealed KEK copied under another name fails.
+    return b"chatto.sealed-key.v2\x00" + name.encode()
+
+
+async def seal_key_record(master: MasterKey, name: str, key: bytes, created_ms: int) -> bytes:
+    """The stored form of a KEK sealed by the master key, under record ``name``."""
+    record = {
+        "v": SEALED_VERSION,
+        "alg": ALG,
+        "mk": master.key_id,
+        "wrapped": _b64(await master.wrap(key, _sealed_aad(name))),
+        "created_ms": created_ms,
+    }
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def sealed_by(raw: bytes) -> str:
+    """The id of the master key a sealed record names ("" if it names none)."""
+    try:
+        mk = json.loads(raw).get("mk", "")
+    except (ValueError, AttributeError):
+        return ""
+    return mk if isinstance(mk, str) else ""
+
+
+async def open_key_record(master: MasterKey, name: str, raw: bytes) -> bytes:
+    """The KEK in a sealed record; ``DecryptionFailed`` if malformed or another key's."""
+    try:
+        record = json.loads(raw)
+        wrapped, mk = _unb64(record["wrapped"]), record["mk"]
+        supported = record.get("v") == SEALED_VERSION and record.get("alg") == ALG
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise aead.DecryptionFailed("sealed key record is malformed") from exc
+    if not supported:
+        raise aead.DecryptionFailed("sealed key record has an unsupported format")
+    if mk != master.key_id:
+        raise aead.DecryptionFailed("key record is sealed by another master key")
+    key = await master.unwrap(wrapped, _sealed_aad(name))
+    if len(key) != aead.KEY_BYTES:
+        raise aead.DecryptionFailed("sealed key record holds no key")
+    return key

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p_restore.add_argument("-c", "--config", default=default, help="config path")
     p_restore.add_argument("--conflict", choices=["error", "skip", "overwrite"], default="error")
     p_restore.add_argument("--passphrase")
-    p_keys = sub.add_parser("keys", help="export or import encryption keys")
+    p_keys = sub.add_parser("keys", help="export, import or re-seal encryption keys")
     keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
     p_kexp = keys_sub.add_parser("export", help="write an age-encrypted key export")
     p_kexp.add_argument("-o", "--output", required=True)
@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p_kimp.add_argument("file")
     p_kimp.add_argument("-c", "--config", default=default)
     p_kimp.add_argument("--passphrase")
+    p_krot = keys_sub.add_parser(
+        "rotate-master", help="re-seal every key under a new master key (server stopped)"
+    )
+    p_krot.add_argument("-c", "--config", default=default)
     sub.add_parser("loadtest", help="load-test a server (see `chatto loadtest --help`)")
     p_run = sub.add_parser("run", help="run the server")
     p_run.add_argument("-c", "--config", default=default, help="config path")
@@ -132,7 +136,7 @@ def cmd_run(path: Path, init: bool) -> int:
 
 def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
     """backup / restore / keys: CLI-only work (age's scrypt holds the GIL)."""
-    from chatto.backup import commands
+    from chatto.backup import commands, keys
 
     setup_logging("warning")
     if args.command == "backup":
@@ -159,13 +163,19 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
             print(f"chatto: note: {note}", file=sys.stderr)
         print("chatto: restore complete", file=sys.stderr)
     elif args.keys_command == "export":
-        n = commands.run(commands.keys_export, config, Path(args.output), args.passphrase)
+        n = commands.run(keys.keys_export, config, Path(args.output), args.passphrase)
         print(f"chatto: {n} key records exported to {args.output}", file=sys.stderr)
-    else:
-        written, skipped = commands.run(
-            commands.keys_import, config, Path(args.file), args.passphrase
-        )
+    elif args.keys_command == "import":
+        written, skipped = commands.run(keys.keys_import, config, Path(args.file), args.passphrase)
         print(f"chatto: {written} key records imported, {skipped} already present", file=sys.stderr)
+    else:
+        done, skipped, old = commands.run(keys.rotate_master, config)
+        print(
+            f"chatto: {done} key records re-sealed ({skipped} already were); "
+            f"{config.master_key_path} is the new master key. The old one is in {old}: "
+            "destroy it once no backup made before this rotation is needed",
+            file=sys.stderr,
+        )
     return 0
 
 

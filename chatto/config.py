@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 MIN_SECRET = 32
+KMS_PROVIDERS = ("local",)
 # The NATS token only guards a loopback listener, so a shorter one is allowed.
 MIN_NATS_TOKEN = 16
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -190,6 +191,10 @@ def _coerce_env(raw: str, tp: Any) -> Any:
 def validate(config: Config) -> None:
     """Cross-field and range checks on an already type-checked config."""
     _validate_core(config.core)
+    if config.kms.provider not in KMS_PROVIDERS:
+        raise ConfigError(f"config key 'kms.provider' must be one of {', '.join(KMS_PROVIDERS)}")
+    if not config.kms.master_key_file:
+        raise ConfigError("config key 'kms.master_key_file' must not be empty")
     _validate_webserver(config.webserver)
     _validate_tls(config.webserver.tls, config.base_dir)
     for name in field_types(GraphqlConfig):

@@ -143,6 +143,19 @@ class SnapshotsConfig:
 
 
 @attrs.frozen
+class KmsConfig:
+    """``[kms]``: the master key that seals every KEK (never stored in NATS).
+
+    ``local``: a 32-byte key in ``master_key_file`` (mode 0600, written by
+    ``chatto init`` next to the config), or base64 in the environment
+    variable ``CHATTO_KMS_MASTER_KEY`` (never in this file).
+    """
+
+    provider: str = "local"
+    master_key_file: str = "chatto.master.key"
+
+
+@attrs.frozen
 class AuthConfig:
     """``[auth]``: registration, password hashing and credential lifetimes."""
 
@@ -215,6 +228,7 @@ class Config:
     nats: NatsConfig = attrs.Factory(NatsConfig)
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
     snapshots: SnapshotsConfig = attrs.Factory(SnapshotsConfig)
+    kms: KmsConfig = attrs.Factory(KmsConfig)
     auth: AuthConfig = attrs.Factory(AuthConfig)
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
@@ -232,6 +246,11 @@ class Config:
         """The embedded JetStream store: ``<data_dir>/nats`` unless set."""
         store = self.nats.embedded.store_dir
         return (self.base_dir / store).resolve() if store else self.data_dir / "nats"
+
+    @property
+    def master_key_path(self) -> Path:
+        """``kms.master_key_file`` resolved against the config file's folder."""
+        return (self.base_dir / self.kms.master_key_file).resolve()
 
     @property
     def tls_cache_dir(self) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from chatto.config_schema import Config, schema_fields
+from chatto.crypto.master import MasterKeyError, new_master_key, write_key_file
 from chatto.errors import ConfigError
 
 # Dotted key -> bytes of randomness for secrets.token_urlsafe.
@@ -36,8 +37,13 @@ HEADER = """\
 
 
 def write_initial_config(path: Path) -> None:
-    """Create ``path`` (mode 0600) exclusively; ``ConfigError`` if it exists."""
-    text = render_initial_config()
+    """Create ``path`` (mode 0600) exclusively; ``ConfigError`` if it exists.
+
+    Also writes the master key file next to it (``<name>.master.key``, 0600)
+    unless that file exists already: a master key is never overwritten.
+    """
+    key_file = f"{path.stem}.master.key"
+    text = render_initial_config(master_key_file=key_file)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_EXCL makes "does it exist?" and "create it" one step: no race can
@@ -58,11 +64,19 @@ def write_initial_config(path: Path) -> None:
         # A half-written file would make every retry refuse to overwrite it.
         path.unlink(missing_ok=True)
         raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
+    key_path = path.parent / key_file
+    if not key_path.exists():
+        try:
+            write_key_file(key_path, new_master_key())
+        except MasterKeyError as exc:
+            raise ConfigError(exc.message) from None
 
 
-def render_initial_config() -> str:
+def render_initial_config(master_key_file: str | None = None) -> str:
     """The config text: every key at its default, secrets freshly generated."""
     values = {key: secrets.token_urlsafe(n) for key, n in SECRET_BYTES.items()}
+    if master_key_file is not None:
+        values["kms.master_key_file"] = master_key_file
     lines = [HEADER]
     _render_section(Config(), "", values, lines)
     return "\n".join(lines) + "\n"

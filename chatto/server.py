@@ -38,6 +38,7 @@ from chatto.errors import StartupError
 from chatto.eventstore import JetStreamEventStore
 from chatto.gql.schema import build_schema
 from chatto.http.app import ChattoApp
+from chatto.kms_setup import open_master_key
 from chatto.mail import Outbox, make_mailer
 from chatto.messaging.attachments import Attachments, Avatars
 from chatto.messaging.keys import BodyKeys
@@ -139,6 +140,7 @@ async def serve_chatto(
     warn_about_config(config)
     async with open_nats(config) as (bridge, embedded):
         await bootstrap_storage(bridge, config.nats.replicas)
+        master = await open_master_key(config, bridge)
         store = JetStreamEventStore(bridge)
         hub = Hub()
         a, w = config.actors, config.webserver
@@ -151,7 +153,10 @@ async def serve_chatto(
         async with trio.open_nursery() as core, open_actor_system(runtime) as actors:
             kms = Kms(actors)
             register_kms(
-                actors, BucketStore(bridge, ENCRYPTION_KEYS), BucketStore(bridge, RUNTIME_STATE)
+                actors,
+                BucketStore(bridge, ENCRYPTION_KEYS),
+                BucketStore(bridge, RUNTIME_STATE),
+                master,
             )
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)

@@ -67,6 +67,7 @@ from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.codec import encode_envelope, subject_for
+from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
 from chatto.snapshot_store import NatsSnapshotStore
 
@@ -211,7 +212,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         ):
             await bootstrap_storage(bridge)
             register_kms(
-                actors, BucketStore(bridge, ENCRYPTION_KEYS), BucketStore(bridge, RUNTIME_STATE)
+                actors,
+                BucketStore(bridge, ENCRYPTION_KEYS),
+                BucketStore(bridge, RUNTIME_STATE),
+                new_master_key(),
             )
             kms = Kms(actors)
             print(f"writing {args.events:,} events", file=sys.stderr)

@@ -32,6 +32,7 @@ from typing import IO, Any
 import attrs
 
 from chatto.bus.embedded import free_port, nats_server_binary
+from chatto.crypto.master import encode_key, new_master_key
 from chatto.initcmd import render_initial_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +213,10 @@ def set_keys(text: str, values: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+# The master key file every ChattoProc of a test run gets (one server's processes share it).
+SHARED_MASTER_KEY = encode_key(new_master_key())
+
+
 def cluster_config(cluster: NatsCluster, smtp_port: int, **extra: Any) -> str:
     """One config text (fresh secrets) for every process on ``cluster``."""
     values: dict[str, Any] = {
@@ -263,6 +268,12 @@ class ChattoProc:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        # Every process of one server needs the same master key (README).
+        key = self.base / "chatto.master.key"
+        if not key.exists():
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(SHARED_MASTER_KEY)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env = {k: v for k, v in env.items() if not k.startswith("CHATTO_")}
         self.log = open(self.base / "chatto.log", "ab")  # noqa: SIM115 (closed in kill/stop)

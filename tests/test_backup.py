@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from chatto.backup import archive, commands
+from chatto.backup import keys as keys_cmd
 from chatto.bus.storage import EVENT_STREAM
 from chatto.errors import ChattoError
 from chatto.messaging.attachments import Upload
@@ -111,8 +112,11 @@ async def test_round_trip_same_and_new_secret(
         again = await start_server(nursery, config)
         assert await snapshot(again.url, s["ta"], rooms) == before  # same token still valid
         await again.stop()
-        # A server with another core.secret_key: data reads, credentials do not.
-        other = make_config(CHATTO_AUTH_BCRYPT_COST="4")
+        # A server with another core.secret_key (and the same master key, which
+        # sealed the keys in the archive): data reads, credentials do not.
+        other = make_config(
+            CHATTO_AUTH_BCRYPT_COST="4", CHATTO_KMS_MASTER_KEY_FILE=str(config.master_key_path)
+        )
         assert other.data_dir == config.data_dir
         shutil.rmtree(config.data_dir)
         notes = await commands.restore(other, out, "error", PASS)
@@ -140,7 +144,7 @@ async def test_backup_without_keys_needs_a_key_import(
         before = await snapshot(s["handle"].url, s["ta"], [s["room"]])
         data, keys = tmp_path / "data.tar.gz", tmp_path / "keys.age"
         await commands.backup(config, data, False, False, None)
-        assert await commands.keys_export(config, keys, PASS) >= 2
+        assert await keys_cmd.keys_export(config, keys, PASS) >= 2
         with tarfile.open(data) as tar:
             assert not any("ENCRYPTION_KEYS" in m.name for m in tar.getmembers())
         await s["handle"].stop()
@@ -155,9 +159,9 @@ async def test_backup_without_keys_needs_a_key_import(
         for m in msgs:
             assert await services.messaging.keys.open_body(m) is None
         await blind.stop()
-        written, skipped = await commands.keys_import(config, keys, PASS)
+        written, skipped = await keys_cmd.keys_import(config, keys, PASS)
         assert written >= 2 and skipped == 0
-        assert await commands.keys_import(config, keys, PASS) == (0, written)  # never overwrites
+        assert await keys_cmd.keys_import(config, keys, PASS) == (0, written)  # never overwrites
         seeing = await start_server(nursery, config)
         assert await snapshot(seeing.url, s["ta"], [s["room"]]) == before
         await seeing.stop()

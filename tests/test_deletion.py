@@ -67,7 +67,8 @@ async def assert_shredded(services: Any, user_id: str) -> None:
     keys = await user_keys(services, user_id)
     assert {k.purpose for k in keys} == {PII_PURPOSE, BODY_PURPOSE}
     for k in keys:
-        assert await services.bridge.kv_get(ENCRYPTION_KEYS, f"kek.{k.kek_ref}") is None
+        for name in (f"mkek.{k.kek_ref}", f"kek.{k.kek_ref}"):
+            assert await services.bridge.kv_get(ENCRYPTION_KEYS, name) is None
         assert await services.bridge.kv_get(RUNTIME_STATE, f"dek.{k.dek_ref}") is None
         context = aad.dek_wrap_aad(user_id, k.purpose, k.epoch)
         try:

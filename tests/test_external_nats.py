@@ -18,11 +18,14 @@ async def test_runs_on_external_nats_and_shares_its_data(
         "CHATTO_NATS_TOKEN": nats_server.token,
     }
     with trio.fail_after(30):
-        one = await start_server(nursery, make_config(**env))
+        first = make_config(**env)
+        one = await start_server(nursery, first)
         assert one.running.services.embedded is None
         done = await one.running.services.actors.ask("server", "", SetServerProfile("Shared"))
         # A second process on the same NATS replays what the first one wrote.
-        two = await start_server(nursery, make_config(**env))
+        # (with the same master key: every process of one server needs it)
+        second = make_config(**env, CHATTO_KMS_MASTER_KEY_FILE=str(first.master_key_path))
+        two = await start_server(nursery, second)
         assert two.running.services.server_view.name == "Shared"
         async with httpx.AsyncClient(base_url=two.url) as c:
             r = await c.get("/readyz")

@@ -20,15 +20,21 @@ from actors.kms import (
     UnwrapDek,
     register_kms,
 )
-from actors.kms_records import ALG, BucketStore
+from actors.kms_records import ALG, BucketStore, open_key_record
 from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aad, aead
+from chatto.crypto.master import new_master_key
 from chatto.errors import InvalidInputError
 
 CONTEXT = aad.dek_wrap_aad("user-1", "message-body", 1)
+MASTER = new_master_key()
+
+
+def _name_aad(kek_ref: str) -> bytes:
+    return b"chatto.sealed-key.v2\x00mkek." + kek_ref.encode()
 
 
 def stores(bridge: NatsBridge) -> tuple[BucketStore, BucketStore]:
@@ -39,7 +45,7 @@ def stores(bridge: NatsBridge) -> tuple[BucketStore, BucketStore]:
 async def open_kms(bridge: NatsBridge, cache_size: int = 4096) -> AsyncIterator[Kms]:
     """A fresh actor system (so a fresh, empty-cached KMS actor) on ``bridge``."""
     async with open_actor_system(RuntimeSettings(ask_timeout=5)) as system:
-        register_kms(system, *stores(bridge), cache_size=cache_size)
+        register_kms(system, *stores(bridge), MASTER, cache_size=cache_size)
         yield Kms(system)
 
 
@@ -68,10 +74,20 @@ async def test_unwrap_returns_the_generated_key_warm_and_cold(bridge: NatsBridge
             assert handle.dek_ref != kek_ref and "user-1" not in handle.dek_ref + kek_ref
             warm = await kms.unwrap_dek(handle.dek_ref, kek_ref, CONTEXT)
             assert len(warm) == 32
-            assert await kms.statistics() == {"unwrap_calls": 1, "cache_hits": 1, "keks_loaded": 0}
+            assert await kms.statistics() == {
+                "unwrap_calls": 1,
+                "cache_hits": 1,
+                "keks_loaded": 0,
+                "master_unwraps": 0,
+            }
         async with open_kms(bridge) as kms:
             assert await kms.unwrap_dek(handle.dek_ref, kek_ref, CONTEXT) == warm
-            assert await kms.statistics() == {"unwrap_calls": 1, "cache_hits": 0, "keks_loaded": 1}
+            assert await kms.statistics() == {
+                "unwrap_calls": 1,
+                "cache_hits": 0,
+                "keks_loaded": 1,
+                "master_unwraps": 1,
+            }
 
 
 async def test_wrong_context_fails_warm_and_cold(bridge: NatsBridge) -> None:
@@ -107,7 +123,7 @@ async def test_shred_makes_keys_unrecoverable(bridge: NatsBridge) -> None:
             with pytest.raises(KeyShredded):
                 await kms.generate_dek(kek_ref, CONTEXT)
             kept_key = await kms.unwrap_dek(kept.dek_ref, kept_kek, CONTEXT)
-        assert await bridge.kv_get(ENCRYPTION_KEYS, f"kek.{kek_ref}") is None
+        assert await bridge.kv_get(ENCRYPTION_KEYS, f"mkek.{kek_ref}") is None
         assert await bridge.kv_get(RUNTIME_STATE, f"dek.{doomed.dek_ref}") is None
         async with open_kms(bridge) as kms:
             with pytest.raises(KeyShredded):
@@ -117,7 +133,7 @@ async def test_shred_makes_keys_unrecoverable(bridge: NatsBridge) -> None:
 
 async def test_shredding_a_kek_alone_drops_its_cached_deks(bridge: NatsBridge) -> None:
     keks, deks = stores(bridge)
-    actor = KmsActor(keks, deks)
+    actor = KmsActor(keks, deks, MASTER)
     with trio.fail_after(10):
         kek_ref = await actor.handle(CreateKek())
         handle = await actor.handle(GenerateDek(kek_ref, CONTEXT))
@@ -132,13 +148,20 @@ async def test_stored_records_hold_no_plaintext_dek(bridge: NatsBridge) -> None:
             kek_ref = await kms.create_kek()
             handle = await kms.generate_dek(kek_ref, CONTEXT)
             dek = await kms.unwrap_dek(handle.dek_ref, kek_ref, CONTEXT)
-        kek_entry = await bridge.kv_get(ENCRYPTION_KEYS, f"kek.{kek_ref}")
+        kek_entry = await bridge.kv_get(ENCRYPTION_KEYS, f"mkek.{kek_ref}")
         dek_entry = await bridge.kv_get(RUNTIME_STATE, f"dek.{handle.dek_ref}")
         assert kek_entry is not None and dek_entry is not None
         kek_record = json.loads(kek_entry.value)
-        assert kek_record["v"] == 1 and kek_record["alg"] == ALG
+        assert kek_record["v"] == 2 and kek_record["alg"] == ALG
+        assert kek_record["mk"] == MASTER.key_id and "key" not in kek_record
         assert isinstance(kek_record["created_ms"], int)
-        kek = base64.b64decode(kek_record["key"])
+        # The KEK is sealed by the master key, bound to its record's name.
+        kek = await MASTER.unwrap(base64.b64decode(kek_record["wrapped"]), _name_aad(kek_ref))
+        other = new_master_key()
+        with pytest.raises(aead.DecryptionFailed):
+            await open_key_record(other, f"mkek.{kek_ref}", kek_entry.value)
+        with pytest.raises(aead.DecryptionFailed):
+            await open_key_record(MASTER, "mkek.another", kek_entry.value)
         dek_record = json.loads(dek_entry.value)
         assert (dek_record["v"], dek_record["kek"], dek_record["alg"]) == (1, kek_ref, ALG)
         wrapped = base64.b64decode(dek_record["wrapped"])
@@ -147,8 +170,10 @@ async def test_stored_records_hold_no_plaintext_dek(bridge: NatsBridge) -> None:
             for form in (dek, base64.b64encode(dek), dek.hex().encode()):
                 assert form not in raw
         assert kek not in dek_entry.value and base64.b64encode(kek) not in dek_entry.value
+        for raw in (kek_entry.value, dek_entry.value):
+            assert kek not in raw and base64.b64encode(kek) not in raw
         for key in await bridge.kv_keys(ENCRYPTION_KEYS):
-            assert key.startswith("kek.")
+            assert key.startswith("mkek.")
 
 
 async def test_legacy_raw_kek_record_is_readable(bridge: NatsBridge) -> None:
@@ -207,6 +232,6 @@ async def test_cache_is_bounded(bridge: NatsBridge) -> None:
 
 
 async def test_unknown_command_is_rejected(bridge: NatsBridge) -> None:
-    actor = KmsActor(*stores(bridge))
+    actor = KmsActor(*stores(bridge), MASTER)
     with trio.fail_after(10), pytest.raises(InvalidInputError):
         await actor.handle("make me a key")

@@ -16,6 +16,7 @@ from actors.kms_records import BucketStore
 from actors.room_events import MessagePosted
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aead
+from chatto.crypto.master import new_master_key
 from tests.authflow import bearer, login_token, register
 from tests.conftest import AuthEnv
 from tests.test_auth_storage import store_bytes
@@ -83,9 +84,11 @@ async def test_legacy_raw_kek_record_still_unwraps(bridge: Any) -> None:
     keks, deks = BucketStore(bridge, ENCRYPTION_KEYS), BucketStore(bridge, RUNTIME_STATE)
     with trio.fail_after(10):
         await bridge.kv_put(ENCRYPTION_KEYS, "kek.legacyref", aead.new_key())  # raw 32 bytes
-        kms = KmsActor(keks, deks)
+        kms = KmsActor(keks, deks, new_master_key())
         handle = await kms.handle(GenerateDek("legacyref", b"ctx"))
-        fresh = KmsActor(keks, deks)  # empty caches: reads the raw record from NATS
+        fresh = KmsActor(
+            keks, deks, new_master_key()
+        )  # empty caches: reads the raw record from NATS
         key = await fresh.handle(UnwrapDek(handle.dek_ref, "legacyref", b"ctx"))
         assert key == await kms.handle(UnwrapDek(handle.dek_ref, "legacyref", b"ctx"))
         assert fresh.statistics()["keks_loaded"] == 1

@@ -17,8 +17,9 @@ import httpx
 import pytest
 import trio
 
-from actors.kms_records import parse_dek_record, parse_kek_record
+from actors.kms_records import open_key_record, parse_dek_record
 from chatto.bus.storage import ENCRYPTION_KEYS, OBJECTS, RUNTIME_STATE
+from chatto.kms_setup import load_master_key
 from chatto.messaging.attachments import attachment_object, avatar_object
 from tests.authflow import bearer, login_token, register
 from tests.conftest import AuthEnv
@@ -54,12 +55,15 @@ async def _secrets_of(services: Any, user_id: str, objects: list[str]) -> dict[s
     """Every stored byte string that would let a disk copy read the user's data."""
     bridge = services.bridge
     found: dict[str, bytes] = {}
+    master = load_master_key(services.config, create=False)
+    assert master is not None
     for k in await user_keys(services, user_id):
-        kek = await bridge.kv_get(ENCRYPTION_KEYS, f"kek.{k.kek_ref}")
+        name = f"mkek.{k.kek_ref}"
+        kek = await bridge.kv_get(ENCRYPTION_KEYS, name)
         dek = await bridge.kv_get(RUNTIME_STATE, f"dek.{k.dek_ref}")
         assert kek is not None and dek is not None
         found[f"kek record {k.purpose}"] = bytes(kek.value)
-        found[f"kek {k.purpose}"] = parse_kek_record(bytes(kek.value))
+        found[f"kek {k.purpose}"] = await open_key_record(master, name, bytes(kek.value))
         found[f"dek record {k.purpose}"] = bytes(dek.value)
         found[f"wrapped dek {k.purpose}"] = parse_dek_record(bytes(dek.value))[1]
     for name in objects:

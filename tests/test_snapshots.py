@@ -256,6 +256,8 @@ async def _run(
         "CHATTO_NATS_TOKEN": nats.token,
         "CHATTO_AUTH_BCRYPT_COST": "4",
         "CHATTO_SNAPSHOTS_MIN_INTERVAL_SECONDS": "3600",
+        # Processes of one server share its master key: the first config's.
+        "CHATTO_KMS_MASTER_KEY_FILE": "chatto-0.master.key",
         **env,
     }
     config = make(**settings)

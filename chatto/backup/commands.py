@@ -26,7 +26,7 @@ from chatto import __version__
 from chatto.backup import archive, dump
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
-from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
+from chatto.bus.storage import bootstrap_storage
 from chatto.config import Config
 from chatto.errors import ChattoError, StartupError, first_chatto_error
 
@@ -174,6 +174,9 @@ async def restore(config: Config, path: Path, conflict: str, passphrase: str | N
             "core.secret_key differs from the backup's: every session, token and "
             "pending code in it is invalid on this server"
         )
+    from chatto.backup.keys import restore_notes  # local: keys imports this module
+
+    notes += restore_notes(config, parsed.members)
     if not parsed.manifest.get("include_keys"):
         notes.append(
             "the backup has no encryption keys: import them with `chatto keys import` "
@@ -183,33 +186,6 @@ async def restore(config: Config, path: Path, conflict: str, passphrase: str | N
         await bootstrap_storage(bridge, config.nats.replicas)
         await dump.import_all(bridge, parsed.members, conflict, Progress())
     return notes
-
-
-async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
-    async with open_store(config, allow_running=True) as bridge:
-        await bootstrap_storage(bridge, config.nats.replicas)
-        records = await dump.export_kv(bridge, ENCRYPTION_KEYS, Progress())
-    info = {
-        "server_version": __version__,
-        "include_keys": True,
-        "keys_only": True,
-        "secret_fingerprint": secret_fingerprint(config),
-    }
-    data = archive.build({f"kv/{ENCRYPTION_KEYS}.jsonl": records}, info)
-    write_private(out, archive.encrypt(data, passphrase or get_passphrase(None, confirm=True)))
-    return len(records)
-
-
-async def keys_import(config: Config, path: Path, passphrase: str | None) -> tuple[int, int]:
-    """Import key records; existing keys are never overwritten. (written, skipped)."""
-    parsed = load_archive(path, passphrase)
-    records = parsed.members.get(f"kv/{ENCRYPTION_KEYS}.jsonl")
-    if records is None:
-        raise archive.ArchiveError("this archive holds no encryption keys")
-    async with open_store(config, allow_running=True) as bridge:
-        await bootstrap_storage(bridge, config.nats.replicas)
-        written = await dump.import_kv(bridge, ENCRYPTION_KEYS, records, "skip", Progress())
-    return written, len(records) - written
 
 
 def run(fn: Any, *args: Any) -> Any:

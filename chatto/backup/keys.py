@@ -1,0 +1,184 @@
+"""``chatto keys export|import|rotate-master`` and the master-key check of restores.
+
+A key export is for moving to another master key: it opens every sealed KEK
+with this server's master key and writes the raw records into an age archive
+(the passphrase protects them). An import seals each record with the target's
+master key; raw records never reach NATS. A full backup with
+``--include-keys`` carries the KEKs still sealed, so its restore needs the
+master key that sealed them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from actors.kms_records import (
+    RAW_KEK,
+    RAW_USER_KEY,
+    SEALED_KEK,
+    SEALED_USER_KEY,
+    kek_record,
+    open_key_record,
+    parse_kek_record,
+    seal_key_record,
+    sealed_by,
+)
+from chatto import __version__
+from chatto.backup import archive
+from chatto.backup.commands import (
+    get_passphrase,
+    load_archive,
+    open_store,
+    secret_fingerprint,
+    write_private,
+)
+from chatto.bus.buckets import KeyExistsError
+from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
+from chatto.config import Config
+from chatto.crypto.master import (
+    LocalMasterKey,
+    MasterKeyError,
+    new_master_key,
+    read_key_file,
+    write_key_file,
+)
+from chatto.errors import StartupError
+from chatto.kms_setup import CHECK, load_master_key, open_master_key, rewrap_all, rotation_path
+
+MEMBER = f"kv/{ENCRYPTION_KEYS}.jsonl"
+_TO_RAW = {SEALED_KEK: RAW_KEK, SEALED_USER_KEY: RAW_USER_KEY}
+_TO_SEALED = {RAW_KEK: SEALED_KEK, RAW_USER_KEY: SEALED_USER_KEY}
+
+
+def _renamed(name: str, table: dict[str, str]) -> str | None:
+    prefix = next((p for p in table if name.startswith(p)), None)
+    return None if prefix is None else table[prefix] + name[len(prefix) :]
+
+
+def _master(config: Config) -> LocalMasterKey:
+    try:
+        master = load_master_key(config, create=False)
+    except MasterKeyError as exc:
+        raise StartupError(exc.message) from None
+    if master is None:
+        raise StartupError(f"no master key: {config.master_key_path} does not exist")
+    return master
+
+
+async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
+    """Write every KEK, opened, into an age archive; returns how many."""
+    master = _master(config)
+    records: list[dict[str, Any]] = []
+    async with open_store(config, allow_running=True) as bridge:
+        await bootstrap_storage(bridge, config.nats.replicas)
+        for name in sorted(await bridge.kv_keys(ENCRYPTION_KEYS)):
+            raw_name = _renamed(name, _TO_RAW)
+            entry = await bridge.kv_get(ENCRYPTION_KEYS, name)
+            if entry is None:
+                continue
+            if raw_name is not None:
+                key = await open_key_record(master, name, entry.value)
+            elif _renamed(name, _TO_SEALED) is not None:  # not yet sealed (older server)
+                raw_name, key = name, parse_kek_record(entry.value)
+            else:
+                continue
+            value = kek_record(key, int(time.time() * 1000))
+            records.append({"key": raw_name, "value": base64.b64encode(value).decode()})
+    info = {
+        "server_version": __version__,
+        "include_keys": True,
+        "keys_only": True,
+        "secret_fingerprint": secret_fingerprint(config),
+    }
+    data = archive.build({MEMBER: records}, info)
+    write_private(out, archive.encrypt(data, passphrase or get_passphrase(None, confirm=True)))
+    return len(records)
+
+
+async def keys_import(config: Config, path: Path, passphrase: str | None) -> tuple[int, int]:
+    """Seal and store each exported KEK; existing ones are kept. (written, skipped)."""
+    parsed = load_archive(path, passphrase)
+    records = parsed.members.get(MEMBER)
+    if records is None:
+        raise archive.ArchiveError("this archive holds no encryption keys")
+    written = 0
+    async with open_store(config, allow_running=True) as bridge:
+        await bootstrap_storage(bridge, config.nats.replicas)
+        master = await open_master_key(config, bridge)
+        for rec in records:
+            name = _renamed(str(rec["key"]), _TO_SEALED)
+            if name is None:
+                continue
+            key = parse_kek_record(base64.b64decode(rec["value"]))
+            if await bridge.kv_get(ENCRYPTION_KEYS, name) is not None:
+                continue
+            sealed = await seal_key_record(master, name, key, int(time.time() * 1000))
+            try:
+                await bridge.kv_create(ENCRYPTION_KEYS, name, sealed)
+                written += 1
+            except KeyExistsError:
+                continue
+    return written, len(records) - written
+
+
+def restore_notes(config: Config, members: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Refuse a restore whose keys another master key sealed; notes for the operator."""
+    check = next((r for r in members.get(MEMBER, []) if r.get("key") == CHECK), None)
+    if check is None:
+        return []
+    sealed_id = sealed_by(base64.b64decode(check["value"]))
+    try:
+        master = load_master_key(config, create=False)
+    except MasterKeyError as exc:
+        raise StartupError(exc.message) from None
+    if master is None:
+        return [
+            f"the archive's keys are sealed by master key {sealed_id}: put that key file at "
+            f"{config.master_key_path} before starting the server"
+        ]
+    if master.key_id != sealed_id:
+        raise StartupError(
+            f"the archive's keys are sealed by master key {sealed_id}, this server's is "
+            f"{master.key_id}: restore with the key file that sealed them (or move keys "
+            "with `chatto keys export` and `chatto keys import`)"
+        )
+    return []
+
+
+async def rotate_master(config: Config) -> tuple[int, int, Path]:
+    """Re-seal every KEK under a new master key; (re-sealed, already done, old key path).
+
+    The new key is written to ``<file>.new`` first and reused if a rotation
+    was interrupted; the records are re-sealed one by one (compare-and-set),
+    the check record last; then the old key moves to ``<file>.old-<id>`` and
+    the new one takes its place. The server must be stopped.
+    """
+    if os.environ.get("CHATTO_KMS_MASTER_KEY"):
+        raise StartupError("rotate-master works on kms.master_key_file, not on the environment")
+    path = config.master_key_path
+    new_path = rotation_path(config)
+    if not path.exists() and new_path.exists():
+        os.replace(new_path, path)  # interrupted between the two renames below
+        raise StartupError(f"a finished rotation was completed: {path} is the new key")
+    old = read_key_file(path)
+    new = read_key_file(new_path)
+    if old is None:
+        raise StartupError(f"no master key: {path} does not exist")
+    if new is None:
+        write_key_file(new_path, new_master_key())
+        new = read_key_file(new_path)
+        assert new is not None
+    async with open_store(config, allow_running=False) as bridge:
+        await bootstrap_storage(bridge, config.nats.replicas)
+        entry = await bridge.kv_get(ENCRYPTION_KEYS, CHECK)
+        if entry is not None and sealed_by(entry.value) not in (old.key_id, new.key_id):
+            raise StartupError("the stored keys are sealed by neither the old nor the new key")
+        done, skipped = await rewrap_all(bridge, old, new)
+    old_path = path.with_name(f"{path.name}.old-{old.key_id}")
+    os.replace(path, old_path)
+    os.replace(new_path, path)
+    return done, skipped, old_path
