@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -69,6 +69,8 @@ class EntityActor(abc.ABC):
         self.entity = entity
         self.store = store
         self.max_retries = max_retries
+        # Stamps appended events (``Envelope.at_ms``); tests may set another.
+        self.clock: Callable[[], float] = time.time
         self.last_seq = 0
         self.last_event_id = ""
         self.conflicts = 0
@@ -145,7 +147,7 @@ class EntityActor(abc.ABC):
                 if not decision.stale_ok and await self._refreshed():
                     continue  # the same for a no-op ("already a member")
                 return Committed(decision.reply, ())
-            now = int(time.time() * 1000)
+            now = int(self.clock() * 1000)
             ids = list(decision.event_ids) or [new_id() for _ in decision.events]
             envs = [
                 Envelope(i, self.entity, now, e) for i, e in zip(ids, decision.events, strict=True)

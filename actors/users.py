@@ -8,6 +8,8 @@ part of each sealed field's AAD.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -80,7 +82,25 @@ class RecordRevocation:
 
 @attrs.frozen
 class EnsureBodyKey:
-    """The user's current message-body DEK epoch, created on first use."""
+    """The user's current message-body DEK epoch: created on first use, and a
+    new epoch once the current one is older than the rotation period."""
+
+
+@attrs.frozen
+class KeyRotation:
+    """When a user's body key gets a new epoch (``kms.dek_rotation_days``; 0: never).
+
+    Old epochs stay readable (their DEKs are kept, wrapped by the same KEK)
+    and shredding destroys them all. ``clock`` returns seconds (tests set it).
+    """
+
+    every_days: float = 30.0
+    clock: Callable[[], float] = time.time
+
+    def due(self, generated_at_ms: int) -> bool:
+        if self.every_days <= 0:
+            return False
+        return self.clock() * 1000 - generated_at_ms >= self.every_days * 86_400_000
 
 
 @attrs.frozen
@@ -117,12 +137,20 @@ class UserActor(EntityActor):
     """One user's write side. Emails arrive normalised (lower-case, trimmed)."""
 
     def __init__(
-        self, user_id: str, store: EventStore, kms: Kms, owner_emails: frozenset[str]
+        self,
+        user_id: str,
+        store: EventStore,
+        kms: Kms,
+        owner_emails: frozenset[str],
+        rotation: KeyRotation | None = None,
     ) -> None:
         super().__init__(EntityRef("user", user_id), store)
         self.user_id = user_id
         self.kms = kms
         self.owner_emails = owner_emails
+        self.rotation = rotation or KeyRotation()
+        self.clock = self.rotation.clock  # rotation is measured on the clock that stamps keys
+        self.body_at_ms = 0  # when the current body epoch was generated
         self.exists = False
         self.generation = 0
         self.password_hash = ""
@@ -149,7 +177,7 @@ class UserActor(EntityActor):
             if event.purpose == BODY_PURPOSE and (
                 self.body is None or event.epoch > self.body.epoch
             ):
-                self.body = event
+                self.body, self.body_at_ms = event, recorded.envelope.at_ms
         elif isinstance(event, UserRegistered):
             self.exists = True
         elif isinstance(event, PasswordSet):
@@ -167,11 +195,12 @@ class UserActor(EntityActor):
     async def handle(self, command: Any) -> Committed:
         if isinstance(command, PII_COMMANDS):
             await self._ensure_pii_key(create=isinstance(command, CreateUser))
-        if isinstance(command, EnsureBodyKey) and self.body is None and self.pii is not None:
-            context = aad.dek_wrap_aad(self.user_id, BODY_PURPOSE, 1)
+        if isinstance(command, EnsureBodyKey) and self._body_key_needed() and self.pii is not None:
+            epoch = 1 if self.body is None else self.body.epoch + 1
+            context = aad.dek_wrap_aad(self.user_id, BODY_PURPOSE, epoch)
             handle = await self.kms.generate_dek(self.pii.kek_ref, context)
             self._pending_body = UserDEKGenerated(
-                BODY_PURPOSE, 1, handle.dek_ref, handle.kek_ref, handle.alg, handle.wrap_version
+                BODY_PURPOSE, epoch, handle.dek_ref, handle.kek_ref, handle.alg, handle.wrap_version
             )
         try:
             return await super().handle(command)
@@ -195,6 +224,12 @@ class UserActor(EntityActor):
             return
         context = aad.dek_wrap_aad(self.user_id, PII_PURPOSE, self.pii.epoch)
         self._pii_key = await self.kms.unwrap_dek(self.pii.dek_ref, self.pii.kek_ref, context)
+
+    def _body_key_needed(self) -> bool:
+        """No body key yet, or the current one is due for rotation."""
+        if self.body is None:
+            return True
+        return self.rotation.due(self.body_at_ms)
 
     def _epoch(self) -> int:
         source = self._pending_dek or self.pii
@@ -257,11 +292,15 @@ class UserActor(EntityActor):
         if isinstance(command, SetAvatar):
             return Decision([AvatarSet(command.content_type, command.epoch, command.version)])
         if isinstance(command, EnsureBodyKey):
-            if self.body is not None:
-                # Keys are never replaced; a key another process generated
-                # meanwhile is found when this actor's own append conflicts.
+            if not self._body_key_needed():
+                # A key another process generated meanwhile is found when
+                # this actor's own append conflicts.
                 return Decision(reply=self.body, stale_ok=True)
-            if self._pending_body is None:
+            if self._pending_body is None or (
+                self.body is not None and self._pending_body.epoch <= self.body.epoch
+            ):
+                if self.body is not None:
+                    return Decision(reply=self.body)  # rotated meanwhile elsewhere
                 raise NotFoundError("no such user")
             return Decision([self._pending_body], reply=self._pending_body)
         raise InvalidInputError(f"user actor cannot handle {type(command).__name__}")

@@ -195,6 +195,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"config key 'kms.provider' must be one of {', '.join(KMS_PROVIDERS)}")
     if not config.kms.master_key_file:
         raise ConfigError("config key 'kms.master_key_file' must not be empty")
+    if config.kms.dek_rotation_days < 0:
+        raise ConfigError("config key 'kms.dek_rotation_days' must be >= 0")
     _validate_webserver(config.webserver)
     _validate_tls(config.webserver.tls, config.base_dir)
     for name in field_types(GraphqlConfig):

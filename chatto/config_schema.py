@@ -153,6 +153,9 @@ class KmsConfig:
 
     provider: str = "local"
     master_key_file: str = "chatto.master.key"
+    # A user's message-body key gets a new epoch on their first post after
+    # this many days (0: never); older epochs stay readable until shredded.
+    dek_rotation_days: float = 30.0
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from actors.rooms import RoomActor
 from actors.runtime import ActorSystem
 from actors.server import ServerActor
 from actors.user_directory import UserDirectory
-from actors.users import UserActor
+from actors.users import KeyRotation, UserActor
 from chatto.auth.authn import Authenticator
 from chatto.auth.challenges import Challenges
 from chatto.auth.cookies import CookieCodec
@@ -55,7 +55,8 @@ def register_domain(
 
     owners = frozenset(normalize_email(e) for e in config.owners.emails)
     actors.register("server", lambda _id: ServerActor(store, config.core.server_name, retries))
-    actors.register("user", lambda uid: UserActor(uid, store, kms, owners))
+    rotation = KeyRotation(config.kms.dek_rotation_days)
+    actors.register("user", lambda uid: UserActor(uid, store, kms, owners, rotation))
     actors.register("audit", lambda _id: AuditActor(store))
     actors.register("room", room)
     actors.register("group", lambda gid: GroupActor(gid, store))
