@@ -44,7 +44,9 @@ class Subscriber:
             self.dropped = True
             self._hub.dropped += 1
             self.send.close()
-        except trio.BrokenResourceError:
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # Its reader went away, or its owner closed it (a credential that
+            # ended closes its live stream's channel): not a slow consumer.
             self.dropped = True
 
 

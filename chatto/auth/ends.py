@@ -76,28 +76,31 @@ class Credential:
     expires_ms: int
     ended: str = ""  # why, once it has ended
     _done: trio.Event = attrs.Factory(trio.Event)
-    _waiters: set[trio.CancelScope] = attrs.Factory(set)
+    _closers: list[Callable[[], None]] = attrs.Factory(list)
 
     def end(self, reason: str) -> None:
-        """Mark ended and interrupt every ``interruptible`` block (sync: any task may call it)."""
+        """Mark ended and run every ``closing`` callback (sync: any task may call it)."""
         if self.ended:
             return
         self.ended = reason
         self._done.set()
-        for scope in self._waiters:
-            scope.cancel()
+        for close in self._closers:
+            close()
 
     @contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """A block that is cancelled (like ``move_on``) when the credential ends."""
-        with trio.CancelScope() as scope:
-            if self.ended:
-                scope.cancel()
-            self._waiters.add(scope)
-            try:
-                yield
-            finally:
-                self._waiters.discard(scope)
+    def closing(self, close: Callable[[], None]) -> Iterator[None]:
+        """Call ``close`` when the credential ends during the block (at once if it has).
+
+        A live stream closes its channel this way: one callback per stream
+        instead of a cancel scope around every wait of its hot loop.
+        """
+        if self.ended:
+            close()
+        self._closers.append(close)
+        try:
+            yield
+        finally:
+            self._closers.remove(close)
 
     async def wait_ended(self) -> None:
         await self._done.wait()

@@ -107,8 +107,10 @@ def _typing_visible(info: Info, me: str, sig: TypingSignal) -> bool:
     return sig.user_id != me and room is not None and me in room.members
 
 
-def _interruptible(cred: Credential | None) -> contextlib.AbstractContextManager[None]:
-    return nullcontext() if cred is None else cred.interruptible()
+def _closing(cred: Credential | None, sub: Subscriber) -> contextlib.AbstractContextManager[None]:
+    # The credential's end closes the stream's channel, so a waiting receive
+    # returns at once (no scope per event on the hot path).
+    return nullcontext() if cred is None else cred.closing(sub.send.close)
 
 
 def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
@@ -145,7 +147,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     topics = [f"user.{me}", "presence", *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
-    with services.hub.subscribe(topics, capacity=1024) as sub:
+    with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
         # Subscribed first; the client's first event is its own presence.
         status = await live.come_online(me)
         yield {"type": "PRESENCE", "userId": me, "presence": status}
@@ -155,11 +157,12 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                 raise SessionEnded("session terminated")
             item = None
-            # The credential's end interrupts the wait, so an idle stream ends too.
-            with trio.move_on_at(next_refresh), _interruptible(cred):
+            with trio.move_on_at(next_refresh):
                 try:
                     item = await sub.receive.receive()
                 except trio.EndOfChannel:
+                    if cred is not None and cred.ended:
+                        continue  # closed by the credential's end: say so above
                     raise BusyError("slow consumer: live stream dropped") from None
             if item is None:
                 if trio.current_time() >= next_refresh:
