@@ -18,6 +18,7 @@ from nats.js.api import ObjectMeta, ObjectMetaOptions
 
 from actors.snapshot import SnapshotError
 from chatto.bus.bridge import NatsBridge
+from chatto.bus.buckets import erase_object_chunks
 from chatto.bus.storage import EVENT_STREAM, SNAPSHOTS
 from chatto.codec import CodecError, decode_envelope
 
@@ -70,6 +71,10 @@ class NatsSnapshotStore:
         async def put() -> None:
             store = await js.object_store(SNAPSHOTS)
             meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_BYTES))
+            # The previous snapshot holds password hashes of users deleted
+            # since: overwritten, not just purged by the replacement. A start
+            # reading it meanwhile sees a digest mismatch and replays instead.
+            await erase_object_chunks(js, store, SNAPSHOTS, name)
             await store.put(name, data, meta=meta)
 
         await self._bridge.call(put)

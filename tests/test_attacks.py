@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from actors.room_commands import CreateRoom
+from chatto.snapshot_store import NatsSnapshotStore
 from tests.authflow import Account, login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.test_attachments import upload
@@ -309,6 +310,12 @@ async def test_deletion_erases_every_password_hash_from_the_store(auth_env: Auth
             token = r.json()["token"]
             hashes.append(directory.users[gone.user["id"]].password_hash)
             kept = directory.users[stays.user["id"]].password_hash
+            # A snapshot holding the hashes, replaced after the deletion (at
+            # the graceful stop): its chunks must be overwritten too.
+            assert await services.projector.write_snapshot()
+            snapshot = await NatsSnapshotStore(services.bridge).load()
+            assert snapshot is not None  # compressed: the scan looks for its bytes
+            assert snapshot[-512:] in store_bytes(services.config.nats_store_dir)
             challenge = await ok(c, token, "mutation { requestAccountDeletion { token } }")
             t = challenge["requestAccountDeletion"]["token"]
             await ok(c, token, "mutation($t: String!) { deleteMyAccount(token: $t) }", t=t)
@@ -319,6 +326,7 @@ async def test_deletion_erases_every_password_hash_from_the_store(auth_env: Auth
     assert kept.removeprefix("$chatto1$").encode() in blob  # the scan sees hashes
     for old in hashes:
         assert old.removeprefix("$chatto1$").encode() not in blob
+    assert snapshot[-512:] not in blob  # the replaced snapshot was overwritten
 
 
 # --- 7. DM ids and what outsiders learn about them ------------------------------------

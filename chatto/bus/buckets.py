@@ -238,14 +238,9 @@ class BucketOps:
 
         async def erase() -> None:
             store = await self._obj(bucket)
-            try:
-                info = await store.get_info(name)
-            except nats.js.errors.ObjectNotFoundError:
-                return
-            chunks = f"$O.{bucket}.C.{info.nuid}"
-            await _erase_subject(js, f"OBJ_{bucket}", chunks, int(info.chunks or 0) + 2)
-            with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
-                await store.delete(name)
+            if await erase_object_chunks(js, store, bucket, name):
+                with contextlib.suppress(nats.js.errors.ObjectNotFoundError):
+                    await store.delete(name)
 
         await self.call(erase)
 
@@ -260,6 +255,21 @@ class BucketOps:
             return bytes(res.data or b"")
 
         return await self.call(get)
+
+
+async def erase_object_chunks(js: JetStreamContext, store: Any, bucket: str, name: str) -> bool:
+    """Loop-thread: overwrite the chunks of object ``name``; False if there is none.
+
+    Object-store deletes and replacements only purge chunks (marked, still on
+    disk), so whatever must not survive is erased first.
+    """
+    try:
+        info = await store.get_info(name)
+    except nats.js.errors.ObjectNotFoundError:
+        return False
+    chunks = f"$O.{bucket}.C.{info.nuid}"
+    await _erase_subject(js, f"OBJ_{bucket}", chunks, int(info.chunks or 0) + 2)
+    return True
 
 
 async def _erase_subject(js: JetStreamContext, stream: str, subject: str, bound: int) -> int:
