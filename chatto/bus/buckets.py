@@ -26,6 +26,7 @@ T = TypeVar("T")
 # A KV key has one revision (history 1); a few more can exist for a moment
 # while a write races an erase.
 MAX_KV_REVISIONS = 16
+SEQUENCE_NOT_FOUND = 10043
 
 
 class KeyExistsError(ConflictError):
@@ -279,7 +280,12 @@ async def _erase_subject(js: JetStreamContext, stream: str, subject: str, bound:
             msg = await js.get_last_msg(stream, subject)
         except nats.js.errors.NotFoundError:
             return erased
-        with contextlib.suppress(nats.js.errors.NotFoundError):
+        try:
             # nats-py asks without no_erase: the server overwrites the bytes.
             await js.delete_msg(stream, int(msg.seq or 0))
+        except nats.js.errors.NotFoundError:
+            pass
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != SEQUENCE_NOT_FOUND:
+                raise  # (a concurrent eraser took it first: fine)
     raise nats.js.errors.APIError(description=f"more than {bound} messages on {subject}")
