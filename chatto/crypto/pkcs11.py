@@ -160,12 +160,18 @@ class Pkcs11Token:
     async def aclose(self) -> None:
         """Close the session (and end this process's login on the token)."""
         with trio.move_on_after(5, shield=True):
-            await trio.to_thread.run_sync(self._close, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(
+                self._close_locked, abandon_on_cancel=True, limiter=self._limiter
+            )
 
     # --- in the worker thread -------------------------------------------------
 
     async def _run(self, fn: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(self._call, fn, limiter=self._limiter)
+        # A hung token must not hang a cancelled caller (or shutdown): the
+        # thread is left to finish, and keeps the limiter until it does.
+        return await trio.to_thread.run_sync(
+            self._call, fn, limiter=self._limiter, abandon_on_cancel=True
+        )
 
     def _call(self, fn: Callable[[], T]) -> T:
         with _MODULE_CALLS:
@@ -279,6 +285,10 @@ class Pkcs11Token:
                 Attribute.MODIFIABLE: False,
             },
         )
+
+    def _close_locked(self) -> None:
+        with _MODULE_CALLS:
+            self._close()
 
     def _close(self) -> None:
         session, self._session = self._session, None
