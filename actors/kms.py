@@ -122,6 +122,11 @@ class KmsStats:
     """Reply with the actor's ``statistics()``."""
 
 
+@attrs.frozen
+class MasterKeyStats:
+    """Reply with the master key's ``statistics()`` (operations in an HSM, say)."""
+
+
 # --- state ----------------------------------------------------------------
 
 
@@ -224,6 +229,8 @@ class KmsActor:
                 return await self._legacy_user_key(command.user_id)
             case KmsStats():
                 return self.statistics()
+            case MasterKeyStats():
+                return self._master.statistics()
         raise InvalidInputError(f"kms cannot handle {type(command).__name__}")
 
     async def _create_kek(self) -> str:
@@ -354,6 +361,11 @@ class Kms:
     async def statistics(self) -> dict[str, int]:
         """The actor's counters."""
         stats: dict[str, int] = await self._system.ask(self._kind, "", KmsStats())
+        return stats
+
+    async def master_statistics(self) -> dict[str, int]:
+        """The master key's counters (they outlive a passivated actor's caches)."""
+        stats: dict[str, int] = await self._system.ask(self._kind, "", MasterKeyStats())
         return stats
 
 

@@ -43,6 +43,10 @@ class MasterKey(Protocol):
 
     async def unwrap(self, sealed: bytes, aad: bytes) -> bytes: ...
 
+    def statistics(self) -> dict[str, int]:
+        """Counters of master-key operations (``wraps``, ``unwraps``, ...)."""
+        ...
+
 
 # --- storage --------------------------------------------------------------
 

@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
         "rotate-master", help="re-seal every key under a new master key (server stopped)"
     )
     p_krot.add_argument("-c", "--config", default=default)
+    p_krot.add_argument(
+        "--new-key-label",
+        help="kms.provider = pkcs11: re-seal under this token key (created if absent)",
+    )
+    p_khsm = keys_sub.add_parser(
+        "init-hsm", help="create the master key inside the PKCS#11 token ([kms] pkcs11_*)"
+    )
+    p_khsm.add_argument("-c", "--config", default=default)
+    p_khsm.add_argument("--key-label", help="the new key's label (default kms.pkcs11_key_label)")
     sub.add_parser("loadtest", help="load-test a server (see `chatto loadtest --help`)")
     p_run = sub.add_parser("run", help="run the server")
     p_run.add_argument("-c", "--config", default=default, help="config path")
@@ -168,7 +177,27 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
     elif args.keys_command == "import":
         written, skipped = commands.run(keys.keys_import, config, Path(args.file), args.passphrase)
         print(f"chatto: {written} key records imported, {skipped} already present", file=sys.stderr)
+    elif args.keys_command == "init-hsm":
+        from chatto.backup import hsm
+
+        label, key_id = commands.run(hsm.init_hsm, config, args.key_label)
+        print(
+            f"chatto: created key {label!r} (master key {key_id}) in PKCS#11 token "
+            f"{config.kms.pkcs11_token_label!r}; it cannot leave the token",
+            file=sys.stderr,
+        )
     else:
+        return cmd_rotate(args, config)
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace, config: Config) -> int:
+    """``keys rotate-master``: a new key file (local) or a key in the token (pkcs11)."""
+    from chatto.backup import commands, hsm, keys
+
+    if config.kms.provider != "pkcs11":
+        if args.new_key_label:
+            return fail("--new-key-label needs kms.provider = pkcs11", 2)
         done, skipped, old = commands.run(keys.rotate_master, config)
         print(
             f"chatto: {done} key records re-sealed ({skipped} already were); "
@@ -176,6 +205,15 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
             "destroy it once no backup made before this rotation is needed",
             file=sys.stderr,
         )
+        return 0
+    done, skipped, label, key_id = commands.run(hsm.rotate_to_token, config, args.new_key_label)
+    print(
+        f"chatto: {done} key records re-sealed ({skipped} already were) under key {label!r} "
+        f'(master key {key_id}); set kms.pkcs11_key_label = "{label}" before starting. '
+        "The old key still exists: destroy it once no backup made before this rotation "
+        "is needed",
+        file=sys.stderr,
+    )
     return 0
 
 

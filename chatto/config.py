@@ -30,6 +30,7 @@ from chatto.config_schema import (
     CoreConfig,
     EmbeddedNatsConfig,
     GraphqlConfig,
+    KmsConfig,
     LimitsConfig,
     LoggingConfig,
     NatsConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "CoreConfig",
     "EmbeddedNatsConfig",
     "GraphqlConfig",
+    "KmsConfig",
     "LimitsConfig",
     "LoggingConfig",
     "NatsConfig",
@@ -71,7 +73,7 @@ __all__ = [
 ]
 
 MIN_SECRET = 32
-KMS_PROVIDERS = ("local",)
+KMS_PROVIDERS = ("local", "pkcs11")
 # The NATS token only guards a loopback listener, so a shorter one is allowed.
 MIN_NATS_TOKEN = 16
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -191,12 +193,7 @@ def _coerce_env(raw: str, tp: Any) -> Any:
 def validate(config: Config) -> None:
     """Cross-field and range checks on an already type-checked config."""
     _validate_core(config.core)
-    if config.kms.provider not in KMS_PROVIDERS:
-        raise ConfigError(f"config key 'kms.provider' must be one of {', '.join(KMS_PROVIDERS)}")
-    if not config.kms.master_key_file:
-        raise ConfigError("config key 'kms.master_key_file' must not be empty")
-    if config.kms.dek_rotation_days < 0:
-        raise ConfigError("config key 'kms.dek_rotation_days' must be >= 0")
+    _validate_kms(config.kms)
     _validate_webserver(config.webserver)
     _validate_tls(config.webserver.tls, config.base_dir)
     for name in field_types(GraphqlConfig):
@@ -217,6 +214,24 @@ def validate(config: Config) -> None:
 
 def _validate_core(c: CoreConfig) -> None:
     _require_secret("core.secret_key", c.secret_key)
+
+
+def _validate_kms(k: KmsConfig) -> None:
+    if k.provider not in KMS_PROVIDERS:
+        raise ConfigError(f"config key 'kms.provider' must be one of {', '.join(KMS_PROVIDERS)}")
+    if not k.master_key_file:
+        raise ConfigError("config key 'kms.master_key_file' must not be empty")
+    if k.dek_rotation_days < 0:
+        raise ConfigError("config key 'kms.dek_rotation_days' must be >= 0")
+    if k.provider != "pkcs11":
+        return
+    # The PIN (file or CHATTO_KMS_PKCS11_PIN) is read when the key is opened:
+    # a missing one is a one-line start-up error there.
+    for name in ("pkcs11_module", "pkcs11_token_label", "pkcs11_key_label"):
+        if not getattr(k, name).strip():
+            raise ConfigError(f"config key 'kms.{name}' must not be empty with provider pkcs11")
+    if len(k.pkcs11_token_label.encode()) > 32:  # CK_TOKEN_INFO's label field
+        raise ConfigError("config key 'kms.pkcs11_token_label' must be at most 32 bytes")
 
 
 def _validate_webserver(w: WebserverConfig) -> None:

@@ -149,10 +149,19 @@ class KmsConfig:
     ``local``: a 32-byte key in ``master_key_file`` (mode 0600, written by
     ``chatto init`` next to the config), or base64 in the environment
     variable ``CHATTO_KMS_MASTER_KEY`` (never in this file).
+
+    ``pkcs11``: an AES-256 key that never leaves an HSM, found by
+    ``pkcs11_key_label`` in the token ``pkcs11_token_label`` of the PKCS#11
+    module ``pkcs11_module``. The PIN comes from ``pkcs11_pin_file`` (mode
+    0600) or ``CHATTO_KMS_PKCS11_PIN``; it is deliberately not a key here.
     """
 
     provider: str = "local"
     master_key_file: str = "chatto.master.key"
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = "chatto"
+    pkcs11_key_label: str = "chatto-master"
+    pkcs11_pin_file: str = ""
     # A user's message-body key gets a new epoch on their first post after
     # this many days (0: never); older epochs stay readable until shredded.
     dek_rotation_days: float = 30.0
@@ -254,6 +263,12 @@ class Config:
     def master_key_path(self) -> Path:
         """``kms.master_key_file`` resolved against the config file's folder."""
         return (self.base_dir / self.kms.master_key_file).resolve()
+
+    @property
+    def pkcs11_pin_path(self) -> Path | None:
+        """``kms.pkcs11_pin_file`` resolved against the config file's folder (None: unset)."""
+        pin = self.kms.pkcs11_pin_file
+        return (self.base_dir / pin).resolve() if pin else None
 
     @property
     def tls_cache_dir(self) -> Path:

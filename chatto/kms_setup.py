@@ -3,10 +3,13 @@
 ``open_master_key`` runs after the storage bootstrap and before anything
 reads a key:
 
-1. The key comes from ``CHATTO_KMS_MASTER_KEY`` or ``kms.master_key_file``.
-   Without either, a new key file is written only if nothing in the store is
-   sealed yet (a fresh server, or an older one whose KEKs are still raw);
-   otherwise the start fails: the stored keys need the key that sealed them.
+1. The key comes from the configured provider (``kms.provider``): ``local``
+   reads ``CHATTO_KMS_MASTER_KEY`` or ``kms.master_key_file``; without
+   either, a new key file is written only if nothing in the store is sealed
+   yet (a fresh server, or an older one whose KEKs are still raw), otherwise
+   the start fails: the stored keys need the key that sealed them.
+   ``pkcs11`` logs in to the token and finds its key (``chatto keys
+   init-hsm`` creates it); the session lasts as long as the server.
 2. ``master.check`` in ``ENCRYPTION_KEYS`` names the id of the key that
    seals the store (and holds a value sealed by it). Another key fails the
    start with both ids named, so a wrong or rotated-away key never leads to
@@ -22,7 +25,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -52,6 +58,9 @@ from chatto.crypto.master import (
 )
 from chatto.errors import StartupError
 
+if TYPE_CHECKING:
+    from chatto.crypto.pkcs11 import TokenSettings
+
 log = logging.getLogger(__name__)
 
 CHECK = "master.check"
@@ -61,29 +70,63 @@ SEALED_PREFIXES = (SEALED_KEK, SEALED_USER_KEY, CHECK)
 MIGRATION_CONCURRENCY = 32
 
 
-async def open_master_key(config: Config, bridge: NatsBridge) -> MasterKey:
+@asynccontextmanager
+async def open_master_key(config: Config, bridge: NatsBridge) -> AsyncIterator[MasterKey]:
     """The master key of this store, checked, with every raw KEK sealed (see module doc)."""
     check = await bridge.kv_get(ENCRYPTION_KEYS, CHECK)
+    async with AsyncExitStack() as stack:
+        try:
+            master = await stack.enter_async_context(
+                open_configured_key(config, create=check is None)
+            )
+            if master is None:
+                assert check is not None
+                raise StartupError(
+                    f"no master key: {config.master_key_path} does not exist and "
+                    "CHATTO_KMS_MASTER_KEY is not set, but the stored keys are sealed by "
+                    f"master key {sealed_by(check.value) or '?'}; restore that key file"
+                )
+            await ensure_check(bridge, master)
+            sealed = await seal_raw_records(bridge, master)
+        except MasterKeyError as exc:
+            raise StartupError(exc.message) from None
+        if sealed:
+            log.warning("sealed %d raw key records with the master key and erased them", sealed)
+        yield master
+
+
+@asynccontextmanager
+async def open_configured_key(config: Config, *, create: bool) -> AsyncIterator[MasterKey | None]:
+    """The ``kms.provider``'s key for the block; None when ``local`` has none.
+
+    ``create`` lets ``local`` write a new key file; a token key is never
+    created here (``chatto keys init-hsm`` does that).
+    """
+    if config.kms.provider != "pkcs11":
+        yield load_local_key(config, create=create)
+        return
+    settings = token_settings(config)  # first: it says so if python-pkcs11 is missing
+    from chatto.crypto.pkcs11 import open_pkcs11_master_key
+
+    async with open_pkcs11_master_key(settings, config.kms.pkcs11_key_label) as key:
+        yield key
+
+
+def token_settings(config: Config) -> TokenSettings:
+    """Module, token and PIN of ``[kms]``; ``MasterKeyError`` without the library or a PIN."""
     try:
-        master = load_master_key(config, create=check is None)
-    except MasterKeyError as exc:
-        raise StartupError(exc.message) from None
-    if master is None:
-        assert check is not None
-        raise StartupError(
-            f"no master key: {config.master_key_path} does not exist and "
-            f"CHATTO_KMS_MASTER_KEY is not set, but the stored keys are sealed by master key "
-            f"{sealed_by(check.value) or '?'}; restore that key file"
-        )
-    await ensure_check(bridge, master)
-    sealed = await seal_raw_records(bridge, master)
-    if sealed:
-        log.warning("sealed %d raw key records with the master key and erased them", sealed)
-    return master
+        from chatto.crypto.pkcs11 import TokenSettings, read_pin
+    except ImportError:
+        raise MasterKeyError(
+            "kms.provider = pkcs11 needs python-pkcs11: pip install 'chatto[pkcs11]'"
+        ) from None
+    k = config.kms
+    return TokenSettings(k.pkcs11_module, k.pkcs11_token_label, read_pin(config.pkcs11_pin_path))
 
 
-def load_master_key(config: Config, *, create: bool) -> LocalMasterKey | None:
-    """From the environment or the key file; a new file when ``create`` and none exists."""
+def load_local_key(config: Config, *, create: bool) -> LocalMasterKey | None:
+    """The ``local`` key: from the environment or the key file; a new file when
+    ``create`` and none exists."""
     master = from_environment() or read_key_file(config.master_key_path)
     if master is not None or not create:
         return master
@@ -118,8 +161,9 @@ async def ensure_check(bridge: NatsBridge, master: MasterKey) -> None:
     if stored != master.key_id:
         raise StartupError(
             f"the stored keys are sealed by master key {stored or '?'}, but this server's "
-            f"master key is {master.key_id}: configure the key file that sealed them "
-            "(or finish `chatto keys rotate-master`)"
+            f"master key is {master.key_id}: configure the master key that sealed them "
+            "(kms.master_key_file, or kms.pkcs11_key_label in its token) "
+            "or finish `chatto keys rotate-master`"
         )
     try:
         await open_key_record(master, CHECK, entry.value)

@@ -138,9 +138,11 @@ async def serve_chatto(
 ) -> None:
     """Run the whole server until ``shutdown`` is set."""
     warn_about_config(config)
-    async with open_nats(config) as (bridge, embedded):
+    async with AsyncExitStack() as stack:
+        bridge, embedded = await stack.enter_async_context(open_nats(config))
         await bootstrap_storage(bridge, config.nats.replicas)
-        master = await open_master_key(config, bridge)
+        # Closed before NATS: an HSM session ends with the server.
+        master = await stack.enter_async_context(open_master_key(config, bridge))
         store = JetStreamEventStore(bridge)
         hub = Hub()
         a, w = config.actors, config.webserver

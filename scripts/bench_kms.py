@@ -1,7 +1,8 @@
 """Benchmark: the master key's costs (issue #17), on an embedded nats-server.
 
-- cold KEK load (KV read + master-key unwrap) with the ``local`` provider,
-  and the unwrap alone;
+- cold KEK load (KV read + master-key unwrap) and the unwrap alone, with
+  the ``local`` provider or (``--provider pkcs11``) a key inside Debian's
+  SoftHSM, set up in a throw-away token directory as the tests do;
 - the KMS work of a post with a warm cache (a DEK unwrap answered from the
   cache), for a user whose KEK is sealed (this change) and one whose KEK is
   raw (before it), in one run: it must not move;
@@ -23,11 +24,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.softhsm
 
 from actors.kms import CreateKek, GenerateDek, KmsActor, ShredKeys, UnwrapDek
 from actors.kms_records import RAW_KEK, BucketStore, open_key_record
@@ -37,6 +42,7 @@ from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.crypto import aad, aead
 from chatto.crypto.master import new_master_key
 from chatto.kms_setup import seal_raw_records
+from tests.softhsm import MODULE, make_softhsm, softhsm_available
 
 TOKEN = "bench-token-0123456789abcdef"
 CONTEXT = aad.dek_wrap_aad("user-1", "message-body", 1)
@@ -71,7 +77,16 @@ async def cold_loads(bridge: NatsBridge, master: Any, n: int) -> dict[str, Any]:
         started = time.perf_counter()
         await open_key_record(master, f"mkek.{pairs[0][0]}", record.value)
         unwrap.append(time.perf_counter() - started)
-    return {"cold_dek_unwrap_with_kek_load": _us(cold), "master_unwrap_alone": _us(unwrap)}
+    wrap: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await master.wrap(aead.new_key(), b"bench record")
+        wrap.append(time.perf_counter() - started)
+    return {
+        "cold_dek_unwrap_with_kek_load": _us(cold),
+        "master_unwrap_alone": _us(unwrap),
+        "master_wrap_alone": _us(wrap),
+    }
 
 
 async def warm_post_kms(bridge: NatsBridge, master: Any, n: int) -> dict[str, Any]:
@@ -130,12 +145,26 @@ def scan(store_dir: Path, secrets: list[bytes]) -> int:
     return sum(1 for s in secrets if s in blob)
 
 
+@asynccontextmanager
+async def open_master(provider: str, tmp: Path) -> AsyncIterator[Any]:
+    """The master key under test: a local key, or a new key in a SoftHSM token."""
+    if provider == "local":
+        yield new_master_key()
+        return
+    from chatto.crypto.pkcs11 import TokenSettings, open_pkcs11_token
+
+    hsm = make_softhsm(tmp / "softhsm", ["bench"], "bench-pin")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)  # before the module is first loaded
+    async with open_pkcs11_token(TokenSettings(MODULE, "bench", hsm.pin), writable=True) as token:
+        yield await token.generate_key("bench-master")
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    master = new_master_key()
     with tempfile.TemporaryDirectory(prefix="chatto-bench-kms-") as tmp:
         store_dir = Path(tmp) / "nats"
         settings = EmbeddedSettings("127.0.0.1", 0, store_dir, TOKEN)
         async with (
+            open_master(args.provider, Path(tmp)) as master,
             open_embedded_nats(settings) as nats,
             open_nats_bridge(NatsSettings(nats.url, token=TOKEN)) as bridge,
         ):
@@ -144,12 +173,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             mig = await migration(bridge, master, args.migrate)
             warm = await warm_post_kms(bridge, master, args.n * 10)
             secrets, before = await shred_leftovers(store_dir, bridge, master, args.shred)
+            operations = master.statistics()
         leftovers = scan(store_dir, secrets)  # after a graceful stop of nats-server
     return {
         "benchmark": "kms",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "provider": "local",
+        "provider": args.provider,
+        "master_key_operations": operations,
         **cold,
         "warm_post_kms": warm,
         "migration": mig,
@@ -168,14 +199,24 @@ def main() -> None:
     parser.add_argument("--migrate", type=int, default=10_000, help="raw KEKs to seal")
     parser.add_argument("--shred", type=int, default=200, help="KEKs to shred and search for")
     parser.add_argument("--out", default="kms.json", help="JSON report path")
+    parser.add_argument(
+        "--provider",
+        choices=["local", "pkcs11"],
+        default="local",
+        help="master key: a local key, or a key inside a throw-away SoftHSM token",
+    )
     args = parser.parse_args()
+    if args.provider == "pkcs11" and not softhsm_available():
+        parser.error(f"--provider pkcs11 needs softhsm2 ({MODULE}): apt-get install softhsm2")
     report = trio.run(bench, args)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     cold, alone = report["cold_dek_unwrap_with_kek_load"], report["master_unwrap_alone"]
     warm = report["warm_post_kms"]
     print(
+        f"provider {report['provider']}\n"
         f"cold DEK unwrap incl. KEK load: median {cold['median_us']} us "
-        f"(master unwrap alone {alone['median_us']} us)\n"
+        f"(master unwrap alone {alone['median_us']} us, "
+        f"wrap {report['master_wrap_alone']['median_us']} us)\n"
         f"warm post KMS work: sealed {warm['sealed_kek_after']['median_us']} us, "
         f"raw {warm['raw_kek_before']['median_us']} us\n"
         f"sealing {report['migration']['raw_keks']:,} raw KEKs: "

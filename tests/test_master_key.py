@@ -23,7 +23,7 @@ from chatto.config import Config
 from chatto.crypto import aead
 from chatto.crypto.master import new_master_key, read_key_file, write_key_file
 from chatto.errors import StartupError
-from chatto.kms_setup import CHECK, load_master_key, rotation_path
+from chatto.kms_setup import CHECK, load_local_key, rotation_path
 from tests.authflow import bearer, login_token
 from tests.conftest import ConfigFactory, start_mail_server, start_server
 from tests.test_auth_storage import store_bytes
@@ -58,7 +58,7 @@ async def test_a_copied_store_opens_nothing_without_its_master_key(
         victim, s = await _victim(nursery, make_config)
         copy = tmp_path / "stolen"
         shutil.copytree(victim.nats_store_dir, copy)
-        master = load_master_key(victim, create=False)
+        master = load_local_key(victim, create=False)
         assert master is not None
 
         # A fresh `chatto init` on the copy: another master key.
@@ -92,7 +92,7 @@ async def test_a_copied_store_opens_nothing_without_its_master_key(
             assert r.status_code == 401
         await trio.sleep(0.5)
         assert env.sink.messages == []  # no reset link was mailed to anyone
-        thief_key = load_master_key(thief, create=False)
+        thief_key = load_local_key(thief, create=False)
         assert thief_key is not None
         for name in await services.bridge.kv_keys(ENCRYPTION_KEYS):
             assert not name.startswith(RAW_KEK)
@@ -130,7 +130,7 @@ async def test_raw_keks_of_an_older_server_are_sealed_and_erased_at_start(
         handle = await start_server(nursery, config)
         services = handle.running.services
         bridge = services.bridge
-        master = load_master_key(config, create=False)
+        master = load_local_key(config, create=False)
         assert master is not None
         raw_keys: list[bytes] = []
         names = [n for n in await bridge.kv_keys(ENCRYPTION_KEYS) if n.startswith(SEALED_KEK)]
@@ -171,7 +171,7 @@ async def test_rotate_master_reseals_everything_and_resumes(
 ) -> None:
     with trio.fail_after(120):
         config, s = await _victim(nursery, make_config)
-        old = load_master_key(config, create=False)
+        old = load_local_key(config, create=False)
         assert old is not None
         # An interrupted rotation: the new key was written and one record re-sealed.
         new_path = rotation_path(config)

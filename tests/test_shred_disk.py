@@ -19,7 +19,7 @@ import trio
 
 from actors.kms_records import open_key_record, parse_dek_record
 from chatto.bus.storage import ENCRYPTION_KEYS, OBJECTS, RUNTIME_STATE
-from chatto.kms_setup import load_master_key
+from chatto.kms_setup import load_local_key
 from chatto.messaging.attachments import attachment_object, avatar_object
 from tests.authflow import bearer, login_token, register
 from tests.conftest import AuthEnv
@@ -55,7 +55,7 @@ async def _secrets_of(services: Any, user_id: str, objects: list[str]) -> dict[s
     """Every stored byte string that would let a disk copy read the user's data."""
     bridge = services.bridge
     found: dict[str, bytes] = {}
-    master = load_master_key(services.config, create=False)
+    master = load_local_key(services.config, create=False)
     assert master is not None
     for k in await user_keys(services, user_id):
         name = f"mkek.{k.kek_ref}"

@@ -176,7 +176,7 @@ async def restore(config: Config, path: Path, conflict: str, passphrase: str | N
         )
     from chatto.backup.keys import restore_notes  # local: keys imports this module
 
-    notes += restore_notes(config, parsed.members)
+    notes += await restore_notes(config, parsed.members)
     if not parsed.manifest.get("include_keys"):
         notes.append(
             "the backup has no encryption keys: import them with `chatto keys import` "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from actors.kms_records import (
     RAW_USER_KEY,
     SEALED_KEK,
     SEALED_USER_KEY,
+    MasterKey,
     kek_record,
     open_key_record,
     parse_kek_record,
@@ -36,18 +39,19 @@ from chatto.backup.commands import (
     secret_fingerprint,
     write_private,
 )
+from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
 from chatto.config import Config
-from chatto.crypto.master import (
-    LocalMasterKey,
-    MasterKeyError,
-    new_master_key,
-    read_key_file,
-    write_key_file,
-)
+from chatto.crypto.master import MasterKeyError, new_master_key, read_key_file, write_key_file
 from chatto.errors import StartupError
-from chatto.kms_setup import CHECK, load_master_key, open_master_key, rewrap_all, rotation_path
+from chatto.kms_setup import (
+    CHECK,
+    open_configured_key,
+    open_master_key,
+    rewrap_all,
+    rotation_path,
+)
 
 MEMBER = f"kv/{ENCRYPTION_KEYS}.jsonl"
 _TO_RAW = {SEALED_KEK: RAW_KEK, SEALED_USER_KEY: RAW_USER_KEY}
@@ -59,21 +63,23 @@ def _renamed(name: str, table: dict[str, str]) -> str | None:
     return None if prefix is None else table[prefix] + name[len(prefix) :]
 
 
-def _master(config: Config) -> LocalMasterKey:
-    try:
-        master = load_master_key(config, create=False)
-    except MasterKeyError as exc:
-        raise StartupError(exc.message) from None
-    if master is None:
-        raise StartupError(f"no master key: {config.master_key_path} does not exist")
-    return master
+@asynccontextmanager
+async def _open_key(config: Config) -> AsyncIterator[MasterKey | None]:
+    """The configured master key (None: no local key file), errors as ``StartupError``."""
+    async with AsyncExitStack() as stack:
+        try:
+            master = await stack.enter_async_context(open_configured_key(config, create=False))
+        except MasterKeyError as exc:
+            raise StartupError(exc.message) from None
+        yield master
 
 
 async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
     """Write every KEK, opened, into an age archive; returns how many."""
-    master = _master(config)
     records: list[dict[str, Any]] = []
-    async with open_store(config, allow_running=True) as bridge:
+    async with _open_key(config) as master, open_store(config, allow_running=True) as bridge:
+        if master is None:
+            raise StartupError(f"no master key: {config.master_key_path} does not exist")
         await bootstrap_storage(bridge, config.nats.replicas)
         for name in sorted(await bridge.kv_keys(ENCRYPTION_KEYS)):
             raw_name = _renamed(name, _TO_RAW)
@@ -105,47 +111,51 @@ async def keys_import(config: Config, path: Path, passphrase: str | None) -> tup
     records = parsed.members.get(MEMBER)
     if records is None:
         raise archive.ArchiveError("this archive holds no encryption keys")
-    written = 0
     async with open_store(config, allow_running=True) as bridge:
         await bootstrap_storage(bridge, config.nats.replicas)
-        master = await open_master_key(config, bridge)
-        for rec in records:
-            name = _renamed(str(rec["key"]), _TO_SEALED)
-            if name is None:
-                continue
-            key = parse_kek_record(base64.b64decode(rec["value"]))
-            if await bridge.kv_get(ENCRYPTION_KEYS, name) is not None:
-                continue
-            sealed = await seal_key_record(master, name, key, int(time.time() * 1000))
-            try:
-                await bridge.kv_create(ENCRYPTION_KEYS, name, sealed)
-                written += 1
-            except KeyExistsError:
-                continue
+        async with open_master_key(config, bridge) as master:
+            written = await _seal_imported(bridge, master, records)
     return written, len(records) - written
 
 
-def restore_notes(config: Config, members: dict[str, list[dict[str, Any]]]) -> list[str]:
+async def _seal_imported(
+    bridge: NatsBridge, master: MasterKey, records: list[dict[str, Any]]
+) -> int:
+    written = 0
+    for rec in records:
+        name = _renamed(str(rec["key"]), _TO_SEALED)
+        if name is None:
+            continue
+        key = parse_kek_record(base64.b64decode(rec["value"]))
+        if await bridge.kv_get(ENCRYPTION_KEYS, name) is not None:
+            continue
+        sealed = await seal_key_record(master, name, key, int(time.time() * 1000))
+        try:
+            await bridge.kv_create(ENCRYPTION_KEYS, name, sealed)
+            written += 1
+        except KeyExistsError:
+            continue
+    return written
+
+
+async def restore_notes(config: Config, members: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Refuse a restore whose keys another master key sealed; notes for the operator."""
     check = next((r for r in members.get(MEMBER, []) if r.get("key") == CHECK), None)
     if check is None:
         return []
     sealed_id = sealed_by(base64.b64decode(check["value"]))
-    try:
-        master = load_master_key(config, create=False)
-    except MasterKeyError as exc:
-        raise StartupError(exc.message) from None
-    if master is None:
-        return [
-            f"the archive's keys are sealed by master key {sealed_id}: put that key file at "
-            f"{config.master_key_path} before starting the server"
-        ]
-    if master.key_id != sealed_id:
-        raise StartupError(
-            f"the archive's keys are sealed by master key {sealed_id}, this server's is "
-            f"{master.key_id}: restore with the key file that sealed them (or move keys "
-            "with `chatto keys export` and `chatto keys import`)"
-        )
+    async with _open_key(config) as master:
+        if master is None:
+            return [
+                f"the archive's keys are sealed by master key {sealed_id}: put that key file "
+                f"at {config.master_key_path} before starting the server"
+            ]
+        if master.key_id != sealed_id:
+            raise StartupError(
+                f"the archive's keys are sealed by master key {sealed_id}, this server's is "
+                f"{master.key_id}: restore with the master key that sealed them (or move keys "
+                "with `chatto keys export` and `chatto keys import`)"
+            )
     return []
 
 
@@ -157,6 +167,8 @@ async def rotate_master(config: Config) -> tuple[int, int, Path]:
     the check record last; then the old key moves to ``<file>.old-<id>`` and
     the new one takes its place. The server must be stopped.
     """
+    if config.kms.provider != "local":
+        raise StartupError("this rotation is for kms.provider = local (see --new-key-label)")
     if os.environ.get("CHATTO_KMS_MASTER_KEY"):
         raise StartupError("rotate-master works on kms.master_key_file, not on the environment")
     path = config.master_key_path

@@ -38,16 +38,23 @@ class LocalMasterKey:
             raise MasterKeyError("a master key is 32 bytes")
         self._key = key
         self.key_id = hmac.new(key, b"chatto master key id", hashlib.sha256).hexdigest()[:16]
+        self._wraps = self._unwraps = 0
 
     def __repr__(self) -> str:
         return f"LocalMasterKey(id={self.key_id})"
 
+    def statistics(self) -> dict[str, int]:
+        """wraps and unwraps done with this key."""
+        return {"wraps": self._wraps, "unwraps": self._unwraps}
+
     async def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
         """Seal ``plaintext`` (a KEK) bound to ``aad`` (the record's name)."""
+        self._wraps += 1
         return aead.seal(self._key, plaintext, aad)
 
     async def unwrap(self, sealed: bytes, aad: bytes) -> bytes:
         """Open what ``wrap`` sealed; ``DecryptionFailed`` on any mismatch."""
+        self._unwraps += 1
         return aead.open_sealed(self._key, sealed, aad)
 
 
