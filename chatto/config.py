@@ -223,6 +223,7 @@ def _validate_webserver(w: WebserverConfig) -> None:
     _positive("webserver.max_upload_bytes", w.max_upload_bytes)
     _at_least("webserver.max_upload_parts", w.max_upload_parts, 3)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
+    _positive("webserver.websocket_init_timeout_seconds", w.websocket_init_timeout_seconds)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):
             raise ConfigError(

@@ -73,6 +73,8 @@ class WebserverConfig:
     # before the MIME parser runs, since parsing costs per part.
     max_upload_parts: int = 10
     shutdown_grace_seconds: float = 10.0
+    # A WebSocket must send connection_init within this (either subprotocol).
+    websocket_init_timeout_seconds: float = 10.0
     tls: TlsConfig = attrs.Factory(TlsConfig)
 
 

@@ -219,7 +219,7 @@ async def serve_chatto(
                 embedded=embedded,
                 tls=CertManager(TlsSettings.from_config(config)) if w.tls.enabled else None,
             )
-            app = ChattoApp(services, build_schema())
+            app = ChattoApp(services, build_schema(), shutdown)
             await _serve_http(app, config, shutdown, services, task_status)
             if sn.enabled and sn.write_on_shutdown:
                 await _final_snapshot(projector, sn.shutdown_timeout_seconds)

@@ -1,7 +1,8 @@
 """Probe a `chatto run` started by scripts/check-wheel.sh (standard library only).
 
 Waits for the "serving on" line in the server's log (the port is chosen by
-the server), then checks readiness, one GraphQL query and the playground.
+the server), then checks readiness, one GraphQL query, the SDL (package
+data) and the playground.
 Exits 0 when all pass; otherwise prints what failed and exits 1.
 """
 
@@ -73,6 +74,9 @@ def main() -> None:
     status, _, body = fetch(base + "/api/graphql", query)
     server = json.loads(body).get("data", {}).get("server") if status == 200 else None
     check(bool(server and server.get("version")), f"POST /api/graphql -> {status} {body[:120]}")
+
+    status, kind, body = fetch(base + "/api/schema.graphql")
+    check(status == 200 and "type Query" in body, f"GET /api/schema.graphql -> {status}")
 
     status, kind, body = fetch(base + "/api/playground")
     check(

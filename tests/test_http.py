@@ -12,6 +12,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from actors.server import SetServerProfile
+from chatto.gql.schema import load_sdl
 from tests.conftest import ServerHandle
 
 SECURITY = {
@@ -45,6 +46,15 @@ async def test_health_ready_server_info_and_headers(chatto: ServerHandle) -> Non
             nf = await c.get("/nope")
             assert nf.status_code == 404 and nf.headers["x-frame-options"] == "DENY"
             assert (await c.post("/healthz")).status_code == 405
+
+
+async def test_the_sdl_is_served(chatto: ServerHandle) -> None:
+    with trio.fail_after(10):
+        async with client(chatto) as c:
+            r = await c.get("/api/schema.graphql")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+            assert r.text == load_sdl() and "directive @public" in r.text
+            assert (await c.post("/api/schema.graphql")).status_code == 405
 
 
 async def test_async_sibling_fields_resolve_under_trio(chatto: ServerHandle) -> None:

@@ -1,22 +1,24 @@
 """The one ASGI application: routes, lifespan and the error boundary.
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
-``/api/server``, ``/api/playground``. Every response carries the security
-headers from ``chatto.http.asgi``. A ``ChattoError`` a route lets through
-answers with its own status and code (a NATS outage is 503 ``UNAVAILABLE``);
-an unexpected exception becomes a 500 with a generic body (details go to the
-log, never to the client).
+``/api/server``, ``/api/playground``, ``/api/schema.graphql`` (the SDL).
+Every response carries the security headers from ``chatto.http.asgi``. A
+``ChattoError`` a route lets through answers with its own status and code
+(a NATS outage is 503 ``UNAVAILABLE``); an unexpected exception becomes a
+500 with a generic body (details go to the log, never to the client).
 """
 
 from __future__ import annotations
 
 import logging
 
+import trio
 from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chatto import __version__
 from chatto.errors import ChattoError
+from chatto.gql.schema import load_sdl
 from chatto.http.asgi import (
     Message,
     Receive,
@@ -40,14 +42,21 @@ from chatto.services import Services
 log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/api/graphql"
+SDL_PATH = "/api/schema.graphql"
+GET_ONLY = ("/healthz", "/readyz", "/api/server", "/api/playground", SDL_PATH)
 
 
 class ChattoApp:
     """ASGI callable bound to the running services."""
 
-    def __init__(self, services: Services, schema: GraphQLSchema) -> None:
+    def __init__(self, services: Services, schema: GraphQLSchema, shutdown: trio.Event) -> None:
         self.services = services
         self.schema = schema
+        # Set when the server stops: open WebSockets are closed (1001) at once.
+        self.shutdown = shutdown
+        # The schema as written (descriptions, directives such as @public and
+        # @requires), which introspection does not show; public like introspection.
+        self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
         self._playground = (
@@ -67,7 +76,9 @@ class ChattoApp:
                 await send({"type": "websocket.close", "code": 4403})
             else:
                 scope = self._credentials_for(scope, origin)
-                await handle_graphql_ws(scope, receive, send, self.services, self.schema)
+                await handle_graphql_ws(
+                    scope, receive, send, self.services, self.schema, self.shutdown
+                )
         elif kind == "http":
             origin = header(scope, b"origin")
             scope = self._credentials_for(scope, origin)
@@ -122,7 +133,7 @@ class ChattoApp:
             await handle_attachment(scope, send, self.services)
         elif path.startswith("/assets/avatars/"):
             await handle_avatar(scope, send, self.services)
-        elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
+        elif method != "GET" and path in GET_ONLY:
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
             await respond_json(send, 200, {"status": "ok"})
@@ -140,6 +151,8 @@ class ChattoApp:
             await respond_json(send, 200, self._server_info())
         elif path == "/api/playground":
             await respond(send, 200, self._playground, b"text/html; charset=utf-8")
+        elif path == SDL_PATH:
+            await respond(send, 200, self._sdl, b"text/plain; charset=utf-8")
         else:
             await respond_error(send, 404, "NOT_FOUND", "no such route")
 

@@ -124,9 +124,8 @@ async def _run(
 ) -> None:
     method = scope["method"]
     if op.kind == "subscription":
-        await respond_error(
-            send, 400, "BAD_REQUEST", "subscriptions need a graphql-transport-ws WebSocket"
-        )
+        need = "subscriptions need a WebSocket (graphql-transport-ws or graphql-ws)"
+        await respond_error(send, 400, "BAD_REQUEST", need)
         return
     if method == "GET" and op.kind != "query":
         await respond_error(send, 405, "METHOD_NOT_ALLOWED", "mutations need POST")
