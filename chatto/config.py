@@ -32,6 +32,7 @@ from chatto.config_schema import (
     GraphqlConfig,
     LimitsConfig,
     LoggingConfig,
+    MetricsConfig,
     NatsConfig,
     OwnersConfig,
     SmtpConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "GraphqlConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "NatsConfig",
     "OwnersConfig",
     "SmtpConfig",
@@ -204,6 +206,7 @@ def validate(config: Config) -> None:
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)
     _validate_owners(config.owners)
+    _validate_metrics(config.metrics)
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError("config key 'logging.level' must be debug, info, warning or error")
 
@@ -325,6 +328,17 @@ def _validate_owners(o: OwnersConfig) -> None:
         local, at, domain = email.strip().rpartition("@")
         if not at or not local or "." not in domain:
             raise ConfigError("config key 'owners.emails' must hold email addresses")
+
+
+def _validate_metrics(m: MetricsConfig) -> None:
+    for entry in m.allow:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                "config key 'metrics.allow' must hold IP addresses or CIDR ranges"
+            ) from None
+    _require_secret("metrics.token", m.token, optional=True)
 
 
 def parse_rate(key: str, value: str) -> tuple[int, float]:

@@ -201,6 +201,18 @@ class LoggingConfig:
 
 
 @attrs.frozen
+class MetricsConfig:
+    """``[metrics]``: Prometheus text at ``/metrics``; off unless enabled."""
+
+    enabled: bool = False
+    # Client addresses or CIDR ranges that may scrape without a token (the
+    # address as webserver.trusted_proxies resolves it, not a proxy's own).
+    allow: list[str] = attrs.Factory(lambda: ["127.0.0.1", "::1"])
+    # A bearer token accepted from any address ("" = none).
+    token: str = _secret()
+
+
+@attrs.frozen
 class OwnersConfig:
     """``[owners]``: emails that become owners once verified."""
 
@@ -221,6 +233,7 @@ class Config:
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
+    metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata=INTERNAL)
 

@@ -61,6 +61,7 @@ class RateLimiter:
             if isinstance(value, str):
                 self.rates[f.name] = Rate(*parse_rate(f"limits.{f.name}", value))
         self.refused = 0
+        self.refused_by: dict[str, int] = dict.fromkeys(self.rates, 0)  # by limit name
         self._empty: OrderedDict[str, float] = OrderedDict()
         self._locks: dict[str, trio.Lock] = {}
 
@@ -73,7 +74,7 @@ class RateLimiter:
         empty_until = self._empty.get(key)
         now = time.monotonic()
         if empty_until is not None and now < empty_until:
-            self.refused += 1
+            self._refuse(name)
             raise RateLimited("too many requests; try again later", math.ceil(empty_until - now))
         # One NATS transaction per key at a time in this process, so
         # concurrent requests do not race each other's conditional updates.
@@ -84,6 +85,10 @@ class RateLimiter:
         finally:
             if not lock.statistics().tasks_waiting and not lock.locked():
                 self._locks.pop(key, None)
+
+    def _refuse(self, name: str) -> None:
+        self.refused += 1
+        self.refused_by[name] = self.refused_by.get(name, 0) + 1
 
     def _remember_empty(self, key: str, wait: float) -> None:
         self._empty[key] = time.monotonic() + wait
@@ -104,7 +109,7 @@ class RateLimiter:
                 tokens = min(rate.capacity, float(doc["t"]) + elapsed * rate.per_second)
                 revision = entry.revision
             if tokens < cost:
-                self.refused += 1
+                self._refuse(name)
                 need = (cost - tokens) / rate.per_second
                 self._remember_empty(key, need)
                 raise RateLimited("too many requests; try again later", max(1, math.ceil(need)))

@@ -27,6 +27,7 @@ from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
+from actors.snapshot import WriteTimes
 from actors.user_directory import UserDirectory
 from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
@@ -44,6 +45,7 @@ from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
 from chatto.messaging.shred import ShredFollower
+from chatto.metrics import Metrics
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
@@ -171,7 +173,8 @@ async def serve_chatto(
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )
-            register_domain(actors, config, store, kms, bridge)
+            checkpoint_times = WriteTimes()
+            register_domain(actors, config, store, kms, bridge, checkpoint_times)
             await core.start(projector.serve)
             if sn.enabled:
                 await core.start(projector.serve_snapshots)
@@ -192,6 +195,7 @@ async def serve_chatto(
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
+            metrics = Metrics()
             deleter = build_deleter(accounts, authn, bridge, actors, projector, rooms, kms, keys)
             await core.start(deleter.serve)
             services = Services(
@@ -212,6 +216,7 @@ async def serve_chatto(
                 limiter=RateLimiter(bridge, accounts.keyring, config.limits),
                 avatars=Avatars(actors, projector, keys, bridge),
                 credentials=credentials,
+                metrics=metrics,
                 attachments=Attachments(actors, projector, rooms, keys, bridge, w.max_upload_bytes),
                 grants=Grants(
                     accounts.records, accounts.keyring, config.auth.oauth_code_ttl_seconds
@@ -219,6 +224,7 @@ async def serve_chatto(
                 embedded=embedded,
                 tls=CertManager(TlsSettings.from_config(config)) if w.tls.enabled else None,
             )
+            metrics.attach(services, checkpoint_times)
             app = ChattoApp(services, build_schema(), shutdown)
             await _serve_http(app, config, shutdown, services, task_status)
             if sn.enabled and sn.write_on_shutdown:

@@ -397,6 +397,13 @@ def test_embedded_host_must_be_loopback(cfg: Path, host: str) -> None:
         ("CHATTO_LIMITS_LOGIN_PER_IP", "ten/60", "limits.login_per_ip"),
         ("CHATTO_LOGGING_LEVEL", "loud", "logging.level"),
         ("CHATTO_OWNERS_EMAILS", "not-an-email", "owners.emails"),
+        ("CHATTO_METRICS_ALLOW", "127.0.0.1,somewhere", "metrics.allow"),
+        ("CHATTO_METRICS_TOKEN", "too-short", "metrics.token"),
+        (
+            "CHATTO_WEBSERVER_WEBSOCKET_INIT_TIMEOUT_SECONDS",
+            "0",
+            "webserver.websocket_init_timeout_seconds",
+        ),
     ],
 )
 def test_ranges_and_enums_name_the_key(cfg: Path, var: str, value: str, key: str) -> None:

@@ -36,6 +36,7 @@ from chatto.http.auth_routes import handle_auth
 from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
+from chatto.http.metrics_route import METRICS_PATH, handle_metrics, instrument
 from chatto.http.oauth_routes import handle_oauth
 from chatto.services import Services
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/api/graphql"
 SDL_PATH = "/api/schema.graphql"
-GET_ONLY = ("/healthz", "/readyz", "/api/server", "/api/playground", SDL_PATH)
+GET_ONLY = ("/healthz", "/readyz", "/api/server", "/api/playground", SDL_PATH, METRICS_PATH)
 
 
 class ChattoApp:
@@ -82,7 +83,7 @@ class ChattoApp:
         elif kind == "http":
             origin = header(scope, b"origin")
             scope = self._credentials_for(scope, origin)
-            send = self._with_cors(send, origin)
+            send = self._with_cors(instrument(self.services.metrics, scope, send), origin)
             try:
                 if scope["method"] == "OPTIONS":
                     await respond(
@@ -153,6 +154,8 @@ class ChattoApp:
             await respond(send, 200, self._playground, b"text/html; charset=utf-8")
         elif path == SDL_PATH:
             await respond(send, 200, self._sdl, b"text/plain; charset=utf-8")
+        elif path == METRICS_PATH:
+            await handle_metrics(scope, send, self.services)
         else:
             await respond_error(send, 404, "NOT_FOUND", "no such route")
 

@@ -109,6 +109,7 @@ async def handle_graphql_http(
         await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
         return
     except RequestError as exc:
+        services.metrics.graphql("http", None, "invalid")
         await respond_error(send, 400, exc.code, exc.message)
         return
     await _run(scope, send, services, schema, op, auth)

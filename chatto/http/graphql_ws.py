@@ -86,11 +86,28 @@ async def handle_graphql_ws(
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 4406, "reason": UNSUPPORTED})
         return
-    adapter = ADAPTERS[chosen]
     await send({"type": "websocket.accept", "subprotocol": chosen})
+    open_sockets = services.metrics.websockets.labels(chosen)
+    open_sockets.inc()
+    try:
+        await _serve(scope, receive, send, services, schema, shutdown, chosen)
+    finally:
+        open_sockets.dec()
+
+
+async def _serve(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    services: Services,
+    schema: GraphQLSchema,
+    shutdown: trio.Event,
+    protocol: str,
+) -> None:
+    adapter = ADAPTERS[protocol]
     async with trio.open_nursery() as nursery:
         session = WsSession(
-            send, services, schema, nursery, adapter.framing, header(scope, b"cookie")
+            send, services, schema, nursery, adapter.framing, protocol, header(scope, b"cookie")
         )
         nursery.start_soon(session.expire_init)
         nursery.start_soon(session.close_on, shutdown)

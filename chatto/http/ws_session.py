@@ -75,9 +75,12 @@ class WsSession:
         schema: GraphQLSchema,
         nursery: trio.Nursery,
         framing: Framing,
+        protocol: str,
         cookie_header: str | None = None,
     ) -> None:
         self._send = send
+        self.protocol = protocol
+        self._metrics = services.metrics
         self._services = services
         self._schema = schema
         self._nursery = nursery
@@ -103,6 +106,7 @@ class WsSession:
         """Close once (later calls do nothing) and cancel every operation."""
         if self.closed:
             return
+        self._metrics.websocket_closes.labels(self.protocol, str(code)).inc()
         async with self._lock:
             self.closed = True
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
@@ -222,6 +226,7 @@ class WsSession:
             except RequestError as exc:
                 await self._fail(op_id, exc.message, exc.code)
             except BusyError:
+                self._metrics.slow_closes.inc()
                 await self.close(1013, "Slow consumer")
             except ChattoError as exc:
                 if exc.code == "SESSION_TERMINATED":
@@ -238,7 +243,11 @@ class WsSession:
 
     async def _operation(self, op_id: str, payload: Any) -> None:
         limits = self._services.config.graphql
-        op = await prepare(self._schema, payload, limits)
+        try:
+            op = await prepare(self._schema, payload, limits)
+        except RequestError:
+            self._metrics.graphql("ws", None, "invalid")
+            raise
         head = self._framing.result_head(op_id)
         if op.kind != "subscription":
             result = await execute(self._schema, self.ctx, op)
@@ -246,10 +255,17 @@ class WsSession:
             await self.send_json(self._framing.complete(op_id))
             return
         stream = await subscribe_shared(self._schema, self.ctx, op)
+        self._metrics.graphql("ws", op, "invalid" if isinstance(stream, list) else "ok")
         if isinstance(stream, list):
             await self.send_json(self._framing.errors(op_id, stream))
             return
-        async with aclosing(stream):
-            async for encoded in stream:
-                await self.send_text(head + encoded + "}")
+        active = self._metrics.subscriptions.labels(self.protocol)
+        active.inc()
+        try:
+            async with aclosing(stream):
+                async for encoded in stream:
+                    await self.send_text(head + encoded + "}")
+                    self._metrics.live_frames.inc()
+        finally:
+            active.dec()
         await self.send_json(self._framing.complete(op_id))
