@@ -209,6 +209,8 @@ def validate(config: Config) -> None:
     _validate_metrics(config.metrics)
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError("config key 'logging.level' must be debug, info, warning or error")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError("config key 'logging.format' must be text or json")
 
 
 def _validate_core(c: CoreConfig) -> None:

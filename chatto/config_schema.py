@@ -195,9 +195,10 @@ class LimitsConfig:
 
 @attrs.frozen
 class LoggingConfig:
-    """``[logging]``: the root log level."""
+    """``[logging]``: the root log level and the line format (text or json)."""
 
     level: str = "info"
+    format: str = "text"
 
 
 @attrs.frozen

@@ -127,24 +127,24 @@ class RateLimiter:
         raise RateLimited("too many concurrent requests; try again", 1)
 
 
+def is_trusted(addr: str, trusted: list[str]) -> bool:
+    """Whether ``addr`` is in one of the ``trusted`` addresses or CIDR ranges."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
 def client_ip(peer: str, forwarded_for: str | None, trusted: list[str]) -> str:
     """The client address: the socket peer, or X-Forwarded-For from a trusted proxy.
 
     With trusted proxies the chain is read from the right, skipping trusted
     hops, so a client cannot spoof its address by sending its own header.
     """
-    nets = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in n for n in nets)
-
-    if not forwarded_for or not is_trusted(peer):
+    if not forwarded_for or not is_trusted(peer, trusted):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not is_trusted(hop):
+        if not is_trusted(hop, trusted):
             return hop
     return peer

@@ -118,8 +118,22 @@ def hypercorn_config(
     hc.graceful_timeout = w.shutdown_grace_seconds
     hc.websocket_max_message_size = 1024 * 1024
     hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.errorlog = _hypercorn_log()
     return hc
+
+
+class _DropRunningOn(logging.Filter):
+    """Hypercorn's "Running on ..." line: Chatto logs its own "listening on" once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on ")
+
+
+def _hypercorn_log() -> logging.Logger:
+    logger = logging.getLogger("hypercorn.error")
+    if not any(isinstance(f, _DropRunningOn) for f in logger.filters):
+        logger.addFilter(_DropRunningOn())
+    return logger
 
 
 def warn_about_config(config: Config) -> None:

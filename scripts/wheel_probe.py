@@ -1,6 +1,6 @@
 """Probe a `chatto run` started by scripts/check-wheel.sh (standard library only).
 
-Waits for the "serving on" line in the server's log (the port is chosen by
+Waits for the "listening on" line in the server's log (the port is chosen by
 the server), then checks readiness, one GraphQL query, the SDL (package
 data) and the playground.
 Exits 0 when all pass; otherwise prints what failed and exits 1.
@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-SERVING = re.compile(r"chatto: serving on (http://\S+)")
+SERVING = re.compile(r"Chatto is listening on (http://[^\s\"]+)")
 
 
 def wait_for_url(log_path: str, pid: int, deadline: float) -> str:
@@ -34,7 +34,7 @@ def wait_for_url(log_path: str, pid: int, deadline: float) -> str:
         except ProcessLookupError:
             sys.exit("probe: the server exited before it was serving")
         time.sleep(0.1)
-    sys.exit("probe: no 'serving on' line in time")
+    sys.exit("probe: no 'listening on' line in time")
 
 
 def fetch(url: str, data: bytes | None = None) -> tuple[int, str, str]:

@@ -13,6 +13,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from actors.server import SetServerProfile
 from chatto.gql.schema import load_sdl
+from chatto.logs import JsonFormatter, TextFormatter
 from tests.conftest import ServerHandle
 
 SECURITY = {
@@ -232,3 +233,10 @@ async def test_query_text_and_variables_never_reach_the_log(
     assert caplog.records, "expected at least some log output to check"
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert secret not in caplog.text
+    # The same records as JSON lines (logging.format = "json") and as text.
+    for formatter in (JsonFormatter(), TextFormatter()):
+        for record in caplog.records:
+            line = formatter.format(record)
+            assert secret not in line
+            if isinstance(formatter, JsonFormatter):
+                assert json.loads(line)["message"] == record.getMessage()

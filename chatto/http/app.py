@@ -38,6 +38,8 @@ from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
 from chatto.http.metrics_route import METRICS_PATH, handle_metrics, instrument
 from chatto.http.oauth_routes import handle_oauth
+from chatto.logs import REQUEST_ID, new_request_id
+from chatto.ratelimit import is_trusted
 from chatto.services import Services
 
 log = logging.getLogger(__name__)
@@ -68,37 +70,57 @@ class ChattoApp:
         kind = scope["type"]
         if kind == "lifespan":
             await serve_lifespan(receive, send)
-        elif kind == "websocket":
-            origin = header(scope, b"origin")
-            if scope["path"] != GRAPHQL_PATH:
-                await send({"type": "websocket.close", "code": 4404})
-            elif not self.cors.allows(origin):
-                # Same check as CORS, before the upgrade is accepted (HTTP 403).
-                await send({"type": "websocket.close", "code": 4403})
-            else:
-                scope = self._credentials_for(scope, origin)
-                await handle_graphql_ws(
-                    scope, receive, send, self.services, self.schema, self.shutdown
-                )
-        elif kind == "http":
-            origin = header(scope, b"origin")
+            return
+        # Everything done for this request or socket (tasks it starts, worker
+        # threads) logs this id; the client gets it as X-Request-Id.
+        rid = self._request_id(scope)
+        token = REQUEST_ID.set(rid)
+        try:
+            send = _with_request_id(send, rid)
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "http":
+                await self._http_boundary(scope, receive, send)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _request_id(self, scope: Scope) -> str:
+        """A fresh id, or the one a trusted proxy sent (so both logs share it)."""
+        client = scope.get("client")
+        trusted = self.services.config.webserver.trusted_proxies
+        if client and is_trusted(str(client[0]), trusted):
+            return new_request_id(header(scope, b"x-request-id"))
+        return new_request_id()
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin")
+        if scope["path"] != GRAPHQL_PATH:
+            await send({"type": "websocket.close", "code": 4404})
+        elif not self.cors.allows(origin):
+            # Same check as CORS, before the upgrade is accepted (HTTP 403).
+            await send({"type": "websocket.close", "code": 4403})
+        else:
             scope = self._credentials_for(scope, origin)
-            send = self._with_cors(instrument(self.services.metrics, scope, send), origin)
-            try:
-                if scope["method"] == "OPTIONS":
-                    await respond(
-                        send, 204, b"", b"text/plain", self.cors.preflight_headers(origin)
-                    )
-                    return
-                await self._http(scope, receive, send)
-            except ChattoError as exc:
-                # A route that let one through (a NATS outage while reading a
-                # credential, say): its own status and code, not a 500.
-                log.warning("%s %s: %s", scope["method"], scope["path"], exc.code)
-                await respond_chatto_error(send, exc)
-            except Exception:
-                log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
-                await respond_error(send, 500, "INTERNAL", "internal server error")
+            await handle_graphql_ws(scope, receive, send, self.services, self.schema, self.shutdown)
+
+    async def _http_boundary(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin")
+        scope = self._credentials_for(scope, origin)
+        send = self._with_cors(instrument(self.services.metrics, scope, send), origin)
+        try:
+            if scope["method"] == "OPTIONS":
+                await respond(send, 204, b"", b"text/plain", self.cors.preflight_headers(origin))
+                return
+            await self._http(scope, receive, send)
+        except ChattoError as exc:
+            # A route that let one through (a NATS outage while reading a
+            # credential, say): its own status and code, not a 500.
+            log.warning("%s %s: %s", scope["method"], scope["path"], exc.code)
+            await respond_chatto_error(send, exc)
+        except Exception:
+            # The request id is in this log line and in the client's error body.
+            log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            await respond_error(send, 500, "INTERNAL", "internal server error")
 
     def _credentials_for(self, scope: Scope, origin: str | None) -> Scope:
         """Drop cookies sent from origins not trusted with credentials."""
@@ -171,3 +193,15 @@ class ChattoApp:
             "authorizeUrl": cfg.webserver.url.rstrip("/") + "/oauth/authorize",
             "registrationOpen": cfg.auth.registration_open,
         }
+
+
+def _with_request_id(send: Send, rid: str) -> Send:
+    """Add ``X-Request-Id`` to the response (or to the WebSocket upgrade answer)."""
+    extra = (b"x-request-id", rid.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] in ("http.response.start", "websocket.accept"):
+            message = {**message, "headers": [*message.get("headers", []), extra]}
+        await send(message)
+
+    return send_with_id

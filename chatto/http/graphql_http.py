@@ -32,6 +32,7 @@ from chatto.http.asgi import (
 )
 from chatto.http.auth_routes import request_ip
 from chatto.http.multipart import parse_upload
+from chatto.logs import current_request_id
 from chatto.services import Services
 
 EXECUTION_TIMEOUT = 30.0
@@ -142,6 +143,10 @@ async def _run(
         ctx.response_headers.append(auth.set_cookie)
     with trio.move_on_after(EXECUTION_TIMEOUT):
         result = await execute(schema, ctx, op)
+        rid = current_request_id()
+        for error in result.get("errors") or ():
+            # This request's own result (never shared), so the id is the caller's.
+            error.setdefault("extensions", {})["requestId"] = rid
         try:
             text = encode_response(result, services.config.graphql.max_response_bytes)
         except RequestError as exc:

@@ -1,5 +1,7 @@
 """``GET /metrics`` (who may scrape) and the HTTP request instrumentation.
 
+Every response is counted (and a failed one logged) by ``instrument``.
+
 Off unless ``metrics.enabled`` (then it answers 404 like any unknown
 path). When on, a scrape is allowed from an address in ``metrics.allow``
 (the client address as ``webserver.trusted_proxies`` resolves it, so a
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,6 +26,7 @@ from chatto.http.asgi import (
     Message,
     Scope,
     Send,
+    error_extensions,
     header,
     respond,
     respond_error,
@@ -32,6 +36,8 @@ from chatto.http.auth_routes import ROUTES as AUTH_ROUTES
 from chatto.http.auth_routes import request_ip
 from chatto.metrics import Metrics
 from chatto.services import Services
+
+log = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
 _EXACT = frozenset(
@@ -68,18 +74,27 @@ def route_template(path: str) -> str:
 
 
 def instrument(metrics: Metrics, scope: Scope, send: Send) -> Send:
-    """A ``send`` that counts the response when its last body chunk goes out."""
+    """A ``send`` that counts the response when its last body chunk goes out.
+
+    Failed requests are also logged (route template, never the raw path) so
+    the request id a client quotes leads to a line: server errors at
+    WARNING, client errors at DEBUG (anyone can cause those by the thousand).
+    """
     route, method = route_template(scope["path"]), scope["method"]
     started = time.perf_counter()
-    status = ["500"]
+    status = [500]
 
     async def counting_send(message: Message) -> None:
         if message["type"] == "http.response.start":
-            status[0] = str(message["status"])
+            status[0] = int(message["status"])
         await send(message)
         if message["type"] == "http.response.body" and not message.get("more_body", False):
-            metrics.http_requests.labels(route, method, status[0]).inc()
-            metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+            code, elapsed = status[0], time.perf_counter() - started
+            metrics.http_requests.labels(route, method, str(code)).inc()
+            metrics.http_seconds.labels(route).observe(elapsed)
+            if code >= 400:
+                level = logging.WARNING if code >= 500 else logging.DEBUG
+                log.log(level, "%s %s answered %d in %.1f ms", method, route, code, elapsed * 1e3)
 
     return counting_send
 
@@ -109,7 +124,7 @@ async def handle_metrics(scope: Scope, send: Send, services: Services) -> None:
         if m.token:
             error = {
                 "message": "metrics need a bearer token",
-                "extensions": {"code": "UNAUTHENTICATED"},
+                "extensions": error_extensions("UNAUTHENTICATED"),
             }
             challenge = [(b"www-authenticate", b'Bearer realm="metrics"')]
             await respond_json(send, 401, {"errors": [error]}, challenge)
