@@ -71,8 +71,10 @@ class Running:
 
 
 @asynccontextmanager
-async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessStatus | None]]:
-    """Embedded or external NATS, connected through the bridge."""
+async def open_nats(
+    config: Config, stopping: trio.Event | None = None
+) -> AsyncIterator[tuple[NatsBridge, ProcessStatus | None]]:
+    """Embedded or external NATS, connected through the bridge (no restarts once ``stopping``)."""
     async with AsyncExitStack() as stack:
         embedded: ProcessStatus | None = None
         n = config.nats
@@ -84,7 +86,8 @@ async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessSt
                         port=n.embedded.port,
                         store_dir=config.nats_store_dir,
                         token=n.embedded.token,
-                    )
+                    ),
+                    stopping,
                 )
             )
             settings = NatsSettings(
@@ -153,7 +156,7 @@ async def serve_chatto(
 ) -> None:
     """Run the whole server until ``shutdown`` is set."""
     warn_about_config(config)
-    async with open_nats(config) as (bridge, embedded):
+    async with open_nats(config, shutdown) as (bridge, embedded):
         await bootstrap_storage(bridge, config.nats.replicas)
         store = JetStreamEventStore(bridge)
         hub = Hub()

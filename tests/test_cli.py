@@ -206,6 +206,44 @@ def test_json_logs_are_one_object_a_line_without_secrets(config_path: Path) -> N
         assert s not in stderr
 
 
+def test_ctrl_c_to_the_process_group_stops_cleanly_without_restarting_nats(
+    config_path: Path,
+) -> None:
+    """What a terminal does: SIGINT to the whole foreground process group."""
+    port = free_port("127.0.0.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+    env["CHATTO_WEBSERVER_PORT"] = str(port)
+    log_path = config_path.parent / "stderr.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [*CLI, "run", "-c", str(config_path)],
+            env=env,
+            stderr=log_file,
+            start_new_session=True,  # its own group, as a shell job would be
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text()
+    assert "restarting" not in text and "exited (code" not in text, text
+    # NATS was still there for the snapshot written on the way out.
+    assert "projector snapshot written" in text, text
+
+
 def test_backup_refuses_plaintext_keys_without_explicit_consent(
     config_path: Path, tmp_path: Path
 ) -> None:
