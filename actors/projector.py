@@ -200,7 +200,9 @@ class Projector:
         try:
             data = await store.load()
             if data is None:
-                log.info("no projector snapshot stored: replaying the whole event log")
+                # A fresh install has neither: nothing to say about replaying.
+                if await self._feed.head() > 0:
+                    log.info("no projector snapshot stored: replaying the whole event log")
                 return
             snap = decode_snapshot(data)
             check_schemas(snap, models)
