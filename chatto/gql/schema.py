@@ -92,11 +92,11 @@ def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     return check
 
 
-def required_permission(field: GraphQLField) -> str | None:
-    """The permission named by the field's ``@requires`` directive, if any."""
+def required_permission(field: GraphQLField, directive_name: str = "requires") -> str | None:
+    """The permission named by the field's ``@requires`` (or ``@selfOr``) directive."""
     node = field.ast_node
     for directive in (node.directives or ()) if node is not None else ():
-        if directive.name.value == "requires":
+        if directive.name.value == directive_name:
             for arg in directive.arguments or ():
                 if arg.name.value == "permission":
                     return str(getattr(arg.value, "value", ""))
