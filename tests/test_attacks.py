@@ -15,7 +15,7 @@ import httpx
 import trio
 
 from actors.room_commands import CreateRoom
-from tests.authflow import Account, login_token, register
+from tests.authflow import Account, login_token, register, without_request_id
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.test_attachments import upload
 from tests.test_auth_storage import store_bytes
@@ -107,11 +107,6 @@ async def _wrong_code_answers(
             work = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             out.append((r.status_code, without_request_id(r.content), work))
     return out
-
-
-def without_request_id(body: bytes) -> bytes:
-    """The body minus its request id: unique per request by design, it tells nothing."""
-    return re.sub(rb',"requestId":"[0-9a-f]{16}"', b"", body)
 
 
 def _no_ids(doc: Any) -> Any:
