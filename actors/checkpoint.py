@@ -29,6 +29,7 @@ from actors.snapshot import (
     RESTORE_ERRORS,
     SnapshotStore,
     Snapshottable,
+    WriteTimes,
     check_anchor,
     check_schemas,
     decode_snapshot,
@@ -64,7 +65,14 @@ async def restore(actor: Snapshottable, store: SnapshotStore, name: str) -> tupl
     return snap.seq, snap.event_id
 
 
-async def write(actor: Snapshottable, store: SnapshotStore, name: str, seq: int, eid: str) -> bool:
+async def write(
+    actor: Snapshottable,
+    store: SnapshotStore,
+    name: str,
+    seq: int,
+    eid: str,
+    times: WriteTimes | None = None,
+) -> bool:
     """Store ``actor``'s state as of (``seq``, ``eid``); False (logged) if that failed."""
 
     def export() -> bytes:
@@ -80,7 +88,11 @@ async def write(actor: Snapshottable, store: SnapshotStore, name: str, seq: int,
         await store.save(data)
     except ChattoError as exc:
         log.warning("checkpoint of %s at sequence %d not written (%s)", name, seq, exc.code)
+        if times is not None:
+            times.record(trio.current_time() - started, False)
         return False
+    if times is not None:
+        times.record(trio.current_time() - started, True)
     log.info(
         "checkpoint of %s written at sequence %d (%d bytes, %.1fs)",
         name,

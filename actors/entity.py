@@ -24,7 +24,7 @@ import attrs
 from actors import checkpoint
 from actors.events import EntityRef, Envelope, Event, Recorded
 from actors.ids import new_id
-from actors.snapshot import SnapshotStore, Snapshottable
+from actors.snapshot import SnapshotStore, Snapshottable, WriteTimes
 from actors.store import EventStore
 from chatto.errors import ChattoError, ConflictError, StaleWriteError
 
@@ -77,6 +77,8 @@ class EntityActor(abc.ABC):
         # Only actors that can export their state keep checkpoints.
         self.checkpoints = checkpoints if isinstance(self, Snapshottable) else None
         self.checkpoint_every = checkpoint.EVERY_EVENTS
+        # Shared by every actor of a kind: write durations for the metrics.
+        self.checkpoint_times: WriteTimes | None = None
         self.unsaved = 0  # events applied since the checkpoint (or since empty)
 
     # --- to implement -------------------------------------------------------
@@ -113,7 +115,12 @@ class EntityActor(abc.ABC):
             return False
         assert isinstance(self, Snapshottable)
         if await checkpoint.write(
-            self, self.checkpoints, self.entity.key, self.last_seq, self.last_event_id
+            self,
+            self.checkpoints,
+            self.entity.key,
+            self.last_seq,
+            self.last_event_id,
+            self.checkpoint_times,
         ):
             self.unsaved = 0
             return True

@@ -30,6 +30,7 @@ from actors.snapshot import (
     RESTORE_ERRORS,
     SnapshotStore,
     Snapshottable,
+    WriteTimes,
     check_anchor,
     check_schemas,
     decode_snapshot,
@@ -95,6 +96,7 @@ class Projector:
         self._store = snapshots if snapshots is not None and self._snapshottable() else None
         self._policy = policy or SnapshotPolicy()
         self._written_seq = 0
+        self.write_times = WriteTimes()
         self._erased = False
         self._write_lock = trio.Lock()
         # Read models change only under this lock (the projector's batches);
@@ -198,7 +200,9 @@ class Projector:
         try:
             data = await store.load()
             if data is None:
-                log.info("no projector snapshot stored: replaying the whole event log")
+                # A fresh install has neither: nothing to say about replaying.
+                if await self._feed.head() > 0:
+                    log.info("no projector snapshot stored: replaying the whole event log")
                 return
             snap = decode_snapshot(data)
             check_schemas(snap, models)
@@ -232,38 +236,44 @@ class Projector:
         async with self._write_lock:
             if self.position <= self._written_seq or not self.last_event_id:
                 return False
-            try:
-                # Exported in a worker thread while no batch is applied, so
-                # state and position agree and the loop keeps serving reads
-                # (models are only read meanwhile); encoded off the loop too
-                # (a private copy: safe to abandon on cancellation).
-                async with self._models_lock:
-                    seq, event_id = self.position, self.last_event_id
-                    erased, self._erased = self._erased, False
-                    states = await trio.to_thread.run_sync(self.export_states)
-                data = await trio.to_thread.run_sync(
-                    encode_snapshot,
-                    seq,
-                    event_id,
-                    states,
-                    int(time.time() * 1000),
-                    abandon_on_cancel=True,
-                )
-            except Exception:
-                # A model that cannot export is a bug to fix, not a reason to
-                # stop the server: starts keep working with a full replay.
-                self._erased = self._erased or erased
-                log.exception("projector snapshot at sequence %d could not be encoded", seq)
-                return False
-            try:
-                await store.save(data)
-            except ChattoError as exc:
-                self._erased = self._erased or erased
-                log.warning("projector snapshot at sequence %d not written (%s)", seq, exc.code)
-                return False
-            self._written_seq = seq
-            log.info("projector snapshot written at sequence %d (%d bytes)", seq, len(data))
-            return True
+            started = trio.current_time()
+            ok = await self._write_snapshot(store)
+            self.write_times.record(trio.current_time() - started, ok)
+            return ok
+
+    async def _write_snapshot(self, store: SnapshotStore) -> bool:
+        try:
+            # Exported in a worker thread while no batch is applied, so
+            # state and position agree and the loop keeps serving reads
+            # (models are only read meanwhile); encoded off the loop too
+            # (a private copy: safe to abandon on cancellation).
+            async with self._models_lock:
+                seq, event_id = self.position, self.last_event_id
+                erased, self._erased = self._erased, False
+                states = await trio.to_thread.run_sync(self.export_states)
+            data = await trio.to_thread.run_sync(
+                encode_snapshot,
+                seq,
+                event_id,
+                states,
+                int(time.time() * 1000),
+                abandon_on_cancel=True,
+            )
+        except Exception:
+            # A model that cannot export is a bug to fix, not a reason to
+            # stop the server: starts keep working with a full replay.
+            self._erased = self._erased or erased
+            log.exception("projector snapshot at sequence %d could not be encoded", seq)
+            return False
+        try:
+            await store.save(data)
+        except ChattoError as exc:
+            self._erased = self._erased or erased
+            log.warning("projector snapshot at sequence %d not written (%s)", seq, exc.code)
+            return False
+        self._written_seq = seq
+        log.info("projector snapshot written at sequence %d (%d bytes)", seq, len(data))
+        return True
 
     async def serve_snapshots(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

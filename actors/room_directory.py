@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from actors.events import Recorded
+from actors.reactions import stored_reaction
 from actors.room_events import (
     AttachmentUploaded,
     GroupCreated,
@@ -112,7 +113,8 @@ class RoomDirectory:
     """Projection of every room."""
 
     snapshot_name = "rooms"
-    snapshot_schema = 1
+    # 2: reaction keys in canonical form (actors/reactions.py).
+    snapshot_schema = 2
 
     def __init__(self) -> None:
         self.rooms: dict[str, RoomView] = {}
@@ -257,13 +259,14 @@ class RoomDirectory:
                 if att in self.attachments:
                     self.attachments[att].removed = True
         elif isinstance(ev, ReactionChanged):
-            users = msg.reactions.setdefault(ev.shortcode, [])
+            key = stored_reaction(ev.shortcode)
+            users = msg.reactions.setdefault(key, [])
             if ev.added and ev.user_id not in users:
                 users.append(ev.user_id)
             elif not ev.added and ev.user_id in users:
                 users.remove(ev.user_id)
             if not users:
-                del msg.reactions[ev.shortcode]
+                del msg.reactions[key]
 
 
 # --- snapshot rows ---------------------------------------------------------------

@@ -84,9 +84,3 @@ def check_client_key(key: str) -> str:
 def client_key_digest(author_id: str, key: str) -> str:
     """What a message event stores of the client's key: a digest bound to the author."""
     return hashlib.sha256(f"{author_id}\0{check_client_key(key)}".encode()).hexdigest()
-
-
-def check_shortcode(code: str) -> str:
-    if not (1 <= len(code) <= 32) or not all(c.isalnum() or c in "_+-" for c in code):
-        raise InvalidInputError("reaction must be a shortcode like 'thumbsup'")
-    return code.lower()

@@ -18,6 +18,7 @@ import attrs
 from actors.entity import Decision, EntityActor
 from actors.events import EntityRef, Event, Recorded
 from actors.ids import new_id
+from actors.reactions import canonical_reaction, stored_reaction
 from actors.room_commands import (
     ArchiveRoom,
     Ban,
@@ -57,7 +58,6 @@ from actors.room_rules import (
     MAX_DM_PARTICIPANTS,
     Msg,
     check_body,
-    check_shortcode,
     client_key_digest,
     msg_from_row,
     msg_row,
@@ -72,7 +72,8 @@ class RoomActor(EntityActor):
     """One room's write side (checkpointed: a long room loads from its checkpoint)."""
 
     snapshot_name = "room"
-    snapshot_schema = 1
+    # 2: reaction keys in canonical form (actors/reactions.py).
+    snapshot_schema = 2
 
     def __init__(
         self,
@@ -183,7 +184,7 @@ class RoomActor(EntityActor):
         elif isinstance(ev, ReactionChanged):
             msg = self.messages.get(ev.target_id)
             if msg is not None:
-                users = msg.reactions.setdefault(ev.shortcode, set())
+                users = msg.reactions.setdefault(stored_reaction(ev.shortcode), set())
                 (users.add if ev.added else users.discard)(ev.user_id)
 
     def _remember_client_key(self, digest: str, message_id: str, at_ms: int) -> None:
@@ -383,7 +384,7 @@ class RoomActor(EntityActor):
     def _on_React(self, c: React) -> Decision:
         self._require_member(c.user_id)
         msg = self._message(c.target_id)
-        code = check_shortcode(c.shortcode)
+        code = canonical_reaction(c.shortcode)
         has = c.user_id in msg.reactions.get(code, set())
         if has == c.add:
             return Decision()

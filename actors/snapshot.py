@@ -102,6 +102,24 @@ class SnapshotStore(Protocol):
         ...
 
 
+@attrs.define
+class WriteTimes:
+    """How long snapshot (or checkpoint) writes took, for the operator's metrics."""
+
+    written: int = 0
+    failed: int = 0
+    seconds: float = 0.0  # all writes, failed ones included
+    last_seconds: float = 0.0
+
+    def record(self, seconds: float, ok: bool) -> None:
+        self.seconds += seconds
+        self.last_seconds = seconds
+        if ok:
+            self.written += 1
+        else:
+            self.failed += 1
+
+
 @attrs.frozen
 class Snapshot:
     """A decoded snapshot."""

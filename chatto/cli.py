@@ -22,6 +22,7 @@ from chatto import __version__
 from chatto.config import Config, load_config
 from chatto.errors import ChattoError, ConfigError, first_chatto_error
 from chatto.initcmd import write_initial_config
+from chatto.logs import setup_logging
 from chatto.tuning import tune_gc
 
 log = logging.getLogger("chatto")
@@ -89,14 +90,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def fail(message: str, status: int) -> int:
     print(f"chatto: error: {message}", file=sys.stderr)
     return status
@@ -121,19 +114,22 @@ async def run_until_signal(config: Config) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
         async with trio.open_nursery() as server:
-            running = await server.start(serve_chatto, config, shutdown)
+            # serve_chatto logs the one "listening on" line (text or JSON).
+            await server.start(serve_chatto, config, shutdown)
             tune_gc()
-            print(f"chatto: serving on {running.http_url} (Ctrl-C to stop)", file=sys.stderr)
         nursery.cancel_scope.cancel()  # the server returned: stop watching signals
     log.info("stopped")
 
 
 def cmd_run(path: Path, init: bool) -> int:
+    wrote = False
     if init and not path.exists():
         write_initial_config(path)
-        print(f"chatto: wrote {path} with fresh secrets", file=sys.stderr)
+        wrote = True
     config = load_config(path)
-    setup_logging(config.logging.level)
+    setup_logging(config.logging.level, config.logging.format)
+    if wrote:
+        log.info("wrote %s with fresh secrets", path)
     error: ChattoError | None = None
     try:
         trio.run(run_until_signal, config)

@@ -33,6 +33,7 @@ from chatto.config_schema import (
     KmsConfig,
     LimitsConfig,
     LoggingConfig,
+    MetricsConfig,
     NatsConfig,
     OwnersConfig,
     SmtpConfig,
@@ -59,6 +60,7 @@ __all__ = [
     "KmsConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "NatsConfig",
     "OwnersConfig",
     "SmtpConfig",
@@ -208,8 +210,11 @@ def validate(config: Config) -> None:
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)
     _validate_owners(config.owners)
+    _validate_metrics(config.metrics)
     if config.logging.level not in LOG_LEVELS:
         raise ConfigError("config key 'logging.level' must be debug, info, warning or error")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError("config key 'logging.format' must be text or json")
 
 
 def _validate_core(c: CoreConfig) -> None:
@@ -245,6 +250,7 @@ def _validate_webserver(w: WebserverConfig) -> None:
     _positive("webserver.max_upload_bytes", w.max_upload_bytes)
     _at_least("webserver.max_upload_parts", w.max_upload_parts, 3)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
+    _positive("webserver.websocket_init_timeout_seconds", w.websocket_init_timeout_seconds)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):
             raise ConfigError(
@@ -346,6 +352,17 @@ def _validate_owners(o: OwnersConfig) -> None:
         local, at, domain = email.strip().rpartition("@")
         if not at or not local or "." not in domain:
             raise ConfigError("config key 'owners.emails' must hold email addresses")
+
+
+def _validate_metrics(m: MetricsConfig) -> None:
+    for entry in m.allow:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                "config key 'metrics.allow' must hold IP addresses or CIDR ranges"
+            ) from None
+    _require_secret("metrics.token", m.token, optional=True)
 
 
 def parse_rate(key: str, value: str) -> tuple[int, float]:

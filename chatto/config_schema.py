@@ -73,6 +73,8 @@ class WebserverConfig:
     # before the MIME parser runs, since parsing costs per part.
     max_upload_parts: int = 10
     shutdown_grace_seconds: float = 10.0
+    # A WebSocket must send connection_init within this (either subprotocol).
+    websocket_init_timeout_seconds: float = 10.0
     tls: TlsConfig = attrs.Factory(TlsConfig)
 
 
@@ -218,9 +220,22 @@ class LimitsConfig:
 
 @attrs.frozen
 class LoggingConfig:
-    """``[logging]``: the root log level."""
+    """``[logging]``: the root log level and the line format (text or json)."""
 
     level: str = "info"
+    format: str = "text"
+
+
+@attrs.frozen
+class MetricsConfig:
+    """``[metrics]``: Prometheus text at ``/metrics``; off unless enabled."""
+
+    enabled: bool = False
+    # Client addresses or CIDR ranges that may scrape without a token (the
+    # address as webserver.trusted_proxies resolves it, not a proxy's own).
+    allow: list[str] = attrs.Factory(lambda: ["127.0.0.1", "::1"])
+    # A bearer token accepted from any address ("" = none).
+    token: str = _secret()
 
 
 @attrs.frozen
@@ -245,6 +260,7 @@ class Config:
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)
     limits: LimitsConfig = attrs.Factory(LimitsConfig)
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
+    metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata=INTERNAL)
 

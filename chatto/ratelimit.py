@@ -61,6 +61,7 @@ class RateLimiter:
             if isinstance(value, str):
                 self.rates[f.name] = Rate(*parse_rate(f"limits.{f.name}", value))
         self.refused = 0
+        self.refused_by: dict[str, int] = dict.fromkeys(self.rates, 0)  # by limit name
         self._empty: OrderedDict[str, float] = OrderedDict()
         self._locks: dict[str, trio.Lock] = {}
 
@@ -73,7 +74,7 @@ class RateLimiter:
         empty_until = self._empty.get(key)
         now = time.monotonic()
         if empty_until is not None and now < empty_until:
-            self.refused += 1
+            self._refuse(name)
             raise RateLimited("too many requests; try again later", math.ceil(empty_until - now))
         # One NATS transaction per key at a time in this process, so
         # concurrent requests do not race each other's conditional updates.
@@ -84,6 +85,10 @@ class RateLimiter:
         finally:
             if not lock.statistics().tasks_waiting and not lock.locked():
                 self._locks.pop(key, None)
+
+    def _refuse(self, name: str) -> None:
+        self.refused += 1
+        self.refused_by[name] = self.refused_by.get(name, 0) + 1
 
     def _remember_empty(self, key: str, wait: float) -> None:
         self._empty[key] = time.monotonic() + wait
@@ -104,7 +109,7 @@ class RateLimiter:
                 tokens = min(rate.capacity, float(doc["t"]) + elapsed * rate.per_second)
                 revision = entry.revision
             if tokens < cost:
-                self.refused += 1
+                self._refuse(name)
                 need = (cost - tokens) / rate.per_second
                 self._remember_empty(key, need)
                 raise RateLimited("too many requests; try again later", max(1, math.ceil(need)))
@@ -122,24 +127,24 @@ class RateLimiter:
         raise RateLimited("too many concurrent requests; try again", 1)
 
 
+def is_trusted(addr: str, trusted: list[str]) -> bool:
+    """Whether ``addr`` is in one of the ``trusted`` addresses or CIDR ranges."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
 def client_ip(peer: str, forwarded_for: str | None, trusted: list[str]) -> str:
     """The client address: the socket peer, or X-Forwarded-For from a trusted proxy.
 
     With trusted proxies the chain is read from the right, skipping trusted
     hops, so a client cannot spoof its address by sending its own header.
     """
-    nets = [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in n for n in nets)
-
-    if not forwarded_for or not is_trusted(peer):
+    if not forwarded_for or not is_trusted(peer, trusted):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not is_trusted(hop):
+        if not is_trusted(hop, trusted):
             return hop
     return peer

@@ -27,6 +27,7 @@ from actors.rbac import RbacView
 from actors.room_directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
+from actors.snapshot import WriteTimes
 from actors.user_directory import UserDirectory
 from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
@@ -45,6 +46,7 @@ from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.service import MessagingService
 from chatto.messaging.shred import ShredFollower
+from chatto.metrics import Metrics
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
@@ -70,8 +72,10 @@ class Running:
 
 
 @asynccontextmanager
-async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessStatus | None]]:
-    """Embedded or external NATS, connected through the bridge."""
+async def open_nats(
+    config: Config, stopping: trio.Event | None = None
+) -> AsyncIterator[tuple[NatsBridge, ProcessStatus | None]]:
+    """Embedded or external NATS, connected through the bridge (no restarts once ``stopping``)."""
     async with AsyncExitStack() as stack:
         embedded: ProcessStatus | None = None
         n = config.nats
@@ -83,7 +87,8 @@ async def open_nats(config: Config) -> AsyncIterator[tuple[NatsBridge, ProcessSt
                         port=n.embedded.port,
                         store_dir=config.nats_store_dir,
                         token=n.embedded.token,
-                    )
+                    ),
+                    stopping,
                 )
             )
             settings = NatsSettings(
@@ -117,8 +122,22 @@ def hypercorn_config(
     hc.graceful_timeout = w.shutdown_grace_seconds
     hc.websocket_max_message_size = 1024 * 1024
     hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.errorlog = _hypercorn_log()
     return hc
+
+
+class _DropRunningOn(logging.Filter):
+    """Hypercorn's "Running on ..." line: Chatto logs its own "listening on" once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on ")
+
+
+def _hypercorn_log() -> logging.Logger:
+    logger = logging.getLogger("hypercorn.error")
+    if not any(isinstance(f, _DropRunningOn) for f in logger.filters):
+        logger.addFilter(_DropRunningOn())
+    return logger
 
 
 def warn_about_config(config: Config) -> None:
@@ -139,7 +158,7 @@ async def serve_chatto(
     """Run the whole server until ``shutdown`` is set."""
     warn_about_config(config)
     async with AsyncExitStack() as stack:
-        bridge, embedded = await stack.enter_async_context(open_nats(config))
+        bridge, embedded = await stack.enter_async_context(open_nats(config, shutdown))
         await bootstrap_storage(bridge, config.nats.replicas)
         # Closed before NATS: an HSM session ends with the server.
         master = await stack.enter_async_context(open_master_key(config, bridge))
@@ -178,7 +197,8 @@ async def serve_chatto(
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )
-            register_domain(actors, config, store, kms, bridge)
+            checkpoint_times = WriteTimes()
+            register_domain(actors, config, store, kms, bridge, checkpoint_times)
             await core.start(projector.serve)
             if sn.enabled:
                 await core.start(projector.serve_snapshots)
@@ -199,6 +219,7 @@ async def serve_chatto(
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
+            metrics = Metrics()
             deleter = build_deleter(accounts, authn, bridge, actors, projector, rooms, kms, keys)
             await core.start(deleter.serve)
             services = Services(
@@ -219,6 +240,7 @@ async def serve_chatto(
                 limiter=RateLimiter(bridge, accounts.keyring, config.limits),
                 avatars=Avatars(actors, projector, keys, bridge),
                 credentials=credentials,
+                metrics=metrics,
                 attachments=Attachments(actors, projector, rooms, keys, bridge, w.max_upload_bytes),
                 grants=Grants(
                     accounts.records, accounts.keyring, config.auth.oauth_code_ttl_seconds
@@ -226,7 +248,8 @@ async def serve_chatto(
                 embedded=embedded,
                 tls=CertManager(TlsSettings.from_config(config)) if w.tls.enabled else None,
             )
-            app = ChattoApp(services, build_schema())
+            metrics.attach(services, checkpoint_times)
+            app = ChattoApp(services, build_schema(), shutdown)
             await _serve_http(app, config, shutdown, services, task_status)
             if sn.enabled and sn.write_on_shutdown:
                 await _final_snapshot(projector, sn.shutdown_timeout_seconds)

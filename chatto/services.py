@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from chatto.mail import Outbox
     from chatto.messaging.attachments import Attachments, Avatars
     from chatto.messaging.service import MessagingService
+    from chatto.metrics import Metrics
     from chatto.permissions import Permissions
     from chatto.ratelimit import RateLimiter
     from chatto.tls.manager import CertManager
@@ -56,6 +57,7 @@ class Services:
     attachments: Attachments
     avatars: Avatars
     credentials: CredentialWatch
+    metrics: Metrics
     embedded: ProcessStatus | None = None
     # The certificate manager when Chatto terminates TLS itself.
     tls: CertManager | None = None

@@ -11,6 +11,7 @@ from actors.room_directory import RoomDirectory
 from actors.rooms import RoomActor
 from actors.runtime import ActorSystem
 from actors.server import ServerActor
+from actors.snapshot import WriteTimes
 from actors.user_directory import UserDirectory
 from actors.users import KeyRotation, UserActor
 from chatto.auth.authn import Authenticator
@@ -37,11 +38,13 @@ def register_domain(
     store: JetStreamEventStore,
     kms: Kms,
     bridge: NatsBridge | None = None,
+    checkpoint_times: WriteTimes | None = None,
 ) -> None:
     """Tell the actor system how to build each kind of domain actor.
 
     With ``bridge`` (and ``[snapshots]`` on), room actors keep checkpoints
-    in the ``SNAPSHOTS`` object store (``actors.checkpoint``).
+    in the ``SNAPSHOTS`` object store (``actors.checkpoint``), their write
+    durations summed in ``checkpoint_times``.
     """
     retries = config.actors.max_append_retries
     sn = config.snapshots
@@ -51,6 +54,7 @@ def register_domain(
         checkpoints = NatsSnapshotStore(bridge, f"actor.room.{rid}") if every and bridge else None
         actor = RoomActor(rid, store, retries, checkpoints)
         actor.checkpoint_every = every
+        actor.checkpoint_times = checkpoint_times
         return actor
 
     owners = frozenset(normalize_email(e) for e in config.owners.emails)

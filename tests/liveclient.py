@@ -1,4 +1,7 @@
-"""A graphql-transport-ws client for tests: collects ``myEvents`` in the background."""
+"""A GraphQL WebSocket client for tests: collects ``myEvents`` in the background.
+
+Speaks ``graphql-transport-ws`` (default) or the older ``graphql-ws``.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ class LiveClient:
         try:
             while True:
                 msg = json.loads(await self.ws.get_message())
-                if msg.get("type") == "next":
+                if msg.get("type") in ("next", "data"):
                     self.events.append(msg["payload"]["data"]["myEvents"])
                     self.changed.set()
         except ConnectionClosed as exc:
@@ -52,20 +55,23 @@ class LiveClient:
 
 @asynccontextmanager
 async def live_client(
-    base_url: str, token: str, query: str = MY_EVENTS, cookie: str = ""
+    base_url: str,
+    token: str,
+    query: str = MY_EVENTS,
+    cookie: str = "",
+    protocol: str = "graphql-transport-ws",
 ) -> AsyncIterator[LiveClient]:
     """``myEvents`` with a bearer token, or (``token=""``) the session cookie."""
     url = base_url.replace("http://", "ws://") + "/api/graphql"
     headers = [(b"cookie", f"chatto_session={cookie}".encode())] if cookie else None
-    async with open_websocket_url(
-        url, subprotocols=["graphql-transport-ws"], extra_headers=headers
-    ) as ws:
+    async with open_websocket_url(url, subprotocols=[protocol], extra_headers=headers) as ws:
         payload = {"authorization": f"Bearer {token}"} if token else {}
         init = {"type": "connection_init", "payload": payload}
         await ws.send_message(json.dumps(init))
         ack = json.loads(await ws.get_message())
         assert ack["type"] == "connection_ack", ack
-        sub = {"id": "live", "type": "subscribe", "payload": {"query": query}}
+        start = "subscribe" if protocol == "graphql-transport-ws" else "start"
+        sub = {"id": "live", "type": start, "payload": {"query": query}}
         await ws.send_message(json.dumps(sub))
         client = LiveClient(ws)
         async with trio.open_nursery() as nursery:

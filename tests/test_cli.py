@@ -6,6 +6,7 @@ problem, with a non-zero exit status, and must never print a secret.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -155,6 +156,92 @@ def test_run_serves_and_stops_gracefully_on_sigterm(config_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_json_logs_are_one_object_a_line_without_secrets(config_path: Path) -> None:
+    """At debug level, with a password and a secret query sent: JSON lines only, no secret."""
+    port = free_port("127.0.0.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+    env.update(
+        CHATTO_WEBSERVER_PORT=str(port),
+        CHATTO_LOGGING_FORMAT="json",
+        CHATTO_LOGGING_LEVEL="debug",
+    )
+    password, secret = "pw-never-logged-0123", "query-secret-never-logged"
+    log_path = config_path.parent / "stderr.log"
+    # A file, not a pipe: nobody reads a pipe until the end, and debug output fills one.
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen([*CLI, "run", "-c", str(config_path)], env=env, stderr=log_file)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        login = httpx.post(base + "/auth/login", json={"login": "nobody", "password": password})
+        assert login.status_code == 401
+        query = '{ server { name(x: "' + secret + '") } }'
+        httpx.post(base + "/api/graphql", json={"query": query}, headers={"x-secret": secret})
+        missing = httpx.get(base + "/nope")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    stderr = log_path.read_text()
+    docs = [json.loads(line) for line in stderr.splitlines()]  # every line is JSON
+    assert {"time", "level", "logger", "message"} <= set(docs[0])
+    messages = [d["message"] for d in docs]
+    assert sum("listening on" in m.lower() or "running on" in m.lower() for m in messages) == 1
+    rid = missing.headers["x-request-id"]
+    assert any(d.get("request_id") == rid and "404" in d["message"] for d in docs)
+    for s in [*secrets_of(config_path), password, secret]:
+        assert s not in stderr
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly_without_restarting_nats(
+    config_path: Path,
+) -> None:
+    """What a terminal does: SIGINT to the whole foreground process group."""
+    port = free_port("127.0.0.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATTO_")}
+    env["CHATTO_WEBSERVER_PORT"] = str(port)
+    log_path = config_path.parent / "stderr.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [*CLI, "run", "-c", str(config_path)],
+            env=env,
+            stderr=log_file,
+            start_new_session=True,  # its own group, as a shell job would be
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text()
+    assert "restarting" not in text and "exited (code" not in text, text
+    # NATS was still there for the snapshot written on the way out.
+    assert "projector snapshot written" in text, text
 
 
 def test_backup_refuses_plaintext_keys_without_explicit_consent(

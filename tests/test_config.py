@@ -258,7 +258,8 @@ def test_int_is_accepted_for_float_keys(cfg: Path) -> None:
 
 
 def test_section_given_as_a_value_is_refused(cfg: Path) -> None:
-    cfg.write_text('logging = "debug"\n' + cfg.read_text().replace('[logging]\nlevel = "info"', ""))
+    section = '[logging]\nlevel = "info"\nformat = "text"'
+    cfg.write_text('logging = "debug"\n' + cfg.read_text().replace(section, ""))
     fails(cfg, match=r"'logging' must be a \[logging\] section")
 
 
@@ -396,7 +397,15 @@ def test_embedded_host_must_be_loopback(cfg: Path, host: str) -> None:
         ("CHATTO_AUTH_BCRYPT_COST", "3", "auth.bcrypt_cost"),
         ("CHATTO_LIMITS_LOGIN_PER_IP", "ten/60", "limits.login_per_ip"),
         ("CHATTO_LOGGING_LEVEL", "loud", "logging.level"),
+        ("CHATTO_LOGGING_FORMAT", "xml", "logging.format"),
         ("CHATTO_OWNERS_EMAILS", "not-an-email", "owners.emails"),
+        ("CHATTO_METRICS_ALLOW", "127.0.0.1,somewhere", "metrics.allow"),
+        ("CHATTO_METRICS_TOKEN", "too-short", "metrics.token"),
+        (
+            "CHATTO_WEBSERVER_WEBSOCKET_INIT_TIMEOUT_SECONDS",
+            "0",
+            "webserver.websocket_init_timeout_seconds",
+        ),
     ],
 )
 def test_ranges_and_enums_name_the_key(cfg: Path, var: str, value: str, key: str) -> None:

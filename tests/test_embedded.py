@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,7 +12,8 @@ import trio
 
 from actors import projector as projector_module
 from actors.server import RecordProbe
-from tests.conftest import ServerHandle
+from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
+from tests.conftest import TOKEN, ServerHandle
 from tests.test_projector import Gate
 
 
@@ -82,3 +84,23 @@ async def test_readyz_reports_a_projector_that_stalls_after_start(
             gate.open.set()
             await services.projector.wait_for(done.last_seq)
             assert (await _ready(c))[0] == 200
+
+
+async def test_no_restart_once_stopping_and_terminal_signals_do_not_reach_it(
+    tmp_path: Path,
+) -> None:
+    """The child has its own session; stopping set, an exit is final."""
+    settings = EmbeddedSettings("127.0.0.1", 0, tmp_path / "nats", TOKEN)
+    stopping = trio.Event()
+    with trio.fail_after(30):
+        async with open_embedded_nats(settings, stopping) as status:
+            pid = status.pid
+            assert pid is not None
+            # A terminal's Ctrl-C goes to our process group, not to the child's.
+            assert os.getpgid(pid) == pid != os.getpgid(0)
+            stopping.set()
+            os.kill(pid, signal.SIGTERM)  # e.g. a service manager signalling the whole unit
+            while status.running:
+                await trio.sleep(0.01)
+            await trio.sleep(0.5)  # longer than the first restart back-off
+            assert status.pid is None and status.restarts == 0

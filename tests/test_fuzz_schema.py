@@ -1,23 +1,22 @@
 """The schema fuzzed with schemathesis (GraphQL mode) against a running server.
 
 Schemathesis generates documents for every query and mutation from
-``schema.graphql``; each is sent anonymously and as a signed-in user. Errors
+``chatto/gql/schema.graphql``; each is sent anonymously and as a signed-in user. Errors
 the user must act on are fine; a 5xx or an INTERNAL error is a failure.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import httpx
 import schemathesis
 import trio
 
+from chatto.gql.schema import load_sdl
 from tests.authflow import bearer, login_token, register
 from tests.conftest import AuthEnv
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_PER_OPERATION = 4
 
 
@@ -29,7 +28,7 @@ def generate() -> list[str]:
     schemathesis.graphql.scalar(
         "Upload", st.text(max_size=8).map(lambda s: StringValueNode(value=s))
     )
-    schema = schemathesis.graphql.from_path(str(ROOT / "schema.graphql"))
+    schema = schemathesis.graphql.from_file(load_sdl())
     docs: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # .example() is meant for interactive use

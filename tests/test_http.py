@@ -12,6 +12,8 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from actors.server import SetServerProfile
+from chatto.gql.schema import load_sdl
+from chatto.logs import JsonFormatter, TextFormatter
 from tests.conftest import ServerHandle
 
 SECURITY = {
@@ -45,6 +47,15 @@ async def test_health_ready_server_info_and_headers(chatto: ServerHandle) -> Non
             nf = await c.get("/nope")
             assert nf.status_code == 404 and nf.headers["x-frame-options"] == "DENY"
             assert (await c.post("/healthz")).status_code == 405
+
+
+async def test_the_sdl_is_served(chatto: ServerHandle) -> None:
+    with trio.fail_after(10):
+        async with client(chatto) as c:
+            r = await c.get("/api/schema.graphql")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+            assert r.text == load_sdl() and "directive @public" in r.text
+            assert (await c.post("/api/schema.graphql")).status_code == 405
 
 
 async def test_async_sibling_fields_resolve_under_trio(chatto: ServerHandle) -> None:
@@ -222,3 +233,10 @@ async def test_query_text_and_variables_never_reach_the_log(
     assert caplog.records, "expected at least some log output to check"
     assert all(secret not in r.getMessage() for r in caplog.records)
     assert secret not in caplog.text
+    # The same records as JSON lines (logging.format = "json") and as text.
+    for formatter in (JsonFormatter(), TextFormatter()):
+        for record in caplog.records:
+            line = formatter.format(record)
+            assert secret not in line
+            if isinstance(formatter, JsonFormatter):
+                assert json.loads(line)["message"] == record.getMessage()

@@ -175,9 +175,12 @@ async def test_every_mutation_is_forbidden_without_its_permission(auth_env: Auth
     self_service = {
         n for n, f in fields.items() if any(d.name.value == "self" for d in f.ast_node.directives)
     }
+    self_or = {n: required_permission(f, "selfOr") for n, f in fields.items()}
+    self_or = {n: p for n, p in self_or.items() if p}
     guarded = {n: required_permission(f) for n, f in fields.items() if required_permission(f)}
-    assert set(fields) == self_service | set(guarded), "every mutation needs @requires or @self"
-    assert set(guarded.values()) <= set(PERMISSIONS)
+    declared = self_service | set(self_or) | set(guarded)
+    assert set(fields) == declared, "every mutation needs @requires, @self or @selfOr"
+    assert set(guarded.values()) | set(self_or.values()) <= set(PERMISSIONS)
     with trio.fail_after(120):
         async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
             p = await people(auth_env, c, "owner", "nobody")

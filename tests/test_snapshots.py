@@ -58,6 +58,15 @@ async def _start(bridge: NatsBridge, snapshots: bool = True) -> Projector:
     return projector
 
 
+async def test_a_fresh_install_says_nothing_about_replaying(
+    bridge: NatsBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="actors.projector")
+    with trio.fail_after(10):
+        await _start(bridge)
+    assert "replaying" not in caplog.text and "snapshot" not in caplog.text
+
+
 async def test_corrupt_or_foreign_snapshots_mean_a_full_replay(
     bridge: NatsBridge, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -394,11 +403,12 @@ def test_sliced_encoding_is_the_plain_sorted_json() -> None:
 
 async def test_backups_never_carry_snapshots(bridge: NatsBridge) -> None:
     from chatto.backup.dump import export_all
+    from chatto.backup.progress import Silent
 
     with trio.fail_after(30):
         await _probes(bridge, 3)
         assert await (await _start(bridge)).write_snapshot()
-        members = await export_all(bridge, True, lambda *_: None)
+        members = await export_all(bridge, True, Silent())
         assert not any("SNAPSHOT" in name for name in members)
         assert all(o["name"] != "projector" for o in members["objects/OBJECTS.jsonl"])
 

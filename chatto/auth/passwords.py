@@ -63,6 +63,7 @@ def _prehash(raw: bytes) -> bytes:
 class HasherStats:
     hashes: int = 0
     checks: int = 0
+    refused: int = 0  # comparisons refused because too many waited
 
 
 class PasswordHasher:
@@ -92,6 +93,7 @@ class PasswordHasher:
         backlog that delays everyone else.
         """
         if self._limiter.statistics().tasks_waiting >= self.max_waiting:
+            self.stats.refused += 1
             raise BusyError("the server is busy checking passwords; try again shortly")
         raw = password.encode("utf-8")
         target = stored if stored and stored.startswith(SCHEME) else None
@@ -104,6 +106,11 @@ class PasswordHasher:
             lambda: bcrypt.checkpw(pre, hashed), limiter=self._limiter
         )
         return ok and stored is not None and target == stored
+
+    def queue(self) -> tuple[int, int]:
+        """(bcrypt jobs running, jobs waiting for a thread)."""
+        stats = self._limiter.statistics()
+        return stats.borrowed_tokens, stats.tasks_waiting
 
     async def _dummy_hash(self) -> str:
         if self._dummy is None:

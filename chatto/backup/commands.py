@@ -14,7 +14,6 @@ import hmac
 import os
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,24 +23,12 @@ import trio
 
 from chatto import __version__
 from chatto.backup import archive, dump
+from chatto.backup.progress import Progress
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import bootstrap_storage
 from chatto.config import Config
 from chatto.errors import ChattoError, StartupError, first_chatto_error
-
-
-class Progress:
-    """Progress lines on stderr, at most twice a second."""
-
-    def __init__(self) -> None:
-        self._last = 0.0
-
-    def __call__(self, what: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last >= 0.5 or done == total:
-            self._last = now
-            print(f"chatto: {what}: {done}/{total}", file=sys.stderr, flush=True)
 
 
 def secret_fingerprint(config: Config) -> str:
@@ -134,12 +121,13 @@ async def backup(
     include_keys: bool,
     passphrase: str | None,
     plaintext_keys: bool = False,
+    progress: Progress | None = None,
 ) -> Path:
     """Write an archive; with keys it is encrypted unless ``plaintext_keys``."""
     if include_keys and not encrypt and not plaintext_keys:
         # Such an archive reads every message and profile: refused by default.
         raise ChattoError(PLAINTEXT_KEYS)
-    progress = Progress()
+    progress = progress or Progress()
     async with open_store(config, allow_running=True) as bridge:
         await bootstrap_storage(bridge, config.nats.replicas)  # a never-started server
         members = await dump.export_all(bridge, include_keys, progress)
@@ -165,7 +153,13 @@ def load_archive(path: Path, passphrase: str | None) -> archive.Archive:
     return archive.read(data)
 
 
-async def restore(config: Config, path: Path, conflict: str, passphrase: str | None) -> list[str]:
+async def restore(
+    config: Config,
+    path: Path,
+    conflict: str,
+    passphrase: str | None,
+    progress: Progress | None = None,
+) -> list[str]:
     """Restore an archive; returns notes for the operator."""
     parsed = load_archive(path, passphrase)  # everything verified before any write
     notes = []
@@ -184,7 +178,7 @@ async def restore(config: Config, path: Path, conflict: str, passphrase: str | N
         )
     async with open_store(config, allow_running=False) as bridge:
         await bootstrap_storage(bridge, config.nats.replicas)
-        await dump.import_all(bridge, parsed.members, conflict, Progress())
+        await dump.import_all(bridge, parsed.members, conflict, progress or Progress())
     return notes
 
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
 from typing import Any
 
 import nats.js.errors
 
+from chatto.backup.progress import Report as Progress
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import ENCRYPTION_KEYS, EVENT_STREAM, OBJECTS, RUNTIME_STATE
 from chatto.errors import ChattoError
-
-Progress = Callable[[str, int, int], None]
 
 
 class RestoreConflict(ChattoError):
@@ -37,13 +35,18 @@ def _unb64(text: str) -> bytes:
 
 
 async def export_stream(bridge: NatsBridge, progress: Progress) -> list[dict[str, Any]]:
-    head = await bridge.stream_last_seq(EVENT_STREAM)
+    js = bridge.js
+    info = await bridge.call(lambda: js.stream_info(EVENT_STREAM))
+    # The last sequence bounds the read; the message count is what it will
+    # yield (sequences have gaps where events were erased or deleted).
+    head, expected = int(info.state.last_seq), int(info.state.messages)
     out: list[dict[str, Any]] = []
     async for batch in bridge.read_range(EVENT_STREAM, "evt.>", 0, head):
         for m in batch:
             headers = _replayable(dict(m.headers)) or {}
             out.append({"subject": m.subject, "data": _b64(m.data), "headers": headers})
-        progress(EVENT_STREAM, len(out), head)
+        progress.step(EVENT_STREAM, len(out), expected)
+    progress.finish(EVENT_STREAM, len(out))
     return out
 
 
@@ -70,7 +73,8 @@ async def export_kv(bridge: NatsBridge, bucket: str, progress: Progress) -> list
             if remaining < 1:
                 continue  # about to expire: not worth restoring
         out.append({"key": key, "value": _b64(msg.data), "ttl": remaining})
-        progress(bucket, i, len(keys))
+        progress.step(bucket, i, len(keys))
+    progress.finish(bucket, len(out))
     return out
 
 
@@ -85,11 +89,13 @@ async def export_objects(bridge: NatsBridge, progress: Progress) -> list[dict[st
             return []
 
     out = []
-    for name in await bridge.call(names):
+    listed = await bridge.call(names)
+    for i, name in enumerate(listed, 1):
         data = await bridge.obj_get(OBJECTS, name)
         if data is not None:
             out.append({"name": name, "data": _b64(data)})
-    progress(OBJECTS, len(out), len(out))
+        progress.step(OBJECTS, i, len(listed))
+    progress.finish(OBJECTS, len(out))
     return out
 
 
@@ -155,13 +161,17 @@ async def import_all(
             await bridge.publish(
                 rec["subject"], _unb64(rec["data"]), headers=_replayable(rec["headers"])
             )
-            if i % 500 == 0 or i == len(events):
-                progress(EVENT_STREAM, i, len(events))
+            progress.step(EVENT_STREAM, i, len(events))
+        progress.finish(EVENT_STREAM, len(events))
     for name, records in members.items():
         if name.startswith("kv/"):
             await import_kv(bridge, name[3:-6], records, conflict, progress)
-    for rec in members.get(f"objects/{OBJECTS}.jsonl", []):
+    objects = members.get(f"objects/{OBJECTS}.jsonl", [])
+    for i, rec in enumerate(objects, 1):
         await bridge.obj_put(OBJECTS, rec["name"], _unb64(rec["data"]))
+        progress.step(OBJECTS, i, len(objects))
+    if objects:
+        progress.finish(OBJECTS, len(objects))
 
 
 async def import_kv(
@@ -180,5 +190,7 @@ async def import_kv(
             continue
         await bridge.kv_put(bucket, rec["key"], _unb64(rec["value"]), ttl_seconds=rec.get("ttl"))
         written += 1
-        progress(bucket, i, len(records))
+        progress.step(bucket, i, len(records))
+    skipped = len(records) - written
+    progress.finish(bucket, written, f"{skipped} already present" if skipped else "")
     return written

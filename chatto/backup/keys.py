@@ -39,6 +39,7 @@ from chatto.backup.commands import (
     secret_fingerprint,
     write_private,
 )
+from chatto.backup.progress import Progress, Report
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
@@ -74,14 +75,19 @@ async def _open_key(config: Config) -> AsyncIterator[MasterKey | None]:
         yield master
 
 
-async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
+async def keys_export(
+    config: Config, out: Path, passphrase: str | None, progress: Report | None = None
+) -> int:
     """Write every KEK, opened, into an age archive; returns how many."""
+    report = progress or Progress()
     records: list[dict[str, Any]] = []
     async with _open_key(config) as master, open_store(config, allow_running=True) as bridge:
         if master is None:
             raise StartupError(f"no master key: {config.master_key_path} does not exist")
         await bootstrap_storage(bridge, config.nats.replicas)
-        for name in sorted(await bridge.kv_keys(ENCRYPTION_KEYS)):
+        names = sorted(await bridge.kv_keys(ENCRYPTION_KEYS))
+        for i, name in enumerate(names, 1):
+            report.step(ENCRYPTION_KEYS, i, len(names))
             raw_name = _renamed(name, _TO_RAW)
             entry = await bridge.kv_get(ENCRYPTION_KEYS, name)
             if entry is None:
@@ -94,6 +100,7 @@ async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
                 continue
             value = kek_record(key, int(time.time() * 1000))
             records.append({"key": raw_name, "value": base64.b64encode(value).decode()})
+    report.finish(ENCRYPTION_KEYS, len(records))
     info = {
         "server_version": __version__,
         "include_keys": True,
@@ -105,8 +112,11 @@ async def keys_export(config: Config, out: Path, passphrase: str | None) -> int:
     return len(records)
 
 
-async def keys_import(config: Config, path: Path, passphrase: str | None) -> tuple[int, int]:
+async def keys_import(
+    config: Config, path: Path, passphrase: str | None, progress: Report | None = None
+) -> tuple[int, int]:
     """Seal and store each exported KEK; existing ones are kept. (written, skipped)."""
+    report = progress or Progress()
     parsed = load_archive(path, passphrase)
     records = parsed.members.get(MEMBER)
     if records is None:
@@ -114,15 +124,17 @@ async def keys_import(config: Config, path: Path, passphrase: str | None) -> tup
     async with open_store(config, allow_running=True) as bridge:
         await bootstrap_storage(bridge, config.nats.replicas)
         async with open_master_key(config, bridge) as master:
-            written = await _seal_imported(bridge, master, records)
+            written = await _seal_imported(bridge, master, records, report)
+    report.finish(ENCRYPTION_KEYS, written, f"{len(records) - written} already present")
     return written, len(records) - written
 
 
 async def _seal_imported(
-    bridge: NatsBridge, master: MasterKey, records: list[dict[str, Any]]
+    bridge: NatsBridge, master: MasterKey, records: list[dict[str, Any]], report: Report
 ) -> int:
     written = 0
-    for rec in records:
+    for i, rec in enumerate(records, 1):
+        report.step(ENCRYPTION_KEYS, i, len(records))
         name = _renamed(str(rec["key"]), _TO_SEALED)
         if name is None:
             continue

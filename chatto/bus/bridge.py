@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 
 from chatto.bus.buckets import BucketOps, KeyExistsError
 from chatto.bus.portal import LoopThread, Portal
+from chatto.bus.stats import BridgeStats
 from chatto.errors import StaleWriteError, StartupError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -73,15 +74,6 @@ class StoredMsg:
     data: bytes
     headers: Mapping[str, str]
     pending: int = 0  # matching messages after this one when it was delivered
-
-
-@attrs.define
-class BridgeStats:
-    """Counters exposed on /readyz and in benchmarks."""
-
-    disconnects: int = 0
-    reconnects: int = 0
-    client_errors: dict[str, int] = attrs.Factory(dict)  # nats-py async errors by type
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -255,7 +247,7 @@ class NatsBridge(BucketOps):
             )
             return int(ack.seq)
 
-        return await _until_a_stream_answers(once)
+        return await self.stats.timed_publish(lambda: _until_a_stream_answers(once))
 
     async def publish_batch(
         self,
@@ -285,7 +277,7 @@ class NatsBridge(BucketOps):
             expect["Nats-Expected-Last-Subject-Sequence"] = str(expect_last_seq)
             if expect_subject is not None:
                 expect["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
-        return await _until_a_stream_answers(once)
+        return await self.stats.timed_publish(lambda: _until_a_stream_answers(once))
 
     async def publish_core(self, subject: str, data: bytes, flush: bool = False) -> None:
         """Fire a core NATS message (not stored): typing indicators and the like.

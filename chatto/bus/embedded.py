@@ -5,6 +5,14 @@ venv's scripts directory). Credentials go into a 0600 config file, never on
 the command line where ``ps`` would show them. If the process dies it is
 restarted on the same port with the same store, so clients reconnect and
 JetStream data survives; ``/readyz`` reports not-ready in between.
+
+Stopping is Chatto's to decide: the child runs in its own session, so the
+Ctrl-C a terminal sends to its whole foreground process group does not
+reach it (NATS must outlive the graceful stop, which still writes a
+snapshot into it), and once the server is stopping (``stopping`` set) a
+child that exits anyway, e.g. when a service manager signals every
+process of the unit, is not restarted. Leaving ``open_embedded_nats``
+terminates it.
 """
 
 from __future__ import annotations
@@ -128,9 +136,10 @@ async def _run_once(cmd: list[str], status: ProcessStatus, on_ready: Callable[[]
     """Run the server until it exits; call ``on_ready`` once it accepts clients."""
     tail: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        proc: trio.Process = await nursery.start(
-            partial(trio.run_process, cmd, stderr=subprocess.PIPE, check=False)
+        run = partial(
+            trio.run_process, cmd, stderr=subprocess.PIPE, check=False, start_new_session=True
         )
+        proc: trio.Process = await nursery.start(run)
         assert proc.stderr is not None
         try:
             with trio.fail_after(READY_TIMEOUT):
@@ -151,10 +160,12 @@ async def _run_once(cmd: list[str], status: ProcessStatus, on_ready: Callable[[]
 async def serve_embedded_nats(
     settings: EmbeddedSettings,
     status: ProcessStatus,
+    stopping: trio.Event | None = None,
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run nats-server forever, restarting it when it dies; ``started(url)`` once ready."""
+    """Run nats-server, restarting it when it dies (until ``stopping``); ``started(url)``."""
+    stopping = stopping if stopping is not None else trio.Event()
     cmd_bin = nats_server_binary()
     port = settings.port or free_port(settings.host)
     conf = write_server_config(settings, port)
@@ -180,18 +191,30 @@ async def serve_embedded_nats(
             log.warning("embedded nats-server failed to restart: %s", exc.message)
             rc = -1
         status.running, status.pid = False, None
+        if stopping.is_set():
+            log.info("embedded nats-server exited (code %s) while stopping", rc)
+            return
         log.warning("embedded nats-server exited (code %s); restarting in %.1fs", rc, backoff)
-        await trio.sleep(backoff)
+        with trio.move_on_after(backoff):
+            await stopping.wait()
+        if stopping.is_set():
+            log.info("server stopping: embedded nats-server not restarted")
+            return
         backoff = min(backoff * 2, 5.0)
         status.restarts += 1
 
 
 @asynccontextmanager
-async def open_embedded_nats(settings: EmbeddedSettings) -> AsyncIterator[ProcessStatus]:
-    """Start the supervised server; yield its status (``status.url`` to connect)."""
+async def open_embedded_nats(
+    settings: EmbeddedSettings, stopping: trio.Event | None = None
+) -> AsyncIterator[ProcessStatus]:
+    """Start the supervised server; yield its status (``status.url`` to connect).
+
+    Once ``stopping`` is set, an exit is no longer followed by a restart.
+    """
     status = ProcessStatus()
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve_embedded_nats, settings, status)
+        await nursery.start(serve_embedded_nats, settings, status, stopping)
         try:
             yield status
         finally:

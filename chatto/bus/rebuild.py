@@ -66,10 +66,9 @@ async def _create(bridge: NatsBridge, bucket: str, replicas: int) -> None:
 
 async def _copy(bridge: NatsBridge, source: str, target: str) -> int:
     from chatto.backup.dump import export_kv, import_kv  # local: backup imports the bus
+    from chatto.backup.progress import Silent
 
-    def quiet(*_args: object) -> None:
-        return None
-
+    quiet = Silent()
     records = [r for r in await export_kv(bridge, source, quiet) if r["key"] != MOVED_MARKER]
     return await import_kv(bridge, target, records, "overwrite", quiet)
 

@@ -52,6 +52,7 @@ class Operation:
     kind: str  # "query" | "mutation" | "subscription"
     errors: tuple[GraphQLError, ...] = ()
     introspection: bool = False  # only __schema/__type/__typename at the root
+    fields: tuple[str, ...] = ()  # root field names as written (for metrics)
 
 
 async def prepare(schema: GraphQLSchema, payload: Any, limits: GraphqlConfig) -> Operation:
@@ -74,13 +75,21 @@ async def prepare(schema: GraphQLSchema, payload: Any, limits: GraphqlConfig) ->
     data = {"query": query, "variables": variables, "operationName": name}
     # Introspection alone (the limits rule refuses it mixed with other
     # fields) touches only the schema, so execute() may run it in a thread.
-    roots = {s.name.value for s in op.selection_set.selections if isinstance(s, FieldNode)}
-    intro = only_introspection_roots(op) and bool(roots & {"__schema", "__type"})
-    return Operation(checked.document, data, op.operation.value, checked.errors, intro)
+    names = [s.name.value for s in op.selection_set.selections if isinstance(s, FieldNode)]
+    roots = tuple(dict.fromkeys(names))  # aliases repeat a field; keep the first
+    intro = only_introspection_roots(op) and bool({"__schema", "__type"} & set(roots))
+    return Operation(checked.document, data, op.operation.value, checked.errors, intro, roots)
 
 
 async def execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> dict[str, Any]:
-    """Execute a query or mutation; return the response document."""
+    """Execute a query or mutation; return the response document (and count it)."""
+    result = await _execute(schema, ctx, op)
+    outcome = "invalid" if op.errors else "error" if result.get("errors") else "ok"
+    ctx.services.metrics.graphql(ctx.transport, op, outcome)
+    return result
+
+
+async def _execute(schema: GraphQLSchema, ctx: RequestContext, op: Operation) -> dict[str, Any]:
     if op.errors:
         return {"errors": [format_error(e) for e in op.errors]}
     if op.introspection:

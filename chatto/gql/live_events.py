@@ -23,6 +23,7 @@ from ariadne import SubscriptionType
 
 from actors.events import Recorded
 from actors.hub import Subscriber
+from actors.reactions import stored_reaction
 from actors.room_events import (
     MemberBanned,
     MemberDeleted,
@@ -132,7 +133,7 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
         out["message"] = messages.get(ev.target_id)
         out["userId"] = getattr(ev, "user_id", None) or getattr(ev, "author_id", None)
         if isinstance(ev, ReactionChanged):
-            out["reaction"], out["added"] = ev.shortcode, ev.added
+            out["reaction"], out["added"] = stored_reaction(ev.shortcode), ev.added
     elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned | MemberDeleted):
         out["userId"] = ev.user_id
     return out

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType
 
+from actors.reactions import reaction_emoji
 from actors.room_directory import AttachmentView, MessageView
 from actors.room_rules import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
@@ -16,6 +17,9 @@ from chatto.messaging.service import encode_cursor, require_member
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info
+
+# Retracting someone else's message (the schema's @selfOr on retractMessage).
+MANAGE_MESSAGES = "message.manage"
 
 message_type = ObjectType("Message")
 attachment_type = ObjectType("Attachment")
@@ -75,7 +79,13 @@ def resolve_reply_count(msg: MessageView, _info: Info) -> int:
 def resolve_reactions(msg: MessageView, info: Info) -> list[dict[str, Any]]:
     me = viewer_of(info).id
     return [
-        {"shortcode": code, "count": len(users), "userIds": list(users), "mine": me in users}
+        {
+            "shortcode": code,
+            "emoji": reaction_emoji(code),
+            "count": len(users),
+            "userIds": list(users),
+            "mine": me in users,
+        }
         for code, users in sorted(msg.reactions.items())
     ]
 
@@ -172,8 +182,10 @@ async def resolve_retract(_obj: Any, info: Info, roomId: str, eventId: str) -> b
     msg = messaging.message(roomId, eventId)
     moderator = msg.author_id != viewer.id
     if moderator:
-        # Inside DMs this is always denied: the DM privacy boundary.
-        services.permissions.require(viewer, "message.manage", roomId)
+        # The schema's @selfOr(permission: "message.manage"); a channel's
+        # creator holds it there unless denied, and inside DMs it is always
+        # denied: the DM privacy boundary.
+        services.permissions.require(viewer, MANAGE_MESSAGES, roomId)
     elif viewer.id not in room.members:
         raise ForbiddenError("join the room first")
     await messaging.retract(viewer.id, roomId, eventId, moderator)

@@ -1,6 +1,7 @@
 """Build the executable schema and run operations.
 
-The SDL lives in ``schema.graphql`` at the repository root. Every field
+The SDL is ``chatto/gql/schema.graphql``, package data read through
+``importlib.resources`` so an installed wheel finds it too. Every field
 requires an authenticated viewer unless it (or its type) carries
 ``@public``: ``protect`` wraps the resolvers of the other fields. Errors are
 formatted here: ``ChattoError`` keeps its message and code; anything else
@@ -10,7 +11,8 @@ becomes a generic "internal error" so no internals or secrets leak.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import ariadne
@@ -43,10 +45,13 @@ log = logging.getLogger(__name__)
 # they are never parsed from or serialized to JSON.
 upload_scalar = ariadne.ScalarType("Upload")
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
+# Package data, not a path next to the source tree: a wheel (or a zipped
+# install) has no repository root.
+SCHEMA_RESOURCE: Traversable = resources.files("chatto.gql") / "schema.graphql"
 
 
-def load_sdl(path: Path = SCHEMA_PATH) -> str:
+def load_sdl(path: Traversable = SCHEMA_RESOURCE) -> str:
+    """The SDL text."""
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -87,11 +92,11 @@ def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
     return check
 
 
-def required_permission(field: GraphQLField) -> str | None:
-    """The permission named by the field's ``@requires`` directive, if any."""
+def required_permission(field: GraphQLField, directive_name: str = "requires") -> str | None:
+    """The permission named by the field's ``@requires`` (or ``@selfOr``) directive."""
     node = field.ast_node
     for directive in (node.directives or ()) if node is not None else ():
-        if directive.name.value == "requires":
+        if directive.name.value == directive_name:
             for arg in directive.arguments or ():
                 if arg.name.value == "permission":
                     return str(getattr(arg.value, "value", ""))

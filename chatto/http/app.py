@@ -1,22 +1,24 @@
 """The one ASGI application: routes, lifespan and the error boundary.
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
-``/api/server``, ``/api/playground``. Every response carries the security
-headers from ``chatto.http.asgi``. A ``ChattoError`` a route lets through
-answers with its own status and code (a NATS outage is 503 ``UNAVAILABLE``);
-an unexpected exception becomes a 500 with a generic body (details go to the
-log, never to the client).
+``/api/server``, ``/api/playground``, ``/api/schema.graphql`` (the SDL).
+Every response carries the security headers from ``chatto.http.asgi``. A
+``ChattoError`` a route lets through answers with its own status and code
+(a NATS outage is 503 ``UNAVAILABLE``); an unexpected exception becomes a
+500 with a generic body (details go to the log, never to the client).
 """
 
 from __future__ import annotations
 
 import logging
 
+import trio
 from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chatto import __version__
 from chatto.errors import ChattoError
+from chatto.gql.schema import load_sdl
 from chatto.http.asgi import (
     Message,
     Receive,
@@ -34,20 +36,30 @@ from chatto.http.auth_routes import handle_auth
 from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
+from chatto.http.metrics_route import METRICS_PATH, handle_metrics, instrument
 from chatto.http.oauth_routes import handle_oauth
+from chatto.logs import REQUEST_ID, new_request_id
+from chatto.ratelimit import is_trusted
 from chatto.services import Services
 
 log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/api/graphql"
+SDL_PATH = "/api/schema.graphql"
+GET_ONLY = ("/healthz", "/readyz", "/api/server", "/api/playground", SDL_PATH, METRICS_PATH)
 
 
 class ChattoApp:
     """ASGI callable bound to the running services."""
 
-    def __init__(self, services: Services, schema: GraphQLSchema) -> None:
+    def __init__(self, services: Services, schema: GraphQLSchema, shutdown: trio.Event) -> None:
         self.services = services
         self.schema = schema
+        # Set when the server stops: open WebSockets are closed (1001) at once.
+        self.shutdown = shutdown
+        # The schema as written (descriptions, directives such as @public and
+        # @requires), which introspection does not show; public like introspection.
+        self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
         self._playground = (
@@ -58,35 +70,57 @@ class ChattoApp:
         kind = scope["type"]
         if kind == "lifespan":
             await serve_lifespan(receive, send)
-        elif kind == "websocket":
-            origin = header(scope, b"origin")
-            if scope["path"] != GRAPHQL_PATH:
-                await send({"type": "websocket.close", "code": 4404})
-            elif not self.cors.allows(origin):
-                # Same check as CORS, before the upgrade is accepted (HTTP 403).
-                await send({"type": "websocket.close", "code": 4403})
-            else:
-                scope = self._credentials_for(scope, origin)
-                await handle_graphql_ws(scope, receive, send, self.services, self.schema)
-        elif kind == "http":
-            origin = header(scope, b"origin")
+            return
+        # Everything done for this request or socket (tasks it starts, worker
+        # threads) logs this id; the client gets it as X-Request-Id.
+        rid = self._request_id(scope)
+        token = REQUEST_ID.set(rid)
+        try:
+            send = _with_request_id(send, rid)
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "http":
+                await self._http_boundary(scope, receive, send)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def _request_id(self, scope: Scope) -> str:
+        """A fresh id, or the one a trusted proxy sent (so both logs share it)."""
+        client = scope.get("client")
+        trusted = self.services.config.webserver.trusted_proxies
+        if client and is_trusted(str(client[0]), trusted):
+            return new_request_id(header(scope, b"x-request-id"))
+        return new_request_id()
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin")
+        if scope["path"] != GRAPHQL_PATH:
+            await send({"type": "websocket.close", "code": 4404})
+        elif not self.cors.allows(origin):
+            # Same check as CORS, before the upgrade is accepted (HTTP 403).
+            await send({"type": "websocket.close", "code": 4403})
+        else:
             scope = self._credentials_for(scope, origin)
-            send = self._with_cors(send, origin)
-            try:
-                if scope["method"] == "OPTIONS":
-                    await respond(
-                        send, 204, b"", b"text/plain", self.cors.preflight_headers(origin)
-                    )
-                    return
-                await self._http(scope, receive, send)
-            except ChattoError as exc:
-                # A route that let one through (a NATS outage while reading a
-                # credential, say): its own status and code, not a 500.
-                log.warning("%s %s: %s", scope["method"], scope["path"], exc.code)
-                await respond_chatto_error(send, exc)
-            except Exception:
-                log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
-                await respond_error(send, 500, "INTERNAL", "internal server error")
+            await handle_graphql_ws(scope, receive, send, self.services, self.schema, self.shutdown)
+
+    async def _http_boundary(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origin = header(scope, b"origin")
+        scope = self._credentials_for(scope, origin)
+        send = self._with_cors(instrument(self.services.metrics, scope, send), origin)
+        try:
+            if scope["method"] == "OPTIONS":
+                await respond(send, 204, b"", b"text/plain", self.cors.preflight_headers(origin))
+                return
+            await self._http(scope, receive, send)
+        except ChattoError as exc:
+            # A route that let one through (a NATS outage while reading a
+            # credential, say): its own status and code, not a 500.
+            log.warning("%s %s: %s", scope["method"], scope["path"], exc.code)
+            await respond_chatto_error(send, exc)
+        except Exception:
+            # The request id is in this log line and in the client's error body.
+            log.exception("unhandled error serving %s %s", scope["method"], scope["path"])
+            await respond_error(send, 500, "INTERNAL", "internal server error")
 
     def _credentials_for(self, scope: Scope, origin: str | None) -> Scope:
         """Drop cookies sent from origins not trusted with credentials."""
@@ -122,7 +156,7 @@ class ChattoApp:
             await handle_attachment(scope, send, self.services)
         elif path.startswith("/assets/avatars/"):
             await handle_avatar(scope, send, self.services)
-        elif method != "GET" and path in ("/healthz", "/readyz", "/api/server", "/api/playground"):
+        elif method != "GET" and path in GET_ONLY:
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
             await respond_json(send, 200, {"status": "ok"})
@@ -140,6 +174,10 @@ class ChattoApp:
             await respond_json(send, 200, self._server_info())
         elif path == "/api/playground":
             await respond(send, 200, self._playground, b"text/html; charset=utf-8")
+        elif path == SDL_PATH:
+            await respond(send, 200, self._sdl, b"text/plain; charset=utf-8")
+        elif path == METRICS_PATH:
+            await handle_metrics(scope, send, self.services)
         else:
             await respond_error(send, 404, "NOT_FOUND", "no such route")
 
@@ -155,3 +193,15 @@ class ChattoApp:
             "authorizeUrl": cfg.webserver.url.rstrip("/") + "/oauth/authorize",
             "registrationOpen": cfg.auth.registration_open,
         }
+
+
+def _with_request_id(send: Send, rid: str) -> Send:
+    """Add ``X-Request-Id`` to the response (or to the WebSocket upgrade answer)."""
+    extra = (b"x-request-id", rid.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] in ("http.response.start", "websocket.accept"):
+            message = {**message, "headers": [*message.get("headers", []), extra]}
+        await send(message)
+
+    return send_with_id

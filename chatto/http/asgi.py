@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from chatto.errors import ChattoError
+from chatto.logs import current_request_id
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -116,17 +117,26 @@ async def respond_json(
     await respond(send, status, body, b"application/json; charset=utf-8", extra)
 
 
+def error_extensions(code: str) -> dict[str, Any]:
+    """An error's ``extensions``: its code and the request id, to quote in a report."""
+    ext: dict[str, Any] = {"code": code}
+    rid = current_request_id()
+    if rid is not None:
+        ext["requestId"] = rid
+    return ext
+
+
 async def respond_error(send: Send, status: int, code: str, message: str) -> None:
     """A JSON error body in the same shape as GraphQL errors."""
     await respond_json(
-        send, status, {"errors": [{"message": message, "extensions": {"code": code}}]}
+        send, status, {"errors": [{"message": message, "extensions": error_extensions(code)}]}
     )
 
 
 async def respond_chatto_error(send: Send, exc: ChattoError) -> None:
     """An error response for a ``ChattoError``; 429s carry ``Retry-After``."""
     retry = getattr(exc, "retry_after", None)
-    doc: dict[str, Any] = {"message": exc.message, "extensions": {"code": exc.code}}
+    doc: dict[str, Any] = {"message": exc.message, "extensions": error_extensions(exc.code)}
     extra: list[tuple[bytes, bytes]] = []
     if retry is not None:
         doc["extensions"]["retryAfter"] = retry

@@ -32,6 +32,7 @@ from chatto.http.asgi import (
 )
 from chatto.http.auth_routes import request_ip
 from chatto.http.multipart import parse_upload
+from chatto.logs import current_request_id
 from chatto.services import Services
 
 EXECUTION_TIMEOUT = 30.0
@@ -109,6 +110,7 @@ async def handle_graphql_http(
         await respond_error(send, 413, "PAYLOAD_TOO_LARGE", "request body is too large")
         return
     except RequestError as exc:
+        services.metrics.graphql("http", None, "invalid")
         await respond_error(send, 400, exc.code, exc.message)
         return
     await _run(scope, send, services, schema, op, auth)
@@ -124,9 +126,8 @@ async def _run(
 ) -> None:
     method = scope["method"]
     if op.kind == "subscription":
-        await respond_error(
-            send, 400, "BAD_REQUEST", "subscriptions need a graphql-transport-ws WebSocket"
-        )
+        need = "subscriptions need a WebSocket (graphql-transport-ws or graphql-ws)"
+        await respond_error(send, 400, "BAD_REQUEST", need)
         return
     if method == "GET" and op.kind != "query":
         await respond_error(send, 405, "METHOD_NOT_ALLOWED", "mutations need POST")
@@ -142,6 +143,10 @@ async def _run(
         ctx.response_headers.append(auth.set_cookie)
     with trio.move_on_after(EXECUTION_TIMEOUT):
         result = await execute(schema, ctx, op)
+        rid = current_request_id()
+        for error in result.get("errors") or ():
+            # This request's own result (never shared), so the id is the caller's.
+            error.setdefault("extensions", {})["requestId"] = rid
         try:
             text = encode_response(result, services.config.graphql.max_response_bytes)
         except RequestError as exc:
