@@ -66,7 +66,11 @@ async def test_scrape_needs_an_allowed_address_or_the_token(
     )
     by_address = await start_server(
         nursery,
-        make_config(CHATTO_METRICS_ENABLED="true", CHATTO_WEBSERVER_TRUSTED_PROXIES="127.0.0.1"),
+        make_config(
+            CHATTO_METRICS_ENABLED="true",
+            CHATTO_WEBSERVER_TRUSTED_PROXIES="127.0.0.1",
+            CHATTO_CORE_DATA_DIR="data-2",  # a server of its own (its own master key)
+        ),
     )
     with trio.fail_after(20):
         async with httpx.AsyncClient(base_url=by_token.url) as c:
