@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import trio
 
+from actors.events import EntityRef, Envelope, Event, Recorded
+from actors.room_directory import RoomDirectory
+from actors.room_events import MemberJoined, MessagePosted, MessageRetracted, RoomCreated
 from tests.conftest import AuthEnv
 from tests.liveclient import live_client
 from tests.test_messaging import POST, gql, ok, users
@@ -214,3 +217,33 @@ async def test_single_event_for_deep_links(auth_env: AuthEnv) -> None:
             )
             assert page["room"]["events"]["events"] == [got]
             assert got["retracted"] is True and got["body"] is None
+
+
+async def test_unread_index_survives_a_snapshot_restore() -> None:
+    """The index is not in snapshots: a restore rebuilds the same one."""
+    rooms = RoomDirectory()
+    seq = 0
+
+    def apply(event: Event, event_id: str = "") -> None:
+        nonlocal seq
+        seq += 1
+        rooms.apply(
+            Recorded(seq, Envelope(event_id or f"e{seq}", EntityRef("room", "r"), 0, event))
+        )
+
+    apply(RoomCreated("r", "", "channel", "a"))
+    apply(MemberJoined("a"))
+    for i in range(12):
+        apply(MessagePosted("ab"[i % 2], "sealed", 1), f"m{i}")
+    apply(MessagePosted("b", "sealed", 1, thread_root="m0"), "t1")
+    apply(MessageRetracted("m3", "b", "b"))
+    apply(MessageRetracted("m4", "a", "a"))
+    restored = RoomDirectory()
+    await restored.restore_state(rooms.export_state())
+    before, after = rooms.rooms["r"], restored.rooms["r"]
+    assert after.unread == before.unread
+    for marker in range(seq + 1):
+        for viewer in "abc":
+            count = before.unread.unread(before.timeline.seqs, viewer, marker)
+            assert after.unread.unread(after.timeline.seqs, viewer, marker) == count
+    assert before.unread.unread(before.timeline.seqs, "a", 0) == 5  # b's 6, one retracted
