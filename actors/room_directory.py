@@ -32,6 +32,7 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
+from actors.unread import UnreadIndex
 
 
 @attrs.define
@@ -93,6 +94,8 @@ class RoomView:
     bans: dict[str, int] = attrs.Factory(dict)
     timeline: Timeline = attrs.Factory(Timeline)
     threads: dict[str, Timeline] = attrs.Factory(dict)
+    # Derived from the timeline and messages (not in snapshots): unread counts.
+    unread: UnreadIndex = attrs.Factory(UnreadIndex)
 
 
 @attrs.define
@@ -136,6 +139,9 @@ class RoomDirectory:
     async def restore_state(self, state: dict[str, Any]) -> None:
         self.rooms = {i: _room(row) for i, row in state["rooms"].items()}
         self.messages = {i: _message(row) for i, row in state["messages"].items()}
+        for room in self.rooms.values():
+            rows = (self.messages[i] for i in room.timeline.ids)
+            room.unread = UnreadIndex.rebuild((m.seq, m.author_id, m.retracted) for m in rows)
         self.by_member = {u: set(r) for u, r in state["by_member"].items()}
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
         self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
@@ -245,6 +251,7 @@ class RoomDirectory:
                     root.reply_count += 1
             if not ev.thread_root or ev.echo:
                 room.timeline.add(rec.seq, env.id)
+                room.unread.posted(ev.author_id, rec.seq)
             return
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None:
@@ -254,6 +261,8 @@ class RoomDirectory:
                 msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
                 msg.edited_ms = env.at_ms
         elif isinstance(ev, MessageRetracted):
+            if not msg.retracted and (not msg.thread_root or msg.echo):
+                room.unread.retract(msg.author_id, msg.seq)
             msg.retracted, msg.body, msg.reactions = True, "", {}
             for att in msg.attachments:
                 if att in self.attachments:

@@ -42,7 +42,13 @@ from actors.user_events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.rooms import viewer_of
-from chatto.messaging.live import PRESENCE_REFRESH, PresenceSignal, TypingSignal
+from chatto.messaging.live import (
+    PRESENCE_REFRESH,
+    PresenceSignal,
+    ReadMarkerSignal,
+    TypingSignal,
+)
+from chatto.messaging.unread import count_unread
 
 if TYPE_CHECKING:
     from chatto.auth.ends import Credential
@@ -106,6 +112,29 @@ def _typing_visible(info: Info, me: str, sig: TypingSignal) -> bool:
     """
     room = info.context.services.messaging.rooms.rooms.get(sig.room_id)
     return sig.user_id != me and room is not None and me in room.members
+
+
+def _read_marker(info: Info, me: str, sig: ReadMarkerSignal) -> dict[str, Any] | None:
+    """READ_MARKER for the viewer's own marker, with the room's new counts.
+
+    Counts are computed here, from this process's read model, so every
+    client sees the room as it stands when the event reaches it.
+    """
+    room = info.context.services.messaging.rooms.rooms.get(sig.room_id)
+    if sig.user_id != me or room is None or me not in room.members:
+        return None
+    out: dict[str, Any] = {
+        "type": "READ_MARKER",
+        "roomId": sig.room_id,
+        "eventId": sig.event_id,
+        "seq": sig.seq,
+        "userId": me,
+        "threadRootId": sig.thread_root or None,
+    }
+    if not sig.thread_root:
+        unread = count_unread(room, me, sig.seq)
+        out["unreadCount"], out["mentionCount"] = unread.count, unread.mentions
+    return out
 
 
 def _closing(cred: Credential | None, sub: Subscriber) -> contextlib.AbstractContextManager[None]:
@@ -179,6 +208,10 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                         "typing": item.typing,
                         SHARE: item,
                     }
+            elif isinstance(item, ReadMarkerSignal):
+                marked = _read_marker(info, me, item)
+                if marked is not None:
+                    yield marked
             elif isinstance(item, PresenceSignal):
                 presence = {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
                 yield presence | {SHARE: item}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType, QueryType
 
-from actors.room_directory import RoomView
+from actors.room_directory import MessageView, RoomView
 from actors.user_directory import UserRecord
 from chatto.errors import ForbiddenError, InvalidInputError, UnauthenticatedError
 from chatto.messaging.service import Page, encode_cursor, require_member
@@ -163,6 +163,15 @@ async def resolve_read_marker(
     return await info.context.services.messaging.read_marker(
         viewer_of(info).id, room.id, threadRootId or ""
     )
+
+
+@room_type.field("event")
+def resolve_event(room: RoomView, info: Info, id: str) -> MessageView | None:
+    """One message for a deep link: members only, null if the room has no such id."""
+    messaging = info.context.services.messaging
+    require_member(messaging.rooms, room.id, viewer_of(info).id)
+    msg = messaging.rooms.messages.get(id)
+    return msg if msg is not None and msg.room_id == room.id else None
 
 
 @event_page.field("hasOlder")

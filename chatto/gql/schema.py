@@ -37,6 +37,7 @@ from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
 from chatto.gql.server_info import server_info
 from chatto.gql.subscription import subscription
+from chatto.gql.unread import unread_query, unread_room, unread_summary
 from chatto.gql.user import user_type
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         room_query,
         room_mutation,
         room_type,
+        unread_query,
+        unread_room,
+        unread_summary,
         event_page,
         message_type,
         attachment_type,

@@ -1,9 +1,11 @@
-"""Live-only signals: typing and presence, relayed through core NATS.
+"""Live-only signals: typing, presence and read markers, relayed through core NATS.
 
 Typing is never stored; presence lives in ``MEMORY_CACHE`` with a 60 s TTL
-(clients refresh every 30 s). Both are published on core NATS subjects
-(``live.room.<id>``, ``live.presence``) and every process feeds what it
-receives into its own hub, so users on different processes see each other.
+(clients refresh every 30 s); read markers live in RUNTIME_STATE and the
+signal only tells the user's other clients. All are published on core NATS
+subjects (``live.room.<id>``, ``live.presence``, ``live.read.<user>``) and
+every process feeds what it receives into its own hub, so users on
+different processes see each other.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class PresenceSignal:
     status: str
 
 
+@attrs.frozen
+class ReadMarkerSignal:
+    """The user moved a read marker (to the message at ``seq``)."""
+
+    user_id: str
+    room_id: str
+    event_id: str
+    seq: int
+    thread_root: str = ""
+
+
 class LiveRelay:
     """Publishes and receives typing and presence signals."""
 
@@ -51,6 +64,12 @@ class LiveRelay:
     async def typing(self, room_id: str, user_id: str, typing: bool) -> None:
         doc = {"r": room_id, "u": user_id, "t": typing}
         await self._bridge.publish_core(f"live.room.{room_id}", json.dumps(doc).encode())
+
+    async def read_marker(
+        self, user_id: str, room_id: str, event_id: str, seq: int, thread_root: str
+    ) -> None:
+        doc = {"u": user_id, "r": room_id, "e": event_id, "s": seq, "t": thread_root}
+        await self._bridge.publish_core(f"live.read.{user_id}", json.dumps(doc).encode())
 
     async def set_presence(self, user_id: str, status: str) -> None:
         if status not in STATUSES:
@@ -125,5 +144,10 @@ class LiveRelay:
             elif subject.startswith("live.room."):
                 sig = TypingSignal(str(doc["r"]), str(doc["u"]), bool(doc["t"]))
                 self._hub.publish(f"room.{sig.room_id}", sig)
+            elif subject.startswith("live.read."):
+                mark = ReadMarkerSignal(
+                    str(doc["u"]), str(doc["r"]), str(doc["e"]), int(doc["s"]), str(doc["t"])
+                )
+                self._hub.publish(f"user.{mark.user_id}", mark)
         except (ValueError, KeyError, TypeError):
             log.debug("ignored a malformed live signal on %s", subject)

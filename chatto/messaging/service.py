@@ -12,7 +12,6 @@ import base64
 import bisect
 import hashlib
 import hmac
-import json
 
 import attrs
 
@@ -38,7 +37,7 @@ from actors.room_directory import GroupView, MessageView, RoomDirectory, RoomVie
 from actors.runtime import ActorSystem
 from actors.user_directory import UserDirectory
 from chatto.bus.bridge import NatsBridge
-from chatto.bus.storage import EVENT_STREAM, OBJECTS, RUNTIME_STATE
+from chatto.bus.storage import EVENT_STREAM, OBJECTS
 from chatto.errors import (
     ConflictError,
     ForbiddenError,
@@ -49,6 +48,7 @@ from chatto.errors import (
 from chatto.messaging.attachments import attachment_object
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
+from chatto.messaging.unread import ReadMarkers
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -124,6 +124,7 @@ class MessagingService:
         self.keys = keys
         self.live = live
         self._bridge = bridge
+        self.markers = ReadMarkers(bridge, rooms, live)
 
     async def _room_cmd(self, room_id: str, command: object) -> object:
         done = await self._actors.ask("room", room_id, command)
@@ -310,24 +311,13 @@ class MessagingService:
             [self.rooms.messages[x] for x in line.ids[start:end]], start > 0, end < len(line.seqs)
         )
 
-    # --- read markers ------------------------------------------------------------------
-    def _marker_key(self, user_id: str, room_id: str, thread_root: str) -> str:
-        return f"read.{user_id}.{room_id}" + (f".{thread_root}" if thread_root else "")
-
+    # --- read markers (chatto/messaging/unread.py) -------------------------------------
     async def mark_read(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
-        msg = self.message(room_id, event_id)
-        doc = json.dumps({"e": event_id, "s": msg.seq}).encode()
-        await self._bridge.kv_put(
-            RUNTIME_STATE, self._marker_key(user_id, room_id, thread_root), doc
-        )
+        await self.markers.mark(user_id, room_id, event_id, thread_root)
 
     async def read_marker(self, user_id: str, room_id: str, thread_root: str) -> str | None:
-        entry = await self._bridge.kv_get(
-            RUNTIME_STATE, self._marker_key(user_id, room_id, thread_root)
-        )
-        if entry is None:
-            return None
-        return str(json.loads(entry.value)["e"])
+        marker = await self.markers.marker(user_id, room_id, thread_root)
+        return marker.event_id if marker else None
 
 
 def _check_name(name: str) -> str:

@@ -1,0 +1,86 @@
+"""Read markers and unread counts for the API layer.
+
+A marker is ``read.<user>.<room>[.<thread>]`` in RUNTIME_STATE, holding the
+event id and its stream sequence; counts come from the sequence and the
+room's ``UnreadIndex`` in the read model (``actors/unread.py``), never from
+bodies. Setting a marker tells every open client of that user, in every
+process, through the live relay (``READ_MARKER`` on ``myEvents``).
+Mentions do not exist yet, so mention counts are always 0.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+
+from actors.room_directory import RoomDirectory, RoomView
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.storage import RUNTIME_STATE
+from chatto.errors import NotFoundError
+from chatto.messaging.live import LiveRelay
+
+
+@attrs.frozen
+class Marker:
+    event_id: str
+    seq: int
+
+
+@attrs.frozen
+class Unread:
+    """One room's unread state for one viewer."""
+
+    count: int
+    mentions: int = 0
+
+
+def marker_key(user_id: str, room_id: str, thread_root: str) -> str:
+    return f"read.{user_id}.{room_id}" + (f".{thread_root}" if thread_root else "")
+
+
+def count_unread(room: RoomView, user_id: str, marker_seq: int) -> Unread:
+    """Unread state from a marker's sequence (0: no marker, everything counts)."""
+    return Unread(room.unread.unread(room.timeline.seqs, user_id, marker_seq))
+
+
+class ReadMarkers:
+    """Markers in KV, counts from the read model; callers are already authorised."""
+
+    def __init__(self, bridge: NatsBridge, rooms: RoomDirectory, live: LiveRelay) -> None:
+        self._bridge = bridge
+        self._rooms = rooms
+        self._live = live
+
+    async def mark(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
+        """Move the viewer's marker to ``event_id`` and tell their open clients."""
+        msg = self._rooms.messages.get(event_id)
+        if msg is None or msg.room_id != room_id:
+            raise NotFoundError("no such message")
+        doc = json.dumps({"e": event_id, "s": msg.seq}).encode()
+        await self._bridge.kv_put(RUNTIME_STATE, marker_key(user_id, room_id, thread_root), doc)
+        await self._live.read_marker(user_id, room_id, event_id, msg.seq, thread_root)
+
+    async def marker(self, user_id: str, room_id: str, thread_root: str = "") -> Marker | None:
+        entry = await self._bridge.kv_get(RUNTIME_STATE, marker_key(user_id, room_id, thread_root))
+        if entry is None:
+            return None
+        doc = json.loads(entry.value)
+        return Marker(str(doc["e"]), int(doc.get("s", 0)))
+
+    async def unread(self, user_id: str, room: RoomView) -> Unread:
+        """The viewer's unread state in a room they are a member of."""
+        marker = await self.marker(user_id, room.id)
+        return count_unread(room, user_id, marker.seq if marker else 0)
+
+    async def rooms_with_unread(self, user_id: str) -> list[tuple[RoomView, Unread]]:
+        """Every room of the viewer with unread messages, oldest room id first."""
+        out = []
+        for room_id in sorted(self._rooms.rooms_of(user_id)):
+            room = self._rooms.rooms.get(room_id)
+            if room is None or not room.timeline.seqs:
+                continue  # empty rooms need no marker read
+            state = await self.unread(user_id, room)
+            if state.count:
+                out.append((room, state))
+        return out
