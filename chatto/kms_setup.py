@@ -30,8 +30,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import trio
-
 from actors.kms_records import (
     RAW_KEK,
     RAW_USER_KEY,
@@ -46,6 +44,7 @@ from actors.kms_records import (
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError
 from chatto.bus.storage import ENCRYPTION_KEYS
+from chatto.concurrency import for_each_bounded
 from chatto.config_schema import Config
 from chatto.crypto import aead
 from chatto.crypto.master import (
@@ -184,20 +183,13 @@ async def seal_raw_records(bridge: NatsBridge, master: MasterKey) -> int:
     """
     names = [n for n in await bridge.kv_keys(ENCRYPTION_KEYS) if n.startswith(tuple(RAW_PREFIXES))]
     sealed = 0
-    slots = trio.Semaphore(MIGRATION_CONCURRENCY)
 
     async def one(name: str) -> None:
         nonlocal sealed
-        try:
-            if await _seal_one(bridge, master, name):
-                sealed += 1
-        finally:
-            slots.release()
+        if await _seal_one(bridge, master, name):
+            sealed += 1
 
-    async with trio.open_nursery() as nursery:
-        for name in names:
-            await slots.acquire()  # at most MIGRATION_CONCURRENCY tasks exist
-            nursery.start_soon(one, name)
+    await for_each_bounded(names, one, MIGRATION_CONCURRENCY)
     return sealed
 
 

@@ -17,8 +17,11 @@ import attrs
 from actors.room_directory import RoomDirectory, RoomView
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import RUNTIME_STATE
+from chatto.concurrency import for_each_bounded
 from chatto.errors import NotFoundError
 from chatto.messaging.live import LiveRelay
+
+MARKER_READS = 16
 
 
 @attrs.frozen
@@ -74,13 +77,18 @@ class ReadMarkers:
         return count_unread(room, user_id, marker.seq if marker else 0)
 
     async def rooms_with_unread(self, user_id: str) -> list[tuple[RoomView, Unread]]:
-        """Every room of the viewer with unread messages, oldest room id first."""
-        out = []
-        for room_id in sorted(self._rooms.rooms_of(user_id)):
-            room = self._rooms.rooms.get(room_id)
-            if room is None or not room.timeline.seqs:
-                continue  # empty rooms need no marker read
-            state = await self.unread(user_id, room)
-            if state.count:
-                out.append((room, state))
-        return out
+        """Every room of the viewer with unread messages, oldest room id first.
+
+        The markers are read ``MARKER_READS`` at a time: one KV round trip
+        each, and a user can be in hundreds of rooms.
+        """
+        rooms = [self._rooms.rooms.get(r) for r in sorted(self._rooms.rooms_of(user_id))]
+        # Empty rooms need no marker read.
+        wanted = [room for room in rooms if room is not None and room.timeline.seqs]
+        states: dict[str, Unread] = {}
+
+        async def one(room: RoomView) -> None:
+            states[room.id] = await self.unread(user_id, room)
+
+        await for_each_bounded(wanted, one, MARKER_READS)
+        return [(room, states[room.id]) for room in wanted if states[room.id].count]
