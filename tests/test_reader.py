@@ -220,6 +220,11 @@ async def test_kv_keys_reads_every_live_key(bridge: NatsBridge) -> None:
         keys = [k for k in await bridge.kv_keys(RUNTIME_STATE) if k.startswith("k.")]
         assert len(keys) == len(set(keys))
         assert sorted(keys) == sorted(f"k.{i}" for i in range(5000) if i % 50)
+        # A prefix is filtered by the server: only those keys come back.
+        await bridge.kv_put(RUNTIME_STATE, "other.1", b"x")
+        assert sorted(await bridge.kv_keys(RUNTIME_STATE, "k.")) == sorted(keys)
+        assert await bridge.kv_keys(RUNTIME_STATE, "other.") == ["other.1"]
+        assert await bridge.kv_keys(RUNTIME_STATE, "none.") == []
 
 
 async def test_nats_py_dropping_messages_is_loud_and_counted(

@@ -146,7 +146,6 @@ class AccountDeleter:
     async def _drop_records(self, user_id: str, claims: list[str]) -> None:
         for claim in claims:
             await self._records.delete(claim)
-        for key in await self._records.keys():
-            if key.startswith(f"read.{user_id}."):
-                await self._records.delete(key)
+        for key in await self._records.keys(f"read.{user_id}."):
+            await self._records.delete(key)
         await self._bridge.kv_delete(MEMORY_CACHE, f"presence.{user_id}")

@@ -57,9 +57,9 @@ class RecordStore:
             RUNTIME_STATE, key, _dump(doc), revision, ttl_seconds=ttl_seconds
         )
 
-    async def keys(self) -> list[str]:
-        """Every live key (maintenance jobs only: it lists the whole bucket)."""
-        return await self._bridge.kv_keys(RUNTIME_STATE)
+    async def keys(self, prefix: str) -> list[str]:
+        """Live keys under ``prefix`` (ending in ``.``), filtered by the server."""
+        return await self._bridge.kv_keys(RUNTIME_STATE, prefix)
 
     async def delete(self, key: str) -> None:
         self._calls["delete"] += 1

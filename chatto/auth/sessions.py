@@ -136,8 +136,11 @@ class SessionStore:
 
     async def revoke_all(self, user_id: str) -> int:
         """Delete every bearer and cookie session of a user; returns how many."""
-        prefixes = (f"session.{user_id}.", f"cookie_session.{user_id}.")
-        keys = [k for k in await self._records.keys() if k.startswith(prefixes)]
+        keys = [
+            key
+            for prefix in (f"session.{user_id}.", f"cookie_session.{user_id}.")
+            for key in await self._records.keys(prefix)
+        ]
         for key in keys:
             await self._records.delete(key)
         await self._ended(keys)

@@ -171,8 +171,11 @@ class BucketOps:
         js = self.js
         return await self.call(lambda: _erase_subject(js, stream, subject, MAX_KV_REVISIONS))
 
-    async def kv_keys(self, bucket: str) -> list[str]:
-        """All live keys of a bucket (admin and backup use; not for hot paths).
+    async def kv_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Live keys of a bucket, all or those under ``prefix`` (``"session.u1."``).
+
+        A prefix (ending in ``.``) is filtered by the server, so the work
+        follows the keys asked for, not the bucket's size.
 
         Read with a ``PullReader`` (last value per key, headers only) rather
         than nats-py's ``keys()``, whose watcher can drop keys when it falls
@@ -180,12 +183,14 @@ class BucketOps:
         """
         from chatto.bus.pull import PullReader  # local: pull imports this package
 
-        prefix = f"$KV.{bucket}."
+        if prefix and not prefix.endswith("."):
+            raise ValueError("a key prefix ends with '.'")
+        subject_prefix = f"$KV.{bucket}."
         reader = PullReader(
             self.nc,
             self.js,
             f"KV_{bucket}",
-            prefix + ">",
+            subject_prefix + prefix + ">",
             1,
             4096,
             last_per_subject=True,
@@ -198,7 +203,7 @@ class BucketOps:
             while more:
                 batch = await self.call(lambda: reader.take(4096))
                 keys += [
-                    m.subject.removeprefix(prefix)
+                    m.subject.removeprefix(subject_prefix)
                     for m in batch
                     if m.headers.get("KV-Operation") not in ("DEL", "PURGE")
                 ]
