@@ -9,7 +9,6 @@ an existing config (and the secrets in it) is never overwritten.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import attrs
 from chatto.config_schema import Config, schema_fields
 from chatto.crypto.master import MasterKeyError, new_master_key, write_key_file
 from chatto.errors import ConfigError
+from chatto.files import create_private
 
 # Dotted key -> bytes of randomness for secrets.token_urlsafe.
 SECRET_BYTES = {
@@ -45,24 +45,10 @@ def write_initial_config(path: Path) -> None:
     key_file = f"{path.stem}.master.key"
     text = render_initial_config(master_key_file=key_file)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL makes "does it exist?" and "create it" one step: no race can
-        # replace a config that appeared in between.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_private(path, text.encode("utf-8"))
     except FileExistsError:
         raise ConfigError(f"refusing to overwrite existing config file {path}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot create config file {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            # The umask may have stripped bits from the mode given to os.open.
-            os.fchmod(f.fileno(), 0o600)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        # A half-written file would make every retry refuse to overwrite it.
-        path.unlink(missing_ok=True)
         raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
     key_path = path.parent / key_file
     if not key_path.exists():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chatto.crypto import aead
 from chatto.errors import ChattoError
+from chatto.files import create_private
 
 ENV_VAR = "CHATTO_KMS_MASTER_KEY"
 
@@ -95,17 +96,11 @@ def read_key_file(path: Path) -> LocalMasterKey | None:
 def write_key_file(path: Path, key: LocalMasterKey) -> None:
     """Create ``path`` (0600) exclusively and durably; ``MasterKeyError`` if it exists."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        create_private(path, encode_key(key))
     except FileExistsError:
         raise MasterKeyError(f"refusing to overwrite master key file {path}") from None
     except OSError as exc:
-        raise MasterKeyError(f"cannot create master key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(encode_key(key))
-        f.flush()
-        os.fsync(f.fileno())
+        raise MasterKeyError(f"cannot write master key file {path}: {exc.strerror}") from None
 
 
 def from_environment(environ: dict[str, str] | None = None) -> LocalMasterKey | None:
