@@ -140,6 +140,15 @@ class LoopThread:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
+        # Tasks nats-py left behind (a subscription's message task whose
+        # unsubscribe never ran) are cancelled and awaited here: destroyed
+        # pending, they log an ERROR at some later garbage collection.
+        leftover = asyncio.all_tasks(self.loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            gathered = asyncio.gather(*leftover, return_exceptions=True)
+            self.loop.run_until_complete(gathered)
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
