@@ -6,8 +6,8 @@ from typing import Any
 
 from actors.entity import Decision, EntityActor
 from actors.events import EntityRef, Recorded
-from actors.room_commands import CreateGroup
-from actors.room_events import GroupCreated
+from actors.rooms.commands import CreateGroup
+from actors.rooms.events import GroupCreated
 from actors.store import EventStore
 from chatto.errors import ConflictError, InvalidInputError
 

@@ -30,8 +30,8 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from actors.events import Recorded
-from actors.room_events import MemberDeleted, MessageRetracted
-from actors.user_events import UserDeleted
+from actors.rooms.events import MemberDeleted, MessageRetracted
+from actors.users.events import UserDeleted
 from chatto.errors import ChattoError
 
 FORMAT_VERSION = 1

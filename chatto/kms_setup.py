@@ -30,7 +30,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actors.kms_records import (
+from actors.kms.records import (
     RAW_KEK,
     RAW_USER_KEY,
     SEALED_KEK,

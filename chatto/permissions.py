@@ -11,8 +11,8 @@ higher rank than the target (``require_outranks``, ``require_subject_below``).
 from __future__ import annotations
 
 from actors.rbac import RANKS, RbacView, Verdict
-from actors.room_directory import RoomDirectory
-from actors.user_directory import UserRecord
+from actors.rooms.directory import RoomDirectory
+from actors.users.directory import UserRecord
 from chatto.errors import ForbiddenError
 
 # Never a room: channel ids are ULIDs, DM ids "dm-" + 26 base32 characters.

@@ -20,15 +20,15 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from actors.hub import Hub
-from actors.kms import Kms, register_kms
-from actors.kms_records import BucketStore
+from actors.kms.actor import Kms, register_kms
+from actors.kms.records import BucketStore
 from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
-from actors.room_directory import RoomDirectory, live_topics
+from actors.rooms.directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.snapshot import WriteTimes
-from actors.user_directory import UserDirectory
+from actors.users.directory import UserDirectory
 from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge

@@ -18,7 +18,7 @@ from chatto.errors import UnavailableError
 from chatto.eventstore import JetStreamEventStore
 
 if TYPE_CHECKING:
-    from actors.user_directory import UserDirectory
+    from actors.users.directory import UserDirectory
     from chatto.auth.authn import Authenticator
     from chatto.auth.deletion import AccountDeleter
     from chatto.auth.ends import CredentialWatch

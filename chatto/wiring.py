@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from actors.audit import AuditActor
 from actors.groups import GroupActor
-from actors.kms import Kms
+from actors.kms.actor import Kms
 from actors.projector import Projector
 from actors.rbac import RbacActor, SetRule
-from actors.room_directory import RoomDirectory
-from actors.rooms import RoomActor
+from actors.rooms.actor import RoomActor
+from actors.rooms.directory import RoomDirectory
 from actors.runtime import ActorSystem
 from actors.server import ServerActor
 from actors.snapshot import WriteTimes
-from actors.user_directory import UserDirectory
-from actors.users import KeyRotation, UserActor
+from actors.users.actor import KeyRotation, UserActor
+from actors.users.directory import UserDirectory
 from chatto.auth.authn import Authenticator
 from chatto.auth.challenges import Challenges
 from chatto.auth.cookies import CookieCodec

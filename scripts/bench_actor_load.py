@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.events import EntityRef, Envelope
 from actors.ids import new_id
-from actors.room_events import MemberJoined, MessagePosted, RoomCreated
-from actors.rooms import RoomActor
+from actors.rooms.actor import RoomActor
+from actors.rooms.events import MemberJoined, MessagePosted, RoomCreated
 from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import bootstrap_storage

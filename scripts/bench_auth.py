@@ -31,7 +31,7 @@ import httpx
 import trio
 
 from actors.ids import new_id
-from actors.users import CreateUser
+from actors.users.actor import CreateUser
 from chatto.config import load_config
 from chatto.initcmd import write_initial_config
 from chatto.server import Running, serve_chatto

@@ -34,8 +34,8 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.softhsm
 
-from actors.kms import CreateKek, GenerateDek, KmsActor, ShredKeys, UnwrapDek
-from actors.kms_records import RAW_KEK, BucketStore, open_key_record
+from actors.kms.actor import CreateKek, GenerateDek, KmsActor, ShredKeys, UnwrapDek
+from actors.kms.records import RAW_KEK, BucketStore, open_key_record
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage

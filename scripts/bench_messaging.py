@@ -42,7 +42,7 @@ from nats.js.api import StreamConfig
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from actors.ids import new_id
-from actors.users import CreateUser
+from actors.users.actor import CreateUser
 from chatto.bus.bridge import NatsBridge
 from chatto.config import Config, load_config
 from chatto.initcmd import write_initial_config

@@ -46,12 +46,12 @@ import trio
 from actors.events import EntityRef, Envelope, Event
 from actors.hub import Hub
 from actors.ids import new_id
-from actors.kms import Kms, register_kms
-from actors.kms_records import BucketStore
+from actors.kms.actor import Kms, register_kms
+from actors.kms.records import BucketStore
 from actors.projector import Projector, ReadModel
 from actors.rbac import RbacView
-from actors.room_directory import RoomDirectory
-from actors.room_events import (
+from actors.rooms.directory import RoomDirectory
+from actors.rooms.events import (
     MemberJoined,
     MessageEdited,
     MessagePosted,
@@ -61,8 +61,8 @@ from actors.room_events import (
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import ServerView
 from actors.snapshot import encode_snapshot
-from actors.user_directory import UserDirectory
-from actors.user_events import PasswordSet, UserRegistered
+from actors.users.directory import UserDirectory
+from actors.users.events import PasswordSet, UserRegistered
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage

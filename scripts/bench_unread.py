@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from actors.events import EntityRef, Envelope, Event, Recorded
-from actors.room_directory import RoomDirectory
-from actors.room_events import (
+from actors.rooms.directory import RoomDirectory
+from actors.rooms.events import (
     MemberJoined,
     MessagePosted,
     MessageRetracted,
     RoomCreated,
 )
-from actors.unread import UnreadIndex
+from actors.rooms.unread import UnreadIndex
 from chatto.messaging.unread import count_unread
 
 VIEWER = "viewer"

@@ -239,9 +239,9 @@ async def test_a_long_history_load_outlives_one_ask_but_not_the_next(
     from actors import runtime
     from actors.events import Envelope
     from actors.ids import new_id
-    from actors.room_commands import Join
-    from actors.room_events import MemberJoined, MessagePosted, RoomCreated
-    from actors.rooms import RoomActor
+    from actors.rooms.actor import RoomActor
+    from actors.rooms.commands import Join
+    from actors.rooms.events import MemberJoined, MessagePosted, RoomCreated
     from chatto.codec import encode_envelope, subject_for
 
     caplog.set_level("INFO", logger="actors.runtime")

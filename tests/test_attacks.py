@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import trio
 
-from actors.room_commands import CreateRoom
+from actors.rooms.commands import CreateRoom
 from chatto.snapshot_store import NatsSnapshotStore
 from tests.authflow import Account, login_token, register, without_request_id
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server

@@ -11,7 +11,7 @@ import trio
 
 from actors.audit import AUDIT, UnknownLoginAttempted
 from actors.events import EntityRef
-from actors.user_events import (
+from actors.users.events import (
     CredentialRevoked,
     LoginFailed,
     LoginSucceeded,

@@ -62,7 +62,7 @@ async def register_console(c: httpx.AsyncClient, handle: Any, name: str) -> str:
     """Create an account in-process (what /auth/register/complete does, minus the mail)."""
     services = handle.running.services
     from actors.ids import new_id
-    from actors.users import CreateUser
+    from actors.users.actor import CreateUser
 
     uid = new_id()
     pw_hash = await services.accounts.hasher.hash(PW)

@@ -16,7 +16,8 @@ import pytest
 import trio
 
 from actors.entity import Committed
-from actors.room_commands import (
+from actors.rooms.actor import RoomActor
+from actors.rooms.commands import (
     Ban,
     BodyKey,
     CreateRoom,
@@ -30,7 +31,6 @@ from actors.room_commands import (
     RetractMessage,
     Unban,
 )
-from actors.rooms import RoomActor
 from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge
 from chatto.eventstore import JetStreamEventStore

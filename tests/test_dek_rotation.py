@@ -9,11 +9,11 @@ import httpx
 import trio
 
 from actors.ids import new_id
-from actors.kms import KeyShredded, Kms, register_kms
-from actors.kms_records import BucketStore
+from actors.kms.actor import KeyShredded, Kms, register_kms
+from actors.kms.records import BucketStore
 from actors.runtime import RuntimeSettings, open_actor_system
-from actors.user_events import BODY_PURPOSE
-from actors.users import CreateUser, EnsureBodyKey, GetKeyRefs, KeyRotation, UserActor
+from actors.users.actor import CreateUser, EnsureBodyKey, GetKeyRefs, KeyRotation, UserActor
+from actors.users.events import BODY_PURPOSE
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aad

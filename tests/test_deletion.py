@@ -9,15 +9,15 @@ import httpx
 import trio
 
 from actors.events import EntityRef
-from actors.kms import KeyShredded
-from actors.user_events import (
+from actors.kms.actor import KeyShredded
+from actors.users.actor import StartDeletion
+from actors.users.events import (
     BODY_PURPOSE,
     PII_PURPOSE,
     EmailVerified,
     UserDEKGenerated,
     UserRegistered,
 )
-from actors.users import StartDeletion
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aad, aead
 from chatto.errors import ChattoError

@@ -49,7 +49,7 @@ async def test_viewer_independent_results_are_shared_and_personal_ones_are_not(
                     ev = await cl.wait_for(lambda e: e["type"] == "REACTION_CHANGED")
                     mine[name] = ev["message"]["reactions"]
                 # Same event, same document, but `mine` depends on the viewer: never shared.
-                # "+1" is stored under its canonical key (actors/reactions.py).
+                # "+1" is stored under its canonical key (actors/rooms/reactions.py).
                 assert mine["alice"] == [{"shortcode": "thumbsup", "count": 1, "mine": True}]
                 assert mine["bob"] == [{"shortcode": "thumbsup", "count": 1, "mine": False}]
 

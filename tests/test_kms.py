@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from actors.kms import (
+from actors.kms.actor import (
     CreateKek,
     GenerateDek,
     KeyShredded,
@@ -20,7 +20,7 @@ from actors.kms import (
     UnwrapDek,
     register_kms,
 )
-from actors.kms_records import ALG, BucketStore, open_key_record
+from actors.kms.records import ALG, BucketStore, open_key_record
 from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.buckets import KeyExistsError

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from actors.kms_records import RAW_KEK, SEALED_KEK, open_key_record, seal_key_record, sealed_by
+from actors.kms.records import RAW_KEK, SEALED_KEK, open_key_record, seal_key_record, sealed_by
 from chatto.backup import commands
 from chatto.backup import keys as keys_cmd
 from chatto.backup.commands import open_store

@@ -11,9 +11,9 @@ import trio
 
 from actors.events import EntityRef, Envelope
 from actors.ids import new_id
-from actors.kms import GenerateDek, KmsActor, UnwrapDek
-from actors.kms_records import BucketStore
-from actors.room_events import MessagePosted
+from actors.kms.actor import GenerateDek, KmsActor, UnwrapDek
+from actors.kms.records import BucketStore
+from actors.rooms.events import MessagePosted
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE
 from chatto.crypto import aead
 from chatto.crypto.master import new_master_key

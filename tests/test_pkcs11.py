@@ -21,8 +21,8 @@ import pytest
 import trio
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag
 
-from actors.kms import Kms
-from actors.kms_records import SEALED_KEK, sealed_by
+from actors.kms.actor import Kms
+from actors.kms.records import SEALED_KEK, sealed_by
 from chatto.backup import hsm as hsm_cmd
 from chatto.bus.storage import ENCRYPTION_KEYS
 from chatto.config import Config

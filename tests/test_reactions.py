@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from actors.reactions import canonical_reaction, reaction_emoji
+from actors.rooms.reactions import canonical_reaction, reaction_emoji
 from chatto.errors import InvalidInputError
 from chatto.gql.schema import build_schema, required_permission
 from tests.conftest import AuthEnv

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trio
 
-from actors.kms_records import open_key_record, parse_dek_record
+from actors.kms.records import open_key_record, parse_dek_record
 from chatto.bus.storage import ENCRYPTION_KEYS, OBJECTS, RUNTIME_STATE
 from chatto.kms_setup import load_local_key
 from chatto.messaging.attachments import attachment_object, avatar_object

@@ -5,9 +5,9 @@ from __future__ import annotations
 import trio
 
 from actors.ids import new_id
-from actors.kms import KeyShredded
-from actors.user_events import BODY_PURPOSE
-from actors.users import CreateUser
+from actors.kms.actor import KeyShredded
+from actors.users.actor import CreateUser
+from actors.users.events import BODY_PURPOSE
 from chatto.crypto import aad
 from tests.conftest import ConfigFactory, NatsProc, start_server
 

@@ -25,7 +25,7 @@ from actors.rbac import AssignRole, CreateRole, RbacView, SetRule
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import RecordProbe, ServerActor, ServerView
 from actors.snapshot import MAGIC, decode_snapshot, dumps, encode_snapshot, read_header
-from actors.users import CreateUser, UpdateProfile, VerifyEmail
+from actors.users.actor import CreateUser, UpdateProfile, VerifyEmail
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, bootstrap_storage
 from chatto.eventstore import JetStreamEventStore

@@ -11,8 +11,8 @@ import httpx
 import trio
 
 from actors.events import EntityRef, Envelope, Event, Recorded
-from actors.room_directory import RoomDirectory
-from actors.room_events import MemberJoined, MessagePosted, MessageRetracted, RoomCreated
+from actors.rooms.directory import RoomDirectory
+from actors.rooms.events import MemberJoined, MessagePosted, MessageRetracted, RoomCreated
 from tests.conftest import AuthEnv
 from tests.liveclient import live_client
 from tests.test_messaging import POST, gql, ok, users

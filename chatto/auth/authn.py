@@ -13,7 +13,7 @@ import time
 
 import attrs
 
-from actors.user_directory import UserDirectory, UserRecord
+from actors.users.directory import UserDirectory, UserRecord
 from chatto.auth.cookies import CookieCodec, read_cookie
 from chatto.auth.keyring import same
 from chatto.auth.sessions import Session, SessionStore

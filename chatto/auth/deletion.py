@@ -18,13 +18,13 @@ import logging
 
 import trio
 
-from actors.kms import Kms
+from actors.kms.actor import Kms
 from actors.projector import Projector
-from actors.room_commands import PurgeMember, TakeUnerased
-from actors.room_directory import RoomDirectory
+from actors.rooms.commands import PurgeMember, TakeUnerased
+from actors.rooms.directory import RoomDirectory
 from actors.runtime import ActorSystem
-from actors.user_directory import UserDirectory
-from actors.users import FinishDeletion, GetKeyRefs, GetPasswordSeqs, StartDeletion
+from actors.users.actor import FinishDeletion, GetKeyRefs, GetPasswordSeqs, StartDeletion
+from actors.users.directory import UserDirectory
 from chatto.auth.keyring import Keyring
 from chatto.auth.records import RecordStore
 from chatto.auth.sessions import SessionStore

@@ -39,8 +39,8 @@ import attrs
 import trio
 
 from actors.events import Recorded
-from actors.user_directory import UserDirectory
-from actors.user_events import PasswordSet, UserDeletionStarted
+from actors.users.directory import UserDirectory
+from actors.users.events import PasswordSet, UserDeletionStarted
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.reader import open_subscription
 from chatto.errors import BusyError, UnavailableError

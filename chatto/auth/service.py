@@ -16,8 +16,7 @@ from actors.audit import RecordUnknownLogin
 from actors.ids import new_id
 from actors.projector import Projector
 from actors.runtime import ActorSystem
-from actors.user_directory import UserDirectory, UserRecord
-from actors.users import (
+from actors.users.actor import (
     CreateUser,
     RecordLogin,
     RecordRevocation,
@@ -25,6 +24,7 @@ from actors.users import (
     UpdateProfile,
     VerifyEmail,
 )
+from actors.users.directory import UserDirectory, UserRecord
 from chatto.auth.challenges import Challenges, TokenError
 from chatto.auth.identity import check_display_name, check_login, normalize_email
 from chatto.auth.keyring import Keyring

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors.kms_records import MasterKey, sealed_by
+from actors.kms.records import MasterKey, sealed_by
 from chatto.backup.commands import open_store
 from chatto.bus.storage import ENCRYPTION_KEYS, bootstrap_storage
 from chatto.config import Config

@@ -9,7 +9,7 @@ import attrs
 if TYPE_CHECKING:
     from graphql import GraphQLResolveInfo
 
-    from actors.user_directory import UserRecord
+    from actors.users.directory import UserRecord
     from chatto.auth.authn import AuthResult
     from chatto.auth.ends import Credential
     from chatto.services import Services

@@ -23,8 +23,7 @@ from ariadne import SubscriptionType
 
 from actors.events import Recorded
 from actors.hub import Subscriber
-from actors.reactions import stored_reaction
-from actors.room_events import (
+from actors.rooms.events import (
     MemberBanned,
     MemberDeleted,
     MemberJoined,
@@ -38,7 +37,8 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
-from actors.user_events import PasswordSet, ProfileUpdated, UserDeletionStarted
+from actors.rooms.reactions import stored_reaction
+from actors.users.events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.rooms import viewer_of

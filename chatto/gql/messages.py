@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType
 
-from actors.reactions import reaction_emoji
-from actors.room_directory import AttachmentView, MessageView
-from actors.room_rules import check_client_key
+from actors.rooms.directory import AttachmentView, MessageView
+from actors.rooms.reactions import reaction_emoji
+from actors.rooms.rules import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.attachments import Upload

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType
 
-from actors.user_directory import UserRecord
+from actors.users.directory import UserRecord
 from chatto.auth.challenges import TokenError
 from chatto.errors import InvalidInputError, NotFoundError, UnauthenticatedError
 from chatto.messaging.attachments import Upload

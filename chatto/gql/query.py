@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import QueryType
 
-from actors.user_directory import UserRecord
+from actors.users.directory import UserRecord
 from chatto.errors import UnauthenticatedError
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType, QueryType
 
-from actors.room_directory import MessageView, RoomView
-from actors.user_directory import UserRecord
+from actors.rooms.directory import MessageView, RoomView
+from actors.users.directory import UserRecord
 from chatto.errors import ForbiddenError, InvalidInputError, UnauthenticatedError
 from chatto.messaging.service import Page, encode_cursor, require_member
 

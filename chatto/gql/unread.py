@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import ObjectType, QueryType
 
-from actors.room_directory import RoomView
+from actors.rooms.directory import RoomView
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.unread import Unread
 

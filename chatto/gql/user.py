@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ariadne import ObjectType
 
-from actors.user_directory import UserRecord
+from actors.users.directory import UserRecord
 
 if TYPE_CHECKING:
     from chatto.gql.context import Info

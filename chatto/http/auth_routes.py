@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from actors.user_directory import UserRecord
+from actors.users.directory import UserRecord
 from chatto.auth.authn import AuthResult
 from chatto.auth.identity import normalize_email
 from chatto.errors import ChattoError, InvalidInputError, UnauthenticatedError

@@ -15,8 +15,8 @@ import attrs
 
 from actors.ids import new_id
 from actors.projector import Projector
-from actors.room_commands import RegisterAttachment
-from actors.room_directory import AttachmentView, RoomDirectory
+from actors.rooms.commands import RegisterAttachment
+from actors.rooms.directory import AttachmentView, RoomDirectory
 from actors.runtime import ActorSystem
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import OBJECTS
@@ -135,7 +135,7 @@ class Avatars:
         self._bridge = bridge
 
     async def set(self, user_id: str, file: Upload) -> None:
-        from actors.users import SetAvatar
+        from actors.users.actor import SetAvatar
 
         ctype = file.content_type.split(";")[0].strip().lower()
         if ctype not in AVATAR_TYPES:

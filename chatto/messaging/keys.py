@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 
-from actors.kms import Kms
-from actors.room_commands import BodyKey
-from actors.room_directory import MessageView
+from actors.kms.actor import Kms
+from actors.rooms.commands import BodyKey
+from actors.rooms.directory import MessageView
 from actors.runtime import ActorSystem
-from actors.user_directory import UserDirectory
-from actors.user_events import BODY_PURPOSE, UserDEKGenerated
-from actors.users import EnsureBodyKey
+from actors.users.actor import EnsureBodyKey
+from actors.users.directory import UserDirectory
+from actors.users.events import BODY_PURPOSE, UserDEKGenerated
 from chatto.crypto import aad, aead
 from chatto.errors import ChattoError
 

@@ -17,7 +17,7 @@ import attrs
 
 from actors.ids import new_id
 from actors.projector import Projector
-from actors.room_commands import (
+from actors.rooms.commands import (
     ArchiveRoom,
     Ban,
     CreateGroup,
@@ -33,9 +33,9 @@ from actors.room_commands import (
     Unban,
     UpdateRoom,
 )
-from actors.room_directory import GroupView, MessageView, RoomDirectory, RoomView
+from actors.rooms.directory import GroupView, MessageView, RoomDirectory, RoomView
 from actors.runtime import ActorSystem
-from actors.user_directory import UserDirectory
+from actors.users.directory import UserDirectory
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, OBJECTS
 from chatto.errors import (

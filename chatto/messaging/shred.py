@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 
 from actors.events import Recorded
-from actors.kms import EvictKeys
+from actors.kms.actor import EvictKeys
 from actors.runtime import ActorSystem
-from actors.user_directory import UserDirectory
-from actors.user_events import UserDeleted
+from actors.users.directory import UserDirectory
+from actors.users.events import UserDeleted
 from chatto.errors import ChattoError
 from chatto.messaging.keys import BodyKeys
 

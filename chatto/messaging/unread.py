@@ -2,7 +2,7 @@
 
 A marker is ``read.<user>.<room>[.<thread>]`` in RUNTIME_STATE, holding the
 event id and its stream sequence; counts come from the sequence and the
-room's ``UnreadIndex`` in the read model (``actors/unread.py``), never from
+room's ``UnreadIndex`` in the read model (``actors/rooms/unread.py``), never from
 bodies. Setting a marker tells every open client of that user, in every
 process, through the live relay (``READ_MARKER`` on ``myEvents``).
 Mentions do not exist yet, so mention counts are always 0.
@@ -14,7 +14,7 @@ import json
 
 import attrs
 
-from actors.room_directory import RoomDirectory, RoomView
+from actors.rooms.directory import RoomDirectory, RoomView
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import RUNTIME_STATE
 from chatto.concurrency import for_each_bounded

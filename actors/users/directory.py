@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 
 from actors.events import Recorded
-from actors.kms import Kms
-from actors.user_events import (
+from actors.kms.actor import Kms
+from actors.users.events import (
     PII_PURPOSE,
     AvatarSet,
     EmailVerified,

@@ -15,8 +15,7 @@ from typing import Any
 import attrs
 
 from actors.events import Recorded
-from actors.reactions import stored_reaction
-from actors.room_events import (
+from actors.rooms.events import (
     AttachmentUploaded,
     GroupCreated,
     MemberBanned,
@@ -32,7 +31,8 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
-from actors.unread import UnreadIndex
+from actors.rooms.reactions import stored_reaction
+from actors.rooms.unread import UnreadIndex
 
 
 @attrs.define
@@ -116,7 +116,7 @@ class RoomDirectory:
     """Projection of every room."""
 
     snapshot_name = "rooms"
-    # 2: reaction keys in canonical form (actors/reactions.py).
+    # 2: reaction keys in canonical form (actors/rooms/reactions.py).
     snapshot_schema = 2
 
     def __init__(self) -> None:

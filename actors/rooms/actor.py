@@ -18,8 +18,7 @@ import attrs
 from actors.entity import Decision, EntityActor
 from actors.events import EntityRef, Event, Recorded
 from actors.ids import new_id
-from actors.reactions import canonical_reaction, stored_reaction
-from actors.room_commands import (
+from actors.rooms.commands import (
     ArchiveRoom,
     Ban,
     CreateRoom,
@@ -37,7 +36,7 @@ from actors.room_commands import (
     Unban,
     UpdateRoom,
 )
-from actors.room_events import (
+from actors.rooms.events import (
     AttachmentUploaded,
     MemberBanned,
     MemberDeleted,
@@ -52,7 +51,8 @@ from actors.room_events import (
     RoomCreated,
     RoomUpdated,
 )
-from actors.room_rules import (
+from actors.rooms.reactions import canonical_reaction, stored_reaction
+from actors.rooms.rules import (
     CLIENT_KEY_WINDOW_MS,
     EDIT_WINDOW_MS,
     MAX_DM_PARTICIPANTS,
@@ -72,7 +72,7 @@ class RoomActor(EntityActor):
     """One room's write side (checkpointed: a long room loads from its checkpoint)."""
 
     snapshot_name = "room"
-    # 2: reaction keys in canonical form (actors/reactions.py).
+    # 2: reaction keys in canonical form (actors/rooms/reactions.py).
     snapshot_schema = 2
 
     def __init__(

@@ -10,7 +10,7 @@ from user ids. Shredding deletes both records and every cached copy, so
 ciphertext under those DEKs can never be opened again.
 
 One actor per process keeps bounded LRU caches of KEKs and unwrapped DEKs.
-Key records and their storage adapter are in ``actors.kms_records``. Key
+Key records and their storage adapter are in ``actors.kms.records``. Key
 bytes never reach logs or error messages.
 """
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from actors.kms_records import (
+from actors.kms.records import (
     ALG,
     RAW_KEK,
     RAW_USER_KEY,

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from actors.room_commands import BodyKey
+from actors.rooms.commands import BodyKey
 from chatto.crypto import aad, aead
 from chatto.errors import InvalidInputError
 

@@ -17,9 +17,9 @@ import attrs
 from actors.entity import Committed, Decision, EntityActor
 from actors.events import EntityRef, Event, Recorded
 from actors.ids import new_id
-from actors.kms import Kms
+from actors.kms.actor import Kms
 from actors.store import EventStore
-from actors.user_events import (
+from actors.users.events import (
     BODY_PURPOSE,
     PII_PURPOSE,
     AvatarSet,
