@@ -239,6 +239,13 @@ class MetricsConfig:
 
 
 @attrs.frozen
+class PresenceConfig:
+    """``[presence]``: online/away status, sent to users who share a room or DM."""
+
+    enabled: bool = True
+
+
+@attrs.frozen
 class OwnersConfig:
     """``[owners]``: emails that become owners once verified."""
 
@@ -262,6 +269,7 @@ class Config:
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
     metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
+    presence: PresenceConfig = attrs.Factory(PresenceConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata=INTERNAL)
 
     @property

@@ -205,7 +205,9 @@ async def serve_chatto(
             await core.start(keep_storage, bridge, config.nats.replicas)
             outbox = Outbox(make_mailer(config.smtp))
             await core.start(outbox.serve)
-            live = LiveRelay(bridge, hub)
+            live = LiveRelay(
+                bridge, hub, rooms.co_members, presence_enabled=config.presence.enabled
+            )
             await core.start(live.serve)
             accounts, authn = await build_auth(
                 config, bridge, actors, directory, projector, outbox, credentials

@@ -156,6 +156,15 @@ class RoomDirectory:
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self.by_member.get(user_id, ()))
 
+    def co_members(self, user_id: str) -> set[str]:
+        """Everyone who shares a room or DM with the user (the user included)."""
+        out: set[str] = set()
+        for room_id in self.by_member.get(user_id, ()):
+            room = self.rooms.get(room_id)
+            if room is not None:
+                out |= room.members
+        return out
+
     def is_member(self, room_id: str, user_id: str) -> bool:
         room = self.rooms.get(room_id)
         return room is not None and user_id in room.members

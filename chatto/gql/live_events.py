@@ -1,6 +1,6 @@
 """``Subscription.myEvents``: one live stream per client, routed by topic.
 
-The subscriber listens to ``user.<me>``, ``presence`` and ``room.<id>`` for
+The subscriber listens to ``user.<me>`` (presence arrives there too) and ``room.<id>`` for
 each room the viewer is in; a membership event about the viewer (delivered
 on ``user.<me>``) adds or removes a room topic at once, without
 reconnecting. When the socket's credential ends (revoked, logged out,
@@ -174,7 +174,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     services = info.context.services
     me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
-    topics = [f"user.{me}", "presence", *(f"room.{r}" for r in rooms)]
+    # Presence arrives on user.<me> from people sharing a room (messaging/live.py).
+    topics = [f"user.{me}", *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
