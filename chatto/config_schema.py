@@ -75,6 +75,9 @@ class WebserverConfig:
     shutdown_grace_seconds: float = 10.0
     # A WebSocket must send connection_init within this (either subprotocol).
     websocket_init_timeout_seconds: float = 10.0
+    # Server processes sharing the port (SO_REUSEPORT) and one NATS; the
+    # first one starts the others (`chatto run --workers N` overrides).
+    workers: int = 1
     tls: TlsConfig = attrs.Factory(TlsConfig)
 
 

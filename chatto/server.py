@@ -11,6 +11,7 @@ cancelled from the inside out, so NATS outlives everything that uses it.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -120,6 +121,11 @@ def hypercorn_config(
     host = f"[{w.host}]" if ":" in w.host else w.host
     hc.bind = [f"{host}:{w.port if port is None else port}"]
     hc.graceful_timeout = w.shutdown_grace_seconds
+    # Hypercorn sets SO_REUSEPORT on the listener when workers > 1: every
+    # worker process binds the same port and the kernel spreads connections.
+    hc.workers = w.workers
+    # ... and warns that serve() starts no workers itself: chatto.workers does.
+    warnings.filterwarnings("ignore", "The config `workers` has no affect", Warning)
     hc.websocket_max_message_size = 1024 * 1024
     hc.accesslog = None
     hc.errorlog = _hypercorn_log()
