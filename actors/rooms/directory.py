@@ -24,13 +24,16 @@ from actors.rooms.events import (
     MemberLeft,
     MemberUnbanned,
     MessageEdited,
+    MessagePinned,
     MessagePosted,
     MessageRetracted,
+    MessageUnpinned,
     ReactionChanged,
     RoomArchived,
     RoomCreated,
     RoomUpdated,
 )
+from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
 from actors.rooms.unread import UnreadIndex
 
@@ -213,6 +216,8 @@ class RoomDirectory:
         elif isinstance(ev, MemberUnbanned):
             room.bans.pop(ev.user_id, None)
             room.ban_details.pop(ev.user_id, None)
+        elif isinstance(ev, MessagePinned | MessageUnpinned):
+            apply_pin(room.pins, ev)
         elif isinstance(ev, MemberDeleted):
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
@@ -260,6 +265,9 @@ class RoomDirectory:
                 room.timeline.add(rec.seq, env.id)
                 room.unread.posted(ev.author_id, rec.seq)
             return
+        # Before the lookup: on replay a retracted message's post is erased
+        # from the stream, but its pin (and the retraction) are not.
+        apply_pin(room.pins, ev)
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None:
             return

@@ -34,6 +34,7 @@ from chatto.gql.live_events import live_subscription
 from chatto.gql.members import members_query, members_room
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
+from chatto.gql.pins import pins_mutation, pins_room
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
@@ -152,6 +153,8 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         unread_summary,
         members_query,
         members_room,
+        pins_mutation,
+        pins_room,
         event_page,
         message_type,
         attachment_type,
