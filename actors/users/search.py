@@ -100,9 +100,20 @@ class UserSearch:
         self._key_of: dict[str, Key] = {}
         self._text: dict[str, str] = {}
         self._lock = trio.Lock()
+        self._rebuilds = 0
+        # The most users handled between two checkpoints (the loop-time bound).
+        self._max_batch = 0
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def statistics(self) -> dict[str, int]:
+        """Users indexed, full rebuilds, and the largest batch between checkpoints."""
+        return {"users": len(self._keys), "rebuilds": self._rebuilds, "max_batch": self._max_batch}
+
+    async def _batch_done(self, size: int) -> None:
+        self._max_batch = max(self._max_batch, size)
+        await trio.lowlevel.checkpoint()
 
     async def page(
         self,
@@ -117,32 +128,41 @@ class UserSearch:
         start_key = decode_cursor(after) if after else None
         async with self._lock:
             await self._refresh()
-            found = await self._scan(self._candidates(among, start_key), needle, n + 1)
+            keys, among = self._candidates(among, start_key)
+            found = await self._scan(keys, among, needle, n + 1)
         users = [u for k in found[:n] if (u := self._directory.get(k[1])) is not None]
         has_more = len(found) > n
         return UserPage(users, encode_cursor(found[n - 1]) if has_more else None, has_more)
 
-    def _candidates(self, among: Collection[str] | None, start: Key | None) -> list[Key]:
+    def _candidates(
+        self, among: Collection[str] | None, start: Key | None
+    ) -> tuple[list[Key], Collection[str] | None]:
+        """Keys after ``start`` to scan, and the ids they must be among (None: any)."""
         keys = self._keys
         if among is not None and len(among) * 8 < len(keys):
             # A small room: sort its members rather than walk everyone.
             keys = sorted(k for u in among if (k := self._key_of.get(u)) is not None)
             among = None
         begin = bisect.bisect_right(keys, start) if start is not None else 0
-        if among is None:
-            return keys[begin:]
-        return [k for k in keys[begin:] if k[1] in among]
+        return keys[begin:], among
 
-    async def _scan(self, keys: list[Key], needle: str, want: int) -> list[Key]:
-        if not needle:
+    async def _scan(
+        self, keys: list[Key], among: Collection[str] | None, needle: str, want: int
+    ) -> list[Key]:
+        if not needle and among is None:
             return keys[:want]
         out: list[Key] = []
         text = self._text
         for i in range(0, len(keys), CHUNK):
-            out.extend(k for k in keys[i : i + CHUNK] if needle in text[k[1]])
+            chunk = keys[i : i + CHUNK]
+            out.extend(
+                k
+                for k in chunk
+                if (among is None or k[1] in among) and (not needle or needle in text[k[1]])
+            )
             if len(out) >= want:
                 return out[:want]
-            await trio.lowlevel.checkpoint()
+            await self._batch_done(len(chunk))
         return out
 
     # --- following the directory --------------------------------------------------
@@ -153,19 +173,22 @@ class UserSearch:
             return
         ids = list(changed)
         for i in range(0, len(ids), CHUNK):
-            for uid in ids[i : i + CHUNK]:
+            batch = ids[i : i + CHUNK]
+            for uid in batch:
                 self._update(uid)
-            if i + CHUNK < len(ids):
-                await trio.lowlevel.checkpoint()
+            await self._batch_done(len(batch))
 
     async def _rebuild(self) -> None:
         users = list(self._directory.users)
         key_of: dict[str, Key] = {}
         text: dict[str, str] = {}
         for i in range(0, len(users), CHUNK):
-            _index_into(key_of, text, users[i : i + CHUNK], self._directory.get)
-            await trio.lowlevel.checkpoint()
+            batch = users[i : i + CHUNK]
+            _index_into(key_of, text, batch, self._directory.get)
+            await self._batch_done(len(batch))
+        # One C-level sort (~3 ms for 10k users here); then the swap is atomic.
         self._keys, self._key_of, self._text = sorted(key_of.values()), key_of, text
+        self._rebuilds += 1
 
     def _update(self, uid: str) -> None:
         old = self._key_of.pop(uid, None)
