@@ -30,8 +30,10 @@ from actors.rooms.events import (
     MemberLeft,
     MemberUnbanned,
     MessageEdited,
+    MessagePinned,
     MessagePosted,
     MessageRetracted,
+    MessageUnpinned,
     ReactionChanged,
     RoomArchived,
     RoomCreated,
@@ -69,6 +71,8 @@ ROOM_TYPES: dict[type, str] = {
     MessageEdited: "MESSAGE_EDITED",
     MessageRetracted: "MESSAGE_RETRACTED",
     ReactionChanged: "REACTION_CHANGED",
+    MessagePinned: "MESSAGE_PINNED",
+    MessageUnpinned: "MESSAGE_UNPINNED",
 }
 
 
@@ -163,6 +167,8 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
         out["userId"] = getattr(ev, "user_id", None) or getattr(ev, "author_id", None)
         if isinstance(ev, ReactionChanged):
             out["reaction"], out["added"] = stored_reaction(ev.shortcode), ev.added
+    elif isinstance(ev, MessagePinned | MessageUnpinned):
+        out["message"], out["userId"] = messages.get(ev.target_id), ev.by
     elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned | MemberDeleted):
         out["userId"] = ev.user_id
     return out
