@@ -213,6 +213,8 @@ class LimitsConfig:
     reset_per_ip: str = "20/3600"
     reset_per_email: str = "5/3600"
     code_attempts_per_ip: str = "30/900"
+    # POST /auth/revoke-token needs no credential but the token itself.
+    revoke_per_ip: str = "60/60"
     graphql_per_user: str = "1200/60"
     graphql_per_ip: str = "2400/60"
     websockets_per_user: str = "30/60"
