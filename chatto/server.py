@@ -218,6 +218,7 @@ async def serve_chatto(
             accounts, authn = await build_auth(
                 config, bridge, actors, directory, projector, outbox, credentials
             )
+            credentials.follow_cache(authn.sessions.cache)
             await core.start(credentials.serve, authn.sessions.expires_at)
             await accounts.ensure_claims()
             dm_key = accounts.keyring.derive_key("dm-id")

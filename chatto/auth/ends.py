@@ -41,6 +41,7 @@ import trio
 from actors.events import Recorded
 from actors.users.directory import UserDirectory
 from actors.users.events import PasswordSet, UserDeletionStarted
+from chatto.auth.session_cache import SessionCache
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.reader import open_subscription
 from chatto.errors import BusyError, UnavailableError
@@ -131,7 +132,18 @@ class CredentialWatch:
         self._recent: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._wake = trio.Event()
         self._sweep = False
+        # Session caches (``chatto.auth.session_cache``) told of every end.
+        self._caches: list[SessionCache] = []
         self._ended = self._expiry_checks = self._notices = self._sweeps = 0
+
+    def follow_cache(self, cache: SessionCache) -> None:
+        """Forget ended keys in ``cache``; clear it whenever a notice may have been lost."""
+        self._caches.append(cache)
+
+    def _gap(self) -> None:
+        self._sweep = True
+        for cache in self._caches:
+            cache.clear()
 
     def statistics(self) -> WatchStatistics:
         tracked = sum(len(s) for s in self._by_key.values())
@@ -205,6 +217,8 @@ class CredentialWatch:
     def ended_keys(self, keys: Sequence[str], successor: str = "") -> None:
         """Apply a notice (ours or another process's)."""
         now = trio.current_time()
+        for cache in self._caches:
+            cache.forget(keys)
         for key in keys:
             self._recent[key] = (now, successor)
             self._recent.move_to_end(key)
@@ -251,7 +265,7 @@ class CredentialWatch:
             except BusyError:
                 log.warning("credential notices fell behind; re-checking every open socket")
             # Notices may have been lost: re-read every tracked record.
-            self._sweep = True
+            self._gap()
             self._wake.set()
             await trio.sleep(0.1)
 
@@ -276,7 +290,8 @@ class CredentialWatch:
                 await self._wake.wait()
             self._wake = trio.Event()
             if self._bridge.stats.disconnects != disconnects:
-                disconnects, self._sweep = self._bridge.stats.disconnects, True
+                disconnects = self._bridge.stats.disconnects
+                self._gap()
             if trio.current_time() >= full_sweep_at:
                 full_sweep_at, self._sweep = trio.current_time() + FULL_SWEEP_SECONDS, True
             if self._sweep:

@@ -7,7 +7,9 @@ id stored as ``cookie_session.<user>.<HMAC(secret, "cookie" || id)>``; the
 signed cookie carries the id. Every successful validation extends the TTL
 (re-put at most once a minute, so hot paths do not write on every request).
 Revocation deletes the key and announces it (``EndAnnouncer``: open
-WebSockets authenticated by it end, in every process). The auth generation
+WebSockets authenticated by it end, in every process). Validations go
+through a short-lived per-process cache (``session_cache``) that every
+announced end clears. The auth generation
 stored with the session is compared by the caller with the user's current
 one.
 """
@@ -22,6 +24,7 @@ import attrs
 
 from chatto.auth.keyring import Keyring, new_token
 from chatto.auth.records import RecordStore
+from chatto.auth.session_cache import SessionCache
 
 REFRESH_AFTER_MS = 60_000
 TOKEN_PREFIX = "ct_"
@@ -59,17 +62,20 @@ class SessionStore:
         keyring: Keyring,
         ttl_seconds: int,
         ends: EndAnnouncer | None = None,
+        cache: SessionCache | None = None,
     ) -> None:
         self._records = records
         self._keys = keyring
         self.ttl_seconds = ttl_seconds
         self._ends = ends
+        self.cache = SessionCache() if cache is None else cache
 
     def _expires_ms(self, doc: dict[str, Any]) -> int:
         # The record is re-put (with a full TTL) exactly when "r" is set.
         return int(doc.get("r", 0)) + self.ttl_seconds * 1000
 
     async def _ended(self, keys: Sequence[str], successor: str = "") -> None:
+        self.cache.forget(keys)
         if self._ends is not None and keys:
             await self._ends.announce(keys, successor)
 
@@ -88,10 +94,14 @@ class SessionStore:
         await self._records.put(key, doc, self.ttl_seconds)
 
     async def _validate(self, key: str) -> Session | None:
-        found = await self._records.get(key)
-        if found is None:
-            return None
-        doc, _rev = found
+        doc = self.cache.get(key)
+        if doc is None:
+            epoch = self.cache.epoch
+            found = await self._records.get(key)
+            if found is None:
+                return None
+            doc = found[0]
+            self.cache.put(key, doc, epoch)
         try:
             user_id, generation, kind = str(doc["u"]), int(doc["g"]), str(doc["k"])
             created, refreshed = int(doc["c"]), int(doc.get("r", 0))
@@ -100,7 +110,9 @@ class SessionStore:
         now = _now_ms()
         if now - refreshed > REFRESH_AFTER_MS:
             doc["r"] = now
+            epoch = self.cache.epoch
             await self._records.put(key, doc, self.ttl_seconds)
+            self.cache.put(key, doc, epoch)
         return Session(user_id, generation, kind, created, key, self._expires_ms(doc))
 
     async def expires_at(self, key: str) -> int | None:
