@@ -42,6 +42,7 @@ PERMISSIONS = (
     "message.manage",
     "message.react",
     "message.echo",
+    "message.mention-room",
     "role.manage",
     "role.assign",
     "admin.view-users",
@@ -56,7 +57,7 @@ DM_DENIED = frozenset(
     {"room.manage", "room.ban-member", "message.manage", "admin.view-users", "admin.view-audit"}
 )
 # Rights the creator of a channel has in it unless explicitly denied.
-CREATOR = frozenset({"room.manage", "room.ban-member", "message.manage"})
+CREATOR = frozenset({"room.manage", "room.ban-member", "message.manage", "message.mention-room"})
 EVERYONE_DEFAULTS = frozenset(
     {
         "room.list",
@@ -71,7 +72,9 @@ EVERYONE_DEFAULTS = frozenset(
         "user.delete-self",
     }
 )
-MODERATOR_DEFAULTS = frozenset({"admin.view-users", "message.manage", "room.ban-member"})
+MODERATOR_DEFAULTS = frozenset(
+    {"admin.view-users", "message.manage", "room.ban-member", "message.mention-room"}
+)
 ADMIN_DEFAULTS = frozenset(
     {
         "server.manage",

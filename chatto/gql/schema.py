@@ -32,6 +32,7 @@ from chatto.gql.context import FAREWELL
 from chatto.gql.live_events import live_subscription
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
+from chatto.gql.notifications import BINDABLES as NOTIFY_BINDABLES
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
@@ -153,6 +154,7 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         roles_mutation,
         admin_query,
         admin_type,
+        *NOTIFY_BINDABLES,
     )
     protect(schema)
     return schema
