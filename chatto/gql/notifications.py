@@ -61,6 +61,12 @@ async def resolve_followed(_obj: Any, info: Info) -> list[FollowedThread]:
     return await _service(info).followed_threads(viewer_of(info).id)
 
 
+@notify_query.field("hasUnreadFollowedThreads")
+async def resolve_has_unread_threads(_obj: Any, info: Info) -> bool:
+    threads = await _service(info).followed_threads(viewer_of(info).id)
+    return any(t.unread for t in threads)
+
+
 @notice_page_type.field("endCursor")
 def resolve_end_cursor(page: NoticePage, _info: Info) -> str | None:
     return encode_cursor(page.items[-1].seq) if page.items else None
@@ -206,6 +212,16 @@ def resolve_mentions_room(msg: MessageView, info: Info) -> bool:
 @notify_message.field("viewerFollowsThread")
 def resolve_follows(msg: MessageView, info: Info) -> bool:
     return _service(info).feed.follows_thread(viewer_of(info).id, msg.id)
+
+
+@notify_message.field("threadUnreadCount")
+async def resolve_thread_unread_count(msg: MessageView, info: Info) -> int | None:
+    me = viewer_of(info).id
+    service = _service(info)
+    room = info.context.services.messaging.rooms.rooms.get(msg.room_id)
+    if room is None or me not in room.members or not service.feed.follows_thread(me, msg.id):
+        return None
+    return await service.thread_unread(me, room, msg.id)
 
 
 BINDABLES = (

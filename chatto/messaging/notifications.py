@@ -20,8 +20,9 @@ from actors.notifications.feed import Notice, NotificationFeed
 from actors.projector import Projector
 from actors.rooms.directory import MessageView, RoomDirectory, RoomView
 from actors.runtime import ActorSystem
+from chatto.concurrency import for_each_bounded
 from chatto.errors import InvalidInputError, NotFoundError
-from chatto.messaging.unread import ReadMarkers
+from chatto.messaging.unread import MARKER_READS, ReadMarkers
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -121,12 +122,22 @@ class Notifications:
         return sum(1 for m in replies if not m.retracted and m.author_id != user_id)
 
     async def followed_threads(self, user_id: str) -> list[FollowedThread]:
-        """Followed threads still readable, newest root first, with unread counts."""
-        out = []
+        """Followed threads still readable, newest root first, with unread counts.
+
+        One marker read per thread, ``MARKER_READS`` at a time.
+        """
+        wanted: list[tuple[RoomView, MessageView]] = []
         for root_id, room_id in self.feed.followed(user_id).items():
             room = self._rooms.rooms.get(room_id)
             root = self._rooms.messages.get(root_id)
             if room is None or root is None or root.retracted or user_id not in room.members:
                 continue
-            out.append(FollowedThread(room, root, await self.thread_unread(user_id, room, root_id)))
+            wanted.append((room, root))
+        out: list[FollowedThread] = []
+
+        async def one(item: tuple[RoomView, MessageView]) -> None:
+            room, root = item
+            out.append(FollowedThread(room, root, await self.thread_unread(user_id, room, root.id)))
+
+        await for_each_bounded(wanted, one, MARKER_READS)
         return sorted(out, key=lambda t: t.root.seq, reverse=True)
