@@ -111,8 +111,7 @@ class NotificationFeed:
 
     def notices(self, user_id: str) -> list[Notice]:
         """The user's notifications, newest first (at most ``max_per_user``)."""
-        feed = self.feeds.get(user_id, {})
-        return sorted(feed.values(), key=lambda n: n.seq, reverse=True)
+        return list(reversed(self.feeds.get(user_id, {}).values()))
 
     def get(self, user_id: str, message_id: str) -> Notice | None:
         return self.feeds.get(user_id, {}).get(message_id)
@@ -258,8 +257,9 @@ class NotificationFeed:
         feed[notice.message_id] = notice
         self.by_message.setdefault(notice.message_id, set()).add(user_id)
         if len(feed) > self.max_per_user:
-            oldest = min(feed.values(), key=lambda n: n.seq)
-            self._unnotify(user_id, oldest.message_id)
+            # Notices are added in stream order (projection order; a restore
+            # keeps the exported order), so the first is the oldest.
+            self._unnotify(user_id, next(iter(feed)))
 
     def _unnotify(self, user_id: str, msg_id: str) -> None:
         feed = self.feeds.get(user_id)
