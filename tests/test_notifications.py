@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import trio
 
+from actors.events import EntityRef
 from actors.ids import new_id
 from actors.users.actor import CreateUser
 from tests.conftest import AuthEnv, ConfigFactory, NatsProc
@@ -152,6 +153,14 @@ async def test_notifications_leave_with_the_room_and_the_author(auth_env: AuthEn
             await say(c, ta, room, "@bob one")
             await say(c, tc, other, "@bob two")
             assert len(await notes(c, tb)) == 2
+            # Alice's own settings and dismissals are events of her notify entity.
+            await ok(c, ta, SERVER_LEVEL, l="ALL")
+            assert (await ok(c, ta, "mutation { dismissAllNotifications }")) == {
+                "dismissAllNotifications": 0
+            }
+            await ok(c, ta, ROOM_LEVEL, r=room, l="NOTHING")
+            alice_ref = EntityRef("notify", u["alice"][0])
+            assert len(await services.store.load(alice_ref)) == 2
             # Alice deletes her account: her mention goes with her messages.
             token = (await ok(c, ta, "mutation { requestAccountDeletion { token } }"))[
                 "requestAccountDeletion"
@@ -160,6 +169,8 @@ async def test_notifications_leave_with_the_room_and_the_author(auth_env: AuthEn
             while services.deleter.completed < 1:
                 await trio.sleep(0.05)
             assert [n["roomId"] for n in await notes(c, tb)] == [other]
+            # Her notify events are erased from the stream (what she read is gone too).
+            assert await services.store.load(alice_ref) == []
             # Leaving a room drops its notifications.
             await ok(c, tb, "mutation($r: ID!) { leaveRoom(roomId: $r) }", r=other)
             assert await notes(c, tb) == []

@@ -49,17 +49,27 @@ class DismissAll:
     up_to: int
 
 
+@attrs.frozen
+class StoredSeqs:
+    """Account deletion: the stream sequences of every event of this user's entity."""
+
+
 class NotifyActor(EntityActor):
     """The ``notify.<user>`` entity; state lives in the read model."""
 
     def __init__(self, user_id: str, store: EventStore, max_retries: int = 5) -> None:
         super().__init__(EntityRef("notify", user_id), store, max_retries)
+        # Every decision is valid on its own; only where the events are is
+        # kept, so an account deletion can erase them.
+        self.seqs: list[int] = []
 
     def apply(self, recorded: Recorded) -> None:
-        """Nothing to keep: every decision is valid on its own."""
+        self.seqs.append(recorded.seq)
 
     def decide(self, command: Any) -> Decision:
         event: Event
+        if isinstance(command, StoredSeqs):
+            return Decision(reply=tuple(self.seqs))
         if isinstance(command, FollowThread):
             cls = ThreadFollowed if command.follow else ThreadUnfollowed
             event = cls(command.room_id, command.root_id)
