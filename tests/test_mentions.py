@@ -206,3 +206,25 @@ async def test_mention_index_survives_a_snapshot_restore() -> None:
     # c: 10 mentions, one retracted, one edited out, plus @room; the thread reply is not counted.
     assert feed.mention_count("r", "c", 0) == 9
     assert feed.mention_count("r", "a", 0) == 0 and feed.mention_count("r", "b", 0) == 1
+
+
+def test_editing_a_mention_out_keeps_other_reasons() -> None:
+    """In a DM, a mention edited out leaves the DM notification in its place."""
+    rooms = RoomDirectory()
+    feed = NotificationFeed(rooms)
+    recs = [
+        RoomCreated("", "", "dm", "a", participants=("a", "b", "c")),
+        MemberJoined("a"),
+        MemberJoined("b"),
+        MemberJoined("c"),
+        MessagePosted("a", "sealed", 1, mentions=("b",)),
+        MessagePosted("c", "sealed", 1),
+        MessageEdited("e5", "a", "sealed", 1, mentions=()),
+    ]
+    for seq, event in enumerate(recs, 1):
+        rec = Recorded(seq, Envelope(f"e{seq}", EntityRef("room", "dm-x"), 0, event))
+        rooms.apply(rec)
+        feed.apply(rec)
+    assert [(n.message_id, n.kind) for n in feed.notices("b")] == [("e6", "DM"), ("e5", "DM")]
+    assert [(n.message_id, n.kind) for n in feed.notices("c")] == [("e5", "DM")]
+    assert feed.mentioned == {}

@@ -170,18 +170,22 @@ class NotificationFeed:
             starters = (root.author_id,) if root is not None else ()
             self._auto_follow(room.id, ev.thread_root, (*starters, ev.author_id, *ev.mentions))
         targets = room.members if ev.mention_room else ev.mentions
-        for user, kind in self._recipients(room, ev.author_id, targets, ev).items():
+        context = (ev.in_reply_to, ev.thread_root)
+        for user, kind in self._recipients(room, ev.author_id, targets, context).items():
             self._notify(user, Notice(msg_id, room.id, kind, ev.author_id, rec.seq, ev.thread_root))
 
     def _recipients(
-        self, room: RoomView, author: str, mentioned: Any, ev: MessagePosted | None
+        self, room: RoomView, author: str, mentioned: Any, context: tuple[str, str] | None
     ) -> dict[str, str]:
+        """Who a message notifies, and as what. ``context``: its (in reply to,
+        thread root) for the other kinds; None for mentions alone."""
         out = dict.fromkeys(mentioned, MENTION)
-        if ev is not None:
-            replied = self._rooms.messages.get(ev.in_reply_to) if ev.in_reply_to else None
+        if context is not None:
+            in_reply_to, thread_root = context
+            replied = self._rooms.messages.get(in_reply_to) if in_reply_to else None
             if replied is not None:
                 out.setdefault(replied.author_id, REPLY)
-            for user in self.followers.get(ev.thread_root, ()) if ev.thread_root else ():
+            for user in self.followers.get(thread_root, ()) if thread_root else ():
                 out.setdefault(user, THREAD_REPLY)
             if room.kind == "dm":
                 for user in room.members:
@@ -196,9 +200,9 @@ class NotificationFeed:
         }
 
     def _at_all(self, room: RoomView) -> set[str]:
-        server_all = self.all_level.get("", set())
-        wide = server_all & room.members if len(server_all) < len(room.members) else server_all
-        return {u for u in wide | self.all_level.get(room.id, set()) if u in room.members}
+        """Members whose level is ALL, by the server's setting or the room's."""
+        wide = self.all_level.get("", set()) & room.members
+        return wide | (self.all_level.get(room.id, set()) & room.members)
 
     def _edited(self, rec: Recorded, ev: MessageEdited, room: RoomView) -> None:
         msg = self._rooms.messages.get(ev.target_id)
@@ -216,10 +220,14 @@ class NotificationFeed:
         for user in self._recipients(room, msg.author_id, after - before, None):
             added = Notice(msg.id, room.id, MENTION, msg.author_id, rec.seq, msg.thread_root)
             self._notify(user, added)
+        still = self._recipients(room, msg.author_id, (), (msg.in_reply_to, msg.thread_root))
         for user in before - after:
             had = self.get(user, msg.id)
             if had is not None and had.kind == MENTION:
-                self._unnotify(user, msg.id)
+                if user in still:
+                    had.kind = still[user]  # still a reply to them, a DM...: kept in place
+                else:
+                    self._unnotify(user, msg.id)
 
     def _set_mentions(
         self,
