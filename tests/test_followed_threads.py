@@ -58,6 +58,9 @@ async def test_automatic_follows_and_thread_unread(auth_env: AuthEnv) -> None:
             assert [n["kind"] for n in await notes(c, tc)] == ["MENTION"]
             assert await followed(c, tb) == {root: 1}
             assert [n["kind"] for n in await notes(c, tb)] == ["THREAD_REPLY"]
+            counts = "query($r: ID!) { room(id: $r) { unreadFollowedThreads } }"
+            assert (await ok(c, tb, counts, r=room))["room"]["unreadFollowedThreads"] == 1
+            assert (await ok(c, tb, counts, r="general"))["room"]["unreadFollowedThreads"] == 0
             assert await root_state(c, tb, room, root) == {
                 "viewerFollowsThread": True,
                 "threadUnreadCount": 1,
@@ -67,6 +70,7 @@ async def test_automatic_follows_and_thread_unread(auth_env: AuthEnv) -> None:
             assert (await followed(c, tb))[root] == 2
             await ok(c, tb, MARK, r=room, e=last, t=root)
             assert await followed(c, tb) == {root: 0}
+            assert (await ok(c, tb, counts, r=room))["room"]["unreadFollowedThreads"] == 0
             assert (await followed(c, ta))[root] == 2
             await ok(c, tb, RETRACT, r=room, e=r1)
             assert (await followed(c, ta))[root] == 1

@@ -27,7 +27,6 @@ notify_query = QueryType()
 notify_mutation = MutationType()
 notification_type = ObjectType("Notification")
 notice_page_type = ObjectType("NotificationPage")
-preference_type = ObjectType("NotificationPreference")
 followed_type = ObjectType("FollowedThread")
 notify_room = ObjectType("Room")
 notify_message = ObjectType("Message")
@@ -146,6 +145,15 @@ def resolve_room_preference(room: RoomView, info: Info) -> dict[str, Any] | None
     return _preference(info, room)
 
 
+@notify_room.field("unreadFollowedThreads")
+async def resolve_room_unread_threads(room: RoomView, info: Info) -> int | None:
+    me = viewer_of(info).id
+    if me not in room.members:
+        return None
+    threads = await _service(info).followed_threads(me, room.id)
+    return sum(1 for t in threads if t.unread)
+
+
 @notify_mutation.field("setServerNotificationLevel")
 async def resolve_set_server_level(_obj: Any, info: Info, level: str) -> dict[str, str]:
     await _service(info).set_level(viewer_of(info).id, "", level, False)
@@ -229,7 +237,6 @@ BINDABLES = (
     notify_mutation,
     notification_type,
     notice_page_type,
-    preference_type,
     followed_type,
     notify_room,
     notify_message,
