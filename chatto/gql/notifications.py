@@ -31,6 +31,8 @@ followed_type = ObjectType("FollowedThread")
 notify_room = ObjectType("Room")
 notify_message = ObjectType("Message")
 
+_FOLLOWED = "followed-threads"
+
 
 def _service(info: Info) -> Notifications:
     return info.context.services.messaging.notifications
@@ -150,8 +152,11 @@ async def resolve_room_unread_threads(room: RoomView, info: Info) -> int | None:
     me = viewer_of(info).id
     if me not in room.members:
         return None
-    threads = await _service(info).followed_threads(me, room.id)
-    return sum(1 for t in threads if t.unread)
+    # Once per request: a sidebar asks this of every room.
+    memo: dict[str, list[FollowedThread]] = info.context.extra.setdefault(_FOLLOWED, {})
+    if me not in memo:
+        memo[me] = await _service(info).followed_threads(me)
+    return sum(1 for t in memo[me] if t.unread and t.room.id == room.id)
 
 
 @notify_mutation.field("setServerNotificationLevel")

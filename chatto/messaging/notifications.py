@@ -121,15 +121,12 @@ class Notifications:
         replies = (self._rooms.messages[i] for i in line.ids[start:])
         return sum(1 for m in replies if not m.retracted and m.author_id != user_id)
 
-    async def followed_threads(self, user_id: str, in_room: str = "") -> list[FollowedThread]:
-        """Followed threads still readable (of one room, if given), newest root
-        first, with unread counts. One marker read per thread, ``MARKER_READS``
-        at a time.
+    async def followed_threads(self, user_id: str) -> list[FollowedThread]:
+        """Followed threads still readable, newest root first, with unread
+        counts. One marker read per thread, ``MARKER_READS`` at a time.
         """
         wanted: list[tuple[RoomView, MessageView]] = []
         for root_id, room_id in self.feed.followed(user_id).items():
-            if in_room and room_id != in_room:
-                continue
             room = self._rooms.rooms.get(room_id)
             root = self._rooms.messages.get(root_id)
             if room is None or root is None or root.retracted or user_id not in room.members:
