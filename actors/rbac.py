@@ -42,6 +42,7 @@ PERMISSIONS = (
     "message.manage",
     "message.react",
     "message.echo",
+    "message.mention-room",
     "role.manage",
     "role.assign",
     "admin.view-users",
@@ -57,7 +58,9 @@ DM_DENIED = frozenset(
     {"room.manage", "room.ban-member", "message.manage", "admin.view-users", "admin.view-audit"}
 )
 # Rights the creator of a channel has in it unless explicitly denied.
-CREATOR = frozenset({"room.manage", "room.ban-member", "message.manage", "message.pin"})
+CREATOR = frozenset(
+    {"room.manage", "room.ban-member", "message.manage", "message.pin", "message.mention-room"}
+)
 # Rights every participant has in a DM unless explicitly denied (who is a
 # participant is checked by the room itself).
 DM_PARTICIPANT = frozenset({"message.pin"})
@@ -76,7 +79,13 @@ EVERYONE_DEFAULTS = frozenset(
     }
 )
 MODERATOR_DEFAULTS = frozenset(
-    {"admin.view-users", "message.manage", "room.ban-member", "message.pin"}
+    {
+        "admin.view-users",
+        "message.manage",
+        "room.ban-member",
+        "message.pin",
+        "message.mention-room",
+    }
 )
 ADMIN_DEFAULTS = frozenset(
     {

@@ -23,6 +23,7 @@ from hypercorn.config import Config as HypercornConfig
 from actors.hub import Hub
 from actors.kms.actor import Kms, register_kms
 from actors.kms.records import BucketStore
+from actors.notifications.feed import NotificationFeed
 from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
 from actors.rooms.directory import RoomDirectory, live_topics
@@ -193,7 +194,16 @@ async def serve_chatto(
             shreds = ShredFollower(actors, directory, keys)
             # After the directory: it ends sockets on the user events it has applied.
             credentials = CredentialWatch(bridge, directory)
-            models: list[ReadModel] = [server_view, directory, rooms, rbac, shreds, credentials]
+            feed = NotificationFeed(rooms)  # after `rooms`: it reads the messages it has applied
+            models: list[ReadModel] = [
+                server_view,
+                directory,
+                rooms,
+                rbac,
+                shreds,
+                credentials,
+                feed,
+            ]
             sn = config.snapshots
             projector = Projector(
                 store,
@@ -223,7 +233,7 @@ async def serve_chatto(
             await accounts.ensure_claims()
             dm_key = accounts.keyring.derive_key("dm-id")
             messaging = MessagingService(
-                actors, projector, rooms, directory, keys, live, bridge, dm_key
+                actors, projector, rooms, directory, keys, live, bridge, dm_key, feed
             )
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)

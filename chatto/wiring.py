@@ -5,6 +5,7 @@ from __future__ import annotations
 from actors.audit import AuditActor
 from actors.groups import GroupActor
 from actors.kms.actor import Kms
+from actors.notifications.actor import NotifyActor
 from actors.projector import Projector
 from actors.rbac import RbacActor, SetRule
 from actors.rooms.actor import RoomActor
@@ -65,6 +66,7 @@ def register_domain(
     actors.register("room", room)
     actors.register("group", lambda gid: GroupActor(gid, store))
     actors.register("rbac", lambda _id: RbacActor(store))
+    actors.register("notify", lambda uid: NotifyActor(uid, store, retries))
 
 
 async def build_auth(

@@ -16,5 +16,7 @@ def test_bench_unread_smoke(tmp_path: Path) -> None:
     assert report["rooms"] == 20 and report["messages_per_room"] == 100
     assert report["mismatches"] == 0
     assert report["viewer_unread_total"] > 0
+    assert 0 < report["viewer_mention_total"] < report["viewer_unread_total"]
+    assert report["mention_count_us"]["n"] == 5
     assert report["one_room_count_us"]["n"] == 20 * 5
     assert report["all_rooms_count_ms"]["median"] >= 0

@@ -160,6 +160,31 @@ async def test_admins_and_owners_never_see_message_content(auth_env: AuthEnv) ->
                 body = await gql(c, p[who][1], pins, r=team)
                 assert SECRET_TEXT not in json.dumps(body)
                 assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN"}
+            # Nor through notifications: the DM notified u2 (and mentions do
+            # too); admins see only their own feed, and u2's ids are unknown ids.
+            await ok(c, p["u1"][1], POST, r=dm, b=f"{SECRET_TEXT} @u2 @owner @adm")
+            await ok(c, p["u2"][1], POST, r="general", b=f"{SECRET_TEXT} @owner @adm")
+            theirs = await ok(c, p["u2"][1], "{ notifications { items { id } } }")
+            their_ids = [n["id"] for n in theirs["notifications"]["items"]]
+            assert len(their_ids) == 2
+            feed = """{ notifications { items { id kind message { body mentions } room { id } } }
+              followedThreads { root { body } } }"""
+            for who in ("owner", "adm"):
+                body = await gql(c, p[who][1], feed)
+                assert "errors" not in body, body
+                text = json.dumps(body)
+                assert dm not in text and "@u2" not in text
+                # Mentioned in #general (a member there): that one message, readable
+                # as a member would read it; nothing from the DM.
+                items = body["data"]["notifications"]["items"]
+                assert [n["kind"] for n in items] == ["MENTION"]
+                for nid in their_ids:
+                    stolen = await gql(
+                        c, p[who][1], "mutation($i: ID!) { dismissNotification(id: $i) }", i=nid
+                    )
+                    assert stolen["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+            still = await ok(c, p["u2"][1], "{ notifications { items { id } } }")
+            assert [n["id"] for n in still["notifications"]["items"]] == their_ids
 
 
 def _dummy(arg_type: Any, name: str) -> Any:

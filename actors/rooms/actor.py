@@ -330,8 +330,15 @@ class RoomActor(EntityActor):
             c.echo,
             c.attachments,
             digest,
+            self._mentionable(c.mentions, c.author_id),
+            c.mention_room,
         )
         return Decision([ev], reply=eid, event_ids=[eid])
+
+    def _mentionable(self, mentions: tuple[str, ...], author_id: str) -> tuple[str, ...]:
+        """Only current members other than the author: a mention of anyone
+        else is dropped without a trace, whoever they are (no oracle)."""
+        return tuple(u for u in dict.fromkeys(mentions) if u in self.members and u != author_id)
 
     def _on_RegisterAttachment(self, c: RegisterAttachment) -> Decision:
         self._require_member(c.author_id)
@@ -352,9 +359,11 @@ class RoomActor(EntityActor):
         check_body(c.body)
         eid = new_id()
         body = seal_body(c.key, eid, c.target_id, self.room_id, c.author_id, c.body)
-        return Decision(
-            [MessageEdited(c.target_id, c.author_id, body, c.key.epoch)], event_ids=[eid]
+        mentions = self._mentionable(c.mentions, c.author_id)
+        edited = MessageEdited(
+            c.target_id, c.author_id, body, c.key.epoch, mentions, c.mention_room
         )
+        return Decision([edited], event_ids=[eid])
 
     def _on_RetractMessage(self, c: RetractMessage) -> Decision:
         msg = self._message(c.target_id)

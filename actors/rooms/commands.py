@@ -73,6 +73,9 @@ class PostMessage:
     attachments: tuple[str, ...] = ()
     # The client's idempotency key (``clientMessageId``); "" for none.
     client_key: str = attrs.field(default="", repr=False)
+    # Mentioned user ids and @room (the actor keeps only current members).
+    mentions: tuple[str, ...] = ()
+    mention_room: bool = False
 
 
 @attrs.frozen
@@ -89,6 +92,8 @@ class EditMessage:
     target_id: str
     body: str = attrs.field(repr=False)
     key: BodyKey
+    mentions: tuple[str, ...] = ()
+    mention_room: bool = False
 
 
 @attrs.frozen

@@ -81,6 +81,10 @@ class MessagePosted(Event):
     attachments: tuple[str, ...] = ()
     # SHA-256 of (author, the client's idempotency key), never the key itself.
     client_key: str = ""
+    # Members the body mentions (ids only, found at post time from the
+    # plaintext: chatto/messaging/mentions.py) and whether it says @room.
+    mentions: tuple[str, ...] = ()
+    mention_room: bool = False
 
 
 @attrs.frozen
@@ -103,6 +107,9 @@ class MessageEdited(Event):
     author_id: str
     body: str
     epoch: int
+    # The edited body's mentions: they replace the message's earlier ones.
+    mentions: tuple[str, ...] = ()
+    mention_room: bool = False
 
 
 @attrs.frozen

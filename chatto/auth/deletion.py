@@ -6,7 +6,8 @@ queues the job. The job then, idempotently: revokes every session; in every
 room the user touched retracts their live messages, erases the stored
 events that held those bodies and publishes ``MemberDeleted``; deletes the
 login/email claims, read markers and presence; erases (secure delete) the
-stored events that held the user's bcrypt hashes; shreds the user's DEK
+stored events that held the user's bcrypt hashes and their notification
+settings, follows and dismissals (``evt.notify.<user>.*``); shreds the user's DEK
 records and KEK through the KMS actor; and records ``UserDeleted``. If the
 process dies part-way, the next start finds the user still marked as
 deleting and runs the job again from the top.
@@ -19,6 +20,7 @@ import logging
 import trio
 
 from actors.kms.actor import Kms
+from actors.notifications.actor import StoredSeqs
 from actors.projector import Projector
 from actors.rooms.commands import PurgeMember, TakeUnerased
 from actors.rooms.directory import RoomDirectory
@@ -110,6 +112,9 @@ class AccountDeleter:
         # Erasing leaves the entity's last event (the deletion start, appended
         # after every hash) in place, so the user actor's next append still matches.
         for seq in (await self._actors.ask("user", user_id, GetPasswordSeqs())).value:
+            await self._bridge.erase_msg(EVENT_STREAM, int(seq))
+        # Their notification settings, follows and dismissals: what they read.
+        for seq in (await self._actors.ask("notify", user_id, StoredSeqs())).value:
             await self._bridge.erase_msg(EVENT_STREAM, int(seq))
         keks, deks = (await self._actors.ask("user", user_id, GetKeyRefs())).value
         await self._kms.shred(keks, deks, legacy_user_ids=(user_id,))

@@ -43,6 +43,7 @@ from actors.rooms.reactions import stored_reaction
 from actors.users.events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
+from chatto.gql.notify_live import arrived, notify_topic, setting_event
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.live import (
     PRESENCE_REFRESH,
@@ -50,7 +51,6 @@ from chatto.messaging.live import (
     ReadMarkerSignal,
     TypingSignal,
 )
-from chatto.messaging.unread import count_unread
 
 if TYPE_CHECKING:
     from chatto.auth.ends import Credential
@@ -136,7 +136,7 @@ def _read_marker(info: Info, me: str, sig: ReadMarkerSignal) -> dict[str, Any] |
         "threadRootId": sig.thread_root or None,
     }
     if not sig.thread_root:
-        unread = count_unread(room, me, sig.seq)
+        unread = info.context.services.messaging.markers.count(room, me, sig.seq)
         out["unreadCount"], out["mentionCount"] = unread.count, unread.mentions
     return out
 
@@ -181,7 +181,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
     # Presence arrives on user.<me> from people sharing a room (messaging/live.py).
-    topics = [f"user.{me}", *(f"room.{r}" for r in rooms)]
+    topics = [f"user.{me}", notify_topic(me), *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
@@ -238,6 +238,9 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 if isinstance(ev, ProfileUpdated):
                     yield {"type": "PROFILE_UPDATED", "userId": me}
                     continue
+                if (setting := setting_event(me, item)) is not None:
+                    yield setting
+                    continue
                 _follow_membership(sub, me, item)
                 if not _still_visible(info, me, item):
                     continue
@@ -245,6 +248,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 if out is not None:
                     out[SHARE] = item  # the same for every member: shareable (gql/fanout.py)
                     yield out
+                if (notified := arrived(info, me, item)) is not None:
+                    yield notified
 
 
 @live_subscription.field("myEvents")

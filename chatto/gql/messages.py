@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # Retracting someone else's message (the schema's @selfOr on retractMessage).
 MANAGE_MESSAGES = "message.manage"
+# @room/@here in a channel (chatto/messaging/mentions.py); without it they stay text.
+MENTION_ROOM = "message.mention-room"
 
 message_type = ObjectType("Message")
 attachment_type = ObjectType("Attachment")
@@ -162,13 +164,16 @@ async def resolve_post(
         bool(echo),
         tuple(attachmentIds or ()),
         check_client_key(clientMessageId) if clientMessageId is not None else "",
+        services.permissions.allowed(viewer, MENTION_ROOM, roomId),
     )
 
 
 @message_mutation.field("editMessage")
 async def resolve_edit(_obj: Any, info: Info, roomId: str, eventId: str, body: str) -> MessageView:
     user_id = _member(info, roomId)
-    return await info.context.services.messaging.edit(user_id, roomId, eventId, body)
+    services = info.context.services
+    may_room = services.permissions.allowed(viewer_of(info), MENTION_ROOM, roomId)
+    return await services.messaging.edit(user_id, roomId, eventId, body, may_room)
 
 
 @message_mutation.field("retractMessage")

@@ -34,6 +34,7 @@ from chatto.gql.live_events import live_subscription
 from chatto.gql.members import members_query, members_room
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
+from chatto.gql.notifications import BINDABLES as NOTIFY_BINDABLES
 from chatto.gql.pins import pins_mutation, pins_room
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
@@ -165,6 +166,7 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         roles_mutation,
         admin_query,
         admin_type,
+        *NOTIFY_BINDABLES,
     )
     protect(schema)
     return schema

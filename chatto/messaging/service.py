@@ -16,6 +16,7 @@ import hmac
 import attrs
 
 from actors.ids import new_id
+from actors.notifications.feed import NotificationFeed
 from actors.projector import Projector
 from actors.rooms.commands import (
     ArchiveRoom,
@@ -49,6 +50,8 @@ from chatto.errors import (
 from chatto.messaging.attachments import attachment_object
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
+from chatto.messaging.mentions import Mentions, find_mentions
+from chatto.messaging.notifications import Notifications
 from chatto.messaging.unread import ReadMarkers
 
 DEFAULT_PAGE = 50
@@ -116,6 +119,7 @@ class MessagingService:
         live: LiveRelay,
         bridge: NatsBridge,
         dm_key: bytes,
+        feed: NotificationFeed | None = None,
     ) -> None:
         self._actors = actors
         self._dm_key = dm_key
@@ -125,7 +129,10 @@ class MessagingService:
         self.keys = keys
         self.live = live
         self._bridge = bridge
-        self.markers = ReadMarkers(bridge, rooms, live)
+        # The projector's model in a server; a bare one (never fed) otherwise.
+        self.feed = feed if feed is not None else NotificationFeed(rooms)
+        self.markers = ReadMarkers(bridge, rooms, live, self.feed)
+        self.notifications = Notifications(actors, projector, rooms, self.feed, self.markers)
 
     async def _room_cmd(self, room_id: str, command: object) -> object:
         done = await self._actors.ask("room", room_id, command)
@@ -235,12 +242,26 @@ class MessagingService:
         echo: bool = False,
         attachments: tuple[str, ...] = (),
         client_key: str = "",
+        may_mention_room: bool = False,
     ) -> MessageView:
-        """Post; with ``client_key``, a retry of a stored post returns that message."""
-        self.room(room_id)
+        """Post; with ``client_key``, a retry of a stored post returns that message.
+
+        ``may_mention_room``: the caller holds ``message.mention-room`` here.
+        """
+        room = self.room(room_id)
         key = await self.keys.author_key(author_id)
+        found = self._mentions(room, author_id, body, may_mention_room)
         cmd = PostMessage(
-            author_id, body, key, in_reply_to, thread_root, echo, attachments, client_key
+            author_id,
+            body,
+            key,
+            in_reply_to,
+            thread_root,
+            echo,
+            attachments,
+            client_key,
+            found.user_ids,
+            found.room,
         )
         posted = await self._room_cmd(room_id, cmd)
         if isinstance(posted, PostedBefore):
@@ -250,10 +271,29 @@ class MessagingService:
             return self.rooms.messages[posted.message_id]
         return self.rooms.messages[str(posted)]
 
-    async def edit(self, author_id: str, room_id: str, event_id: str, body: str) -> MessageView:
+    async def edit(
+        self,
+        author_id: str,
+        room_id: str,
+        event_id: str,
+        body: str,
+        may_mention_room: bool = False,
+    ) -> MessageView:
+        room = self.room(room_id)
         key = await self.keys.author_key(author_id)
-        await self._room_cmd(room_id, EditMessage(author_id, event_id, body, key))
+        found = self._mentions(room, author_id, body, may_mention_room)
+        edit = EditMessage(author_id, event_id, body, key, found.user_ids, found.room)
+        await self._room_cmd(room_id, edit)
         return self.rooms.messages[event_id]
+
+    def _mentions(self, room: RoomView, author_id: str, body: str, may_room: bool) -> Mentions:
+        def user_id_of(login: str) -> str | None:
+            user = self._users.find_login(login)
+            return None if user is None else user.id
+
+        # In a DM every message reaches every participant: @room adds nothing risky.
+        may_room = may_room or room.kind == "dm"
+        return find_mentions(body, author_id, room.members, user_id_of, may_room)
 
     async def retract(self, by: str, room_id: str, event_id: str, as_moderator: bool) -> None:
         removal = await self._room_cmd(room_id, RetractMessage(by, event_id, as_moderator))

@@ -5,7 +5,8 @@ event id and its stream sequence; counts come from the sequence and the
 room's ``UnreadIndex`` in the read model (``actors/rooms/unread.py``), never from
 bodies. Setting a marker tells every open client of that user, in every
 process, through the live relay (``READ_MARKER`` on ``myEvents``).
-Mentions do not exist yet, so mention counts are always 0.
+Mention counts come from the notification read model's ``MentionIndex``
+(``actors/notifications/mentions.py``), also without a body.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 
 import attrs
 
+from actors.notifications.feed import NotificationFeed
 from actors.rooms.directory import RoomDirectory, RoomView
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import RUNTIME_STATE
@@ -42,18 +44,33 @@ def marker_key(user_id: str, room_id: str, thread_root: str) -> str:
     return f"read.{user_id}.{room_id}" + (f".{thread_root}" if thread_root else "")
 
 
-def count_unread(room: RoomView, user_id: str, marker_seq: int) -> Unread:
+def count_unread(
+    room: RoomView, user_id: str, marker_seq: int, feed: NotificationFeed | None = None
+) -> Unread:
     """Unread state from a marker's sequence (0: no marker, everything counts)."""
-    return Unread(room.unread.unread(room.timeline.seqs, user_id, marker_seq))
+    count = room.unread.unread(room.timeline.seqs, user_id, marker_seq)
+    if not count or feed is None:
+        return Unread(count)
+    return Unread(count, feed.mention_count(room.id, user_id, marker_seq))
 
 
 class ReadMarkers:
     """Markers in KV, counts from the read model; callers are already authorised."""
 
-    def __init__(self, bridge: NatsBridge, rooms: RoomDirectory, live: LiveRelay) -> None:
+    def __init__(
+        self,
+        bridge: NatsBridge,
+        rooms: RoomDirectory,
+        live: LiveRelay,
+        feed: NotificationFeed | None = None,
+    ) -> None:
         self._bridge = bridge
         self._rooms = rooms
         self._live = live
+        self.feed = feed
+
+    def count(self, room: RoomView, user_id: str, marker_seq: int) -> Unread:
+        return count_unread(room, user_id, marker_seq, self.feed)
 
     async def mark(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
         """Move the viewer's marker to ``event_id`` and tell their open clients."""
@@ -74,7 +91,7 @@ class ReadMarkers:
     async def unread(self, user_id: str, room: RoomView) -> Unread:
         """The viewer's unread state in a room they are a member of."""
         marker = await self.marker(user_id, room.id)
-        return count_unread(room, user_id, marker.seq if marker else 0)
+        return self.count(room, user_id, marker.seq if marker else 0)
 
     async def rooms_with_unread(self, user_id: str) -> list[tuple[RoomView, Unread]]:
         """Every room of the viewer with unread messages, oldest room id first.

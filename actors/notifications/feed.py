@@ -1,0 +1,362 @@
+"""The notification read model: per-user feeds, followed threads, mention counts.
+
+Derived, in stream order, from room events (who posted what, mentioning
+whom, replying to whom, in which thread or DM) and each user's ``notify``
+events (levels, follows, dismissals), so every process computes the same
+feeds and a restart rebuilds them (replay or snapshot). A notification is
+a reference (message id, room, kind, who, stream sequence): never a body,
+which is opened on read like any message. When a message is retracted
+(also by an account deletion's purge) its notifications go with it; a user
+who leaves or is banned loses that room's notifications; a deleted user's
+feed and settings are dropped. Feeds are capped (``MAX_PER_USER``, oldest
+dropped): memory follows activity, not history.
+
+Kinds: MENTION (``@login`` or ``@room``), REPLY (``inReplyTo`` one of mine),
+THREAD_REPLY (a reply in a thread I follow), DM (a message in a DM),
+MESSAGE (any other message, at level ALL). One notification per message
+and user, of the first kind in that order. Levels per server and per room:
+ALL (everything), MENTIONS (mentions, replies, followed threads; the
+default for channels), NOTHING; DMs default to ALL unless the server level
+is NOTHING; a muted room notifies nothing. Thread follows: the root's
+author, anyone who replies or is mentioned in the thread, and explicit
+``followThread``; an explicit unfollow is never overridden by an automatic
+follow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from actors.events import Recorded
+from actors.notifications.events import (
+    AllNotificationsDismissed,
+    LevelSet,
+    NotificationsDismissed,
+    ThreadFollowed,
+    ThreadUnfollowed,
+)
+from actors.notifications.mentions import MentionIndex
+from actors.rooms.directory import RoomDirectory, RoomView
+from actors.rooms.events import (
+    MemberBanned,
+    MemberDeleted,
+    MemberLeft,
+    MessageEdited,
+    MessagePosted,
+    MessageRetracted,
+)
+from actors.users.events import UserDeleted
+
+MAX_PER_USER = 500
+MENTION, REPLY, THREAD_REPLY, DM, MESSAGE = "MENTION", "REPLY", "THREAD_REPLY", "DM", "MESSAGE"
+QUIET_KINDS = frozenset({MENTION, REPLY, THREAD_REPLY})  # what level MENTIONS lets through
+
+
+@attrs.define
+class Notice:
+    message_id: str
+    room_id: str
+    kind: str
+    actor_id: str
+    seq: int  # when it arrived: the post, or the edit that added the mention
+    thread_root: str = ""
+
+
+@attrs.define
+class Mentioned:
+    """A live message's current mentions (only messages that have some)."""
+
+    room_id: str
+    author: str
+    seq: int
+    users: tuple[str, ...]
+    room: bool
+    main: bool  # on the main timeline (counted by Room.mentionCount)
+
+
+@attrs.define
+class Pref:
+    level: str = ""  # "" inherits (rooms) or the default (server)
+    muted: bool = False
+
+
+class NotificationFeed:
+    """Projection of notifications; reads ``RoomDirectory`` (applied before it)."""
+
+    snapshot_name = "notifications"
+    snapshot_schema = 1
+
+    def __init__(self, rooms: RoomDirectory, max_per_user: int = MAX_PER_USER) -> None:
+        self._rooms = rooms
+        self.max_per_user = max_per_user
+        self._reset()
+
+    def _reset(self) -> None:
+        self.feeds: dict[str, dict[str, Notice]] = {}
+        self.by_message: dict[str, set[str]] = {}
+        self.mentioned: dict[str, Mentioned] = {}
+        self.index: dict[str, MentionIndex] = {}
+        self.followers: dict[str, set[str]] = {}  # thread root -> users
+        self.unfollowed: dict[str, set[str]] = {}
+        self.follows: dict[str, dict[str, str]] = {}  # user -> root -> room
+        self.prefs: dict[str, dict[str, Pref]] = {}  # user -> room ("" server) -> pref
+        self.all_level: dict[str, set[str]] = {}  # room ("" server) -> users at ALL
+
+    # --- queries ----------------------------------------------------------------
+    def mention_count(self, room_id: str, viewer: str, marker: int) -> int:
+        index = self.index.get(room_id)
+        return index.count(viewer, marker) if index is not None else 0
+
+    def notices(self, user_id: str) -> list[Notice]:
+        """The user's notifications, newest first (at most ``max_per_user``)."""
+        return list(reversed(self.feeds.get(user_id, {}).values()))
+
+    def get(self, user_id: str, message_id: str) -> Notice | None:
+        return self.feeds.get(user_id, {}).get(message_id)
+
+    def pref(self, user_id: str, room_id: str) -> Pref:
+        return self.prefs.get(user_id, {}).get(room_id, Pref())
+
+    def level(self, user_id: str, room: RoomView) -> str:
+        """The level in force for ``user_id`` in ``room``."""
+        mine = self.prefs.get(user_id, {})
+        pref = mine.get(room.id)
+        if pref is not None and pref.muted:
+            return "NOTHING"
+        if pref is not None and pref.level:
+            return pref.level
+        server = mine.get("", Pref()).level
+        if room.kind == "dm":
+            return "NOTHING" if server == "NOTHING" else "ALL"
+        return server or "MENTIONS"
+
+    def followed(self, user_id: str) -> dict[str, str]:
+        """Thread root -> room of every thread the user follows."""
+        return dict(self.follows.get(user_id, {}))
+
+    def follows_thread(self, user_id: str, root_id: str) -> bool:
+        return root_id in self.follows.get(user_id, {})
+
+    # --- projection ---------------------------------------------------------------
+    def apply(self, rec: Recorded) -> None:
+        entity, ev = rec.envelope.entity, rec.envelope.event
+        if entity.kind == "notify":
+            self._apply_setting(entity.id, rec)
+        elif entity.kind == "user" and isinstance(ev, UserDeleted):
+            self._forget_user(entity.id)
+        elif entity.kind == "room":
+            room = self._rooms.rooms.get(entity.id)
+            if room is None:
+                return
+            if isinstance(ev, MessagePosted):
+                self._posted(rec, ev, room)
+            elif isinstance(ev, MessageEdited):
+                self._edited(rec, ev, room)
+            elif isinstance(ev, MessageRetracted):
+                self._retracted(ev.target_id)
+            elif isinstance(ev, MemberLeft | MemberBanned | MemberDeleted):
+                self._left(ev.user_id, room.id)
+
+    def _posted(self, rec: Recorded, ev: MessagePosted, room: RoomView) -> None:
+        msg_id = rec.envelope.id
+        main = not ev.thread_root or ev.echo
+        self._set_mentions(
+            msg_id, room.id, ev.author_id, rec.seq, ev.mentions, ev.mention_room, main
+        )
+        if ev.thread_root:
+            root = self._rooms.messages.get(ev.thread_root)
+            starters = (root.author_id,) if root is not None else ()
+            self._auto_follow(room.id, ev.thread_root, (*starters, ev.author_id, *ev.mentions))
+        targets = room.members if ev.mention_room else ev.mentions
+        context = (ev.in_reply_to, ev.thread_root)
+        for user, kind in self._recipients(room, ev.author_id, targets, context).items():
+            self._notify(user, Notice(msg_id, room.id, kind, ev.author_id, rec.seq, ev.thread_root))
+
+    def _recipients(
+        self, room: RoomView, author: str, mentioned: Any, context: tuple[str, str] | None
+    ) -> dict[str, str]:
+        """Who a message notifies, and as what. ``context``: its (in reply to,
+        thread root) for the other kinds; None for mentions alone."""
+        out = dict.fromkeys(mentioned, MENTION)
+        if context is not None:
+            in_reply_to, thread_root = context
+            replied = self._rooms.messages.get(in_reply_to) if in_reply_to else None
+            if replied is not None:
+                out.setdefault(replied.author_id, REPLY)
+            for user in self.followers.get(thread_root, ()) if thread_root else ():
+                out.setdefault(user, THREAD_REPLY)
+            if room.kind == "dm":
+                for user in room.members:
+                    out.setdefault(user, DM)
+            else:
+                for user in self._at_all(room):
+                    out.setdefault(user, MESSAGE)
+        return {
+            user: kind
+            for user, kind in out.items()
+            if user != author and user in room.members and _lets(self.level(user, room), kind)
+        }
+
+    def _at_all(self, room: RoomView) -> set[str]:
+        """Members whose level is ALL, by the server's setting or the room's."""
+        wide = self.all_level.get("", set()) & room.members
+        return wide | (self.all_level.get(room.id, set()) & room.members)
+
+    def _edited(self, rec: Recorded, ev: MessageEdited, room: RoomView) -> None:
+        msg = self._rooms.messages.get(ev.target_id)
+        if msg is None or msg.retracted:
+            return
+        old = self.mentioned.get(msg.id)
+        before = set(room.members if old and old.room else old.users if old else ())
+        after = set(room.members if ev.mention_room else ev.mentions)
+        main = not msg.thread_root or msg.echo
+        self._set_mentions(
+            msg.id, room.id, msg.author_id, msg.seq, ev.mentions, ev.mention_room, main
+        )
+        if msg.thread_root and ev.mentions:
+            self._auto_follow(room.id, msg.thread_root, ev.mentions)
+        for user in self._recipients(room, msg.author_id, after - before, None):
+            added = Notice(msg.id, room.id, MENTION, msg.author_id, rec.seq, msg.thread_root)
+            self._notify(user, added)
+        still = self._recipients(room, msg.author_id, (), (msg.in_reply_to, msg.thread_root))
+        for user in before - after:
+            had = self.get(user, msg.id)
+            if had is not None and had.kind == MENTION:
+                if user in still:
+                    had.kind = still[user]  # still a reply to them, a DM...: kept in place
+                else:
+                    self._unnotify(user, msg.id)
+
+    def _set_mentions(
+        self,
+        msg_id: str,
+        room_id: str,
+        author: str,
+        seq: int,
+        users: tuple[str, ...],
+        room: bool,
+        main: bool,
+    ) -> None:
+        old = self.mentioned.pop(msg_id, None)
+        if old is not None and old.main:
+            self.index[old.room_id].remove(old.seq, old.author, old.users, old.room)
+        if users or room:
+            self.mentioned[msg_id] = Mentioned(room_id, author, seq, users, room, main)
+            if main:
+                self.index.setdefault(room_id, MentionIndex()).add(seq, author, users, room)
+
+    def _retracted(self, msg_id: str) -> None:
+        old = self.mentioned.pop(msg_id, None)
+        if old is not None and old.main:
+            self.index[old.room_id].remove(old.seq, old.author, old.users, old.room)
+        for user in self.by_message.pop(msg_id, set()):
+            self.feeds.get(user, {}).pop(msg_id, None)
+
+    def _left(self, user_id: str, room_id: str) -> None:
+        feed = self.feeds.get(user_id, {})
+        for msg_id in [m for m, n in feed.items() if n.room_id == room_id]:
+            self._unnotify(user_id, msg_id)
+
+    def _notify(self, user_id: str, notice: Notice) -> None:
+        feed = self.feeds.setdefault(user_id, {})
+        feed.pop(notice.message_id, None)
+        feed[notice.message_id] = notice
+        self.by_message.setdefault(notice.message_id, set()).add(user_id)
+        if len(feed) > self.max_per_user:
+            # Notices are added in stream order (projection order; a restore
+            # keeps the exported order), so the first is the oldest.
+            self._unnotify(user_id, next(iter(feed)))
+
+    def _unnotify(self, user_id: str, msg_id: str) -> None:
+        feed = self.feeds.get(user_id)
+        if feed is not None and feed.pop(msg_id, None) is not None:
+            users = self.by_message.get(msg_id)
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self.by_message[msg_id]
+
+    def _auto_follow(self, room_id: str, root_id: str, users: Any) -> None:
+        opted_out = self.unfollowed.get(root_id, set())
+        for user in users:
+            if user not in opted_out:
+                self._follow(user, room_id, root_id)
+
+    def _follow(self, user_id: str, room_id: str, root_id: str) -> None:
+        self.followers.setdefault(root_id, set()).add(user_id)
+        self.follows.setdefault(user_id, {})[root_id] = room_id
+
+    def _apply_setting(self, user_id: str, rec: Recorded) -> None:
+        ev = rec.envelope.event
+        if isinstance(ev, ThreadFollowed):
+            self.unfollowed.get(ev.root_id, set()).discard(user_id)
+            self._follow(user_id, ev.room_id, ev.root_id)
+        elif isinstance(ev, ThreadUnfollowed):
+            self.unfollowed.setdefault(ev.root_id, set()).add(user_id)
+            self.followers.get(ev.root_id, set()).discard(user_id)
+            self.follows.get(user_id, {}).pop(ev.root_id, None)
+        elif isinstance(ev, LevelSet):
+            self.prefs.setdefault(user_id, {})[ev.room_id] = Pref(ev.level, ev.muted)
+            at_all = self.all_level.setdefault(ev.room_id, set())
+            (at_all.add if ev.level == "ALL" else at_all.discard)(user_id)
+        elif isinstance(ev, NotificationsDismissed):
+            for msg_id in ev.message_ids:
+                self._unnotify(user_id, msg_id)
+        elif isinstance(ev, AllNotificationsDismissed):
+            feed = self.feeds.get(user_id, {})
+            for msg_id in [m for m, n in feed.items() if n.seq <= ev.up_to]:
+                self._unnotify(user_id, msg_id)
+
+    def _forget_user(self, user_id: str) -> None:
+        for msg_id in list(self.feeds.get(user_id, {})):
+            self._unnotify(user_id, msg_id)
+        self.feeds.pop(user_id, None)
+        self.prefs.pop(user_id, None)
+        for root in self.follows.pop(user_id, {}):
+            self.followers.get(root, set()).discard(user_id)
+        for users in (*self.unfollowed.values(), *self.all_level.values()):
+            users.discard(user_id)
+        for index in self.index.values():
+            index.by_user.pop(user_id, None)
+
+    # --- snapshots ---------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "feeds": {
+                u: [list(attrs.astuple(n)) for n in f.values()] for u, f in self.feeds.items()
+            },
+            "mentioned": {i: _row(m) for i, m in self.mentioned.items()},
+            "followers": {r: sorted(u) for r, u in self.followers.items()},
+            "unfollowed": {r: sorted(u) for r, u in self.unfollowed.items()},
+            "follows": {u: dict(f) for u, f in self.follows.items()},
+            "prefs": {
+                u: {r: [p.level, p.muted] for r, p in ps.items()} for u, ps in self.prefs.items()
+            },
+        }
+
+    async def restore_state(self, state: dict[str, Any]) -> None:
+        self._reset()
+        for user, rows in state["feeds"].items():
+            for row in rows:
+                self._notify(user, Notice(*row))
+        for msg_id, row in state["mentioned"].items():
+            room_id, author, seq, users, room, main = row
+            self._set_mentions(msg_id, room_id, author, seq, tuple(users), room, main)
+        self.followers = {r: set(u) for r, u in state["followers"].items()}
+        self.unfollowed = {r: set(u) for r, u in state["unfollowed"].items()}
+        self.follows = {u: dict(f) for u, f in state["follows"].items()}
+        for user, prefs in state["prefs"].items():
+            for room_id, (level, muted) in prefs.items():
+                self.prefs.setdefault(user, {})[room_id] = Pref(level, muted)
+                if level == "ALL":
+                    self.all_level.setdefault(room_id, set()).add(user)
+
+
+def _row(value: Notice | Mentioned | Pref) -> list[Any]:
+    return [list(v) if isinstance(v, tuple) else v for v in attrs.astuple(value)]
+
+
+def _lets(level: str, kind: str) -> bool:
+    return level == "ALL" or (level == "MENTIONS" and kind in QUIET_KINDS)
