@@ -50,6 +50,7 @@ PERMISSIONS = (
     "user.delete-any",
     "user.delete-self",
     "user.manage-permissions",
+    "invite.manage",
 )
 # Never allowed inside a DM, whoever asks: the DM privacy boundary.
 DM_DENIED = frozenset(
@@ -86,6 +87,7 @@ ADMIN_DEFAULTS = frozenset(
         "admin.view-audit",
         "user.delete-any",
         "user.manage-permissions",
+        "invite.manage",
     }
 )
 DEFAULTS = {

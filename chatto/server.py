@@ -54,7 +54,13 @@ from chatto.snapshot_store import NatsSnapshotStore
 from chatto.tls.challenge import RedirectApp
 from chatto.tls.context import TlsHypercornConfig
 from chatto.tls.manager import CertManager, TlsSettings
-from chatto.wiring import build_auth, build_deleter, register_domain, seed_permissions
+from chatto.wiring import (
+    build_auth,
+    build_deleter,
+    invited_join,
+    register_domain,
+    seed_permissions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +225,7 @@ async def serve_chatto(
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
+            accounts.after_invite.append(invited_join(messaging))
             metrics = Metrics()
             deleter = build_deleter(accounts, authn, bridge, actors, projector, rooms, kms, keys)
             await core.start(deleter.serve)

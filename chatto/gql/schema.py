@@ -29,6 +29,7 @@ from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
 from chatto.gql.admin import admin_query, admin_type
 from chatto.gql.context import FAREWELL
+from chatto.gql.invites import invite_type, invites_mutation, invites_query, registration_info
 from chatto.gql.live_events import live_subscription
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
@@ -153,6 +154,10 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         roles_mutation,
         admin_query,
         admin_type,
+        invites_query,
+        invites_mutation,
+        invite_type,
+        registration_info,
     )
     protect(schema)
     return schema

@@ -191,7 +191,8 @@ class ChattoApp:
             "graphql": GRAPHQL_PATH,
             "authMethods": ["password"],
             "authorizeUrl": cfg.webserver.url.rstrip("/") + "/oauth/authorize",
-            "registrationOpen": cfg.auth.registration_open,
+            "registrationOpen": cfg.auth.registration == "open",
+            "registration": cfg.auth.registration,
         }
 
 
