@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import trio
 
 from tests.authflow import Account, login_token, mailed_code, register, without_request_id
 from tests.conftest import OWNER_EMAIL, AuthEnv, ConfigFactory, start_mail_server
+from tests.test_auth_storage import store_bytes
 from tests.test_messaging import gql, ok
 
 PW = "a long enough password"
@@ -64,8 +66,11 @@ async def owner(c: httpx.AsyncClient, env: AuthEnv) -> tuple[Account, str]:
     return account, await login_token(c, "boss", PW)
 
 
-async def test_invite_only_sign_up_joins_the_room(invite_env: AuthEnv) -> None:
+async def test_invite_only_sign_up_joins_the_room(
+    invite_env: AuthEnv, caplog: pytest.LogCaptureFixture
+) -> None:
     env = invite_env
+    caplog.set_level(logging.DEBUG)
     with trio.fail_after(90):
         async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
             info = (await c.get("/api/server")).json()
@@ -103,6 +108,12 @@ async def test_invite_only_sign_up_joins_the_room(invite_env: AuthEnv) -> None:
             (listed_after,) = (await ok(c, tb, LIST))["invites"]
             assert listed_after["uses"] == 1 and listed_after["usable"]
 
+            # The secret is nowhere at rest (only its HMAC) and in no log line.
+            secret = code.split(".")[1]
+            assert secret.encode() not in store_bytes(
+                env.server.running.services.config.nats_store_dir
+            )
+            assert secret not in caplog.text and made["invite"]["id"] in caplog.text
             # A member cannot manage invites (invite.manage: admins and owner).
             for query in (CREATE, LIST, 'mutation { revokeInvite(id: "x") }'):
                 denied = await gql(c, tg, query)
