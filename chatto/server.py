@@ -11,7 +11,7 @@ cancelled from the inside out, so NATS outlives everything that uses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
@@ -19,6 +19,7 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
 
+from actors.events import Recorded
 from actors.hub import Hub
 from actors.kms.actor import Kms, register_kms
 from actors.kms.records import BucketStore
@@ -26,7 +27,7 @@ from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
 from actors.rooms.directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
-from actors.server import ServerView
+from actors.server import SETTINGS_TOPIC, ServerView, live_kind
 from actors.snapshot import WriteTimes
 from actors.users.directory import UserDirectory
 from chatto.auth.ends import CredentialWatch
@@ -75,6 +76,14 @@ class Running:
     http_url: str
     # The plain listener (ACME challenges + redirects) when TLS is enabled.
     redirect_url: str | None = None
+
+
+def routed_topics(rec: Recorded) -> Iterable[str]:
+    """Hub topics of an event: its room/user topics, plus ``settings`` for
+    what every client's sidebar shows (server profile, groups, order)."""
+    yield from live_topics(rec)
+    if live_kind(rec) is not None:
+        yield SETTINGS_TOPIC
 
 
 @asynccontextmanager
@@ -199,7 +208,7 @@ async def serve_chatto(
                 store,
                 models,
                 hub,
-                live_topics,
+                routed_topics,
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )

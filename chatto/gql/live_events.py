@@ -38,6 +38,7 @@ from actors.rooms.events import (
     RoomUpdated,
 )
 from actors.rooms.reactions import stored_reaction
+from actors.server import SETTINGS_TOPIC, live_kind
 from actors.users.events import PasswordSet, ProfileUpdated, UserDeletionStarted
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
@@ -174,7 +175,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     services = info.context.services
     me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
-    topics = [f"user.{me}", "presence", *(f"room.{r}" for r in rooms)]
+    topics = [f"user.{me}", "presence", SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
@@ -230,6 +231,10 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     raise SessionEnded("session terminated")
                 if isinstance(ev, ProfileUpdated):
                     yield {"type": "PROFILE_UPDATED", "userId": me}
+                    continue
+                settings_kind = live_kind(item)
+                if settings_kind is not None:
+                    yield {"type": settings_kind, "seq": item.seq, SHARE: item}
                     continue
                 _follow_membership(sub, me, item)
                 if not _still_visible(info, me, item):

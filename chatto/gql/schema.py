@@ -37,6 +37,12 @@ from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
 from chatto.gql.server_info import server_info
+from chatto.gql.settings import (
+    group_type,
+    room_position,
+    settings_mutation,
+    settings_server_info,
+)
 from chatto.gql.subscription import subscription
 from chatto.gql.unread import unread_query, unread_room, unread_summary
 from chatto.gql.user import user_type
@@ -158,6 +164,10 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         invites_mutation,
         invite_type,
         registration_info,
+        settings_mutation,
+        settings_server_info,
+        group_type,
+        room_position,
     )
     protect(schema)
     return schema
