@@ -39,7 +39,8 @@ from actors.rooms.events import (
 )
 from actors.rooms.reactions import stored_reaction
 from actors.server import SETTINGS_TOPIC, live_kind
-from actors.users.events import PasswordSet, ProfileUpdated, UserDeletionStarted
+from actors.users.events import AvatarSet, PasswordSet, ProfileUpdated, UserDeletionStarted
+from actors.users.status import AvatarRemoved, StatusCleared, StatusSet
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.rooms import viewer_of
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
     from chatto.gql.context import Info
 
 live_subscription = SubscriptionType()
+
+# The viewer's own profile changed (on any of their clients): PROFILE_UPDATED.
+PROFILE_EVENTS = (ProfileUpdated, StatusSet, StatusCleared, AvatarSet, AvatarRemoved)
 
 ROOM_TYPES: dict[type, str] = {
     RoomCreated: "ROOM_CREATED",
@@ -229,7 +233,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 ):
                     yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                     raise SessionEnded("session terminated")
-                if isinstance(ev, ProfileUpdated):
+                if isinstance(ev, PROFILE_EVENTS):
                     yield {"type": "PROFILE_UPDATED", "userId": me}
                     continue
                 settings_kind = live_kind(item)

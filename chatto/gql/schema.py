@@ -33,6 +33,7 @@ from chatto.gql.invites import invite_type, invites_mutation, invites_query, reg
 from chatto.gql.live_events import live_subscription
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
+from chatto.gql.profile import profile_mutation, user_status
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
@@ -168,6 +169,8 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         settings_server_info,
         group_type,
         room_position,
+        profile_mutation,
+        user_status,
     )
     protect(schema)
     return schema
