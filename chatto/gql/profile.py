@@ -19,9 +19,11 @@ user_status = ObjectType("User")
 
 
 @profile_mutation.field("setStatus")
-async def resolve_set_status(_obj: Any, info: Info, text: str = "", emoji: str = "") -> UserRecord:
+async def resolve_set_status(
+    _obj: Any, info: Info, text: str | None = "", emoji: str | None = ""
+) -> UserRecord:
     services = info.context.services
-    return await profile.set_status(services, viewer_of(info).id, text, emoji)
+    return await profile.set_status(services, viewer_of(info).id, text or "", emoji or "")
 
 
 @profile_mutation.field("clearStatus")

@@ -44,8 +44,10 @@ def resolve_logo_url(services: Services, _info: Info) -> str | None:
 
 
 @settings_mutation.field("updateServerSettings")
-async def resolve_update(_obj: Any, info: Info, name: str, description: str = "") -> Services:
-    await _settings(info).update(name, description)
+async def resolve_update(
+    _obj: Any, info: Info, name: str, description: str | None = ""
+) -> Services:
+    await _settings(info).update(name, description or "")
     return info.context.services
 
 
