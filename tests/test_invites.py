@@ -18,7 +18,14 @@ import pytest
 import trio
 
 from tests.authflow import Account, login_token, mailed_code, register, without_request_id
-from tests.conftest import OWNER_EMAIL, AuthEnv, ConfigFactory, start_mail_server
+from tests.conftest import (
+    OWNER_EMAIL,
+    AuthEnv,
+    ConfigFactory,
+    NatsProc,
+    start_mail_server,
+    start_server,
+)
 from tests.test_auth_storage import store_bytes
 from tests.test_messaging import gql, ok
 
@@ -197,23 +204,24 @@ async def test_two_sign_ups_race_for_the_last_use(invite_env: AuthEnv) -> None:
             _boss, tb = await owner(c, env)
             code = (await ok(c, tb, CREATE, m=1))["createInvite"]["code"]
             tokens = [await verified_token(c, env, f"racer{i}@example.com", code) for i in range(2)]
-            results: list[httpx.Response] = []
+            results: dict[int, httpx.Response] = {}
 
             async def go(i: int) -> None:
-                results.append(await complete(c, tokens[i], f"racer{i}"))
+                results[i] = await complete(c, tokens[i], f"racer{i}")
 
             async with trio.open_nursery() as nursery:
                 for i in range(2):
                     nursery.start_soon(go, i)
-            statuses = sorted(r.status_code for r in results)
-            assert statuses == [200, 400], [r.text for r in results]
-            loser = next(r for r in results if r.status_code == 400)
-            assert loser.json()["errors"][0]["extensions"]["code"] == "INVALID_INVITE"
-            # The loser's login and address were given back: a later open
-            # sign-up (via a fresh invite) can take them.
-            lost = "racer0" if results[0].status_code == 400 else "racer1"
+            statuses = sorted(r.status_code for r in results.values())
+            assert statuses == [200, 400], [r.text for r in results.values()]
+            (lost,) = [f"racer{i}" for i, r in results.items() if r.status_code == 400]
+            assert results[int(lost[-1])].json()["errors"][0]["extensions"]["code"] == (
+                "INVALID_INVITE"
+            )
             (listed,) = (await ok(c, tb, LIST))["invites"]
             assert listed["uses"] == 1 and not listed["usable"]
+            # The loser's login and address were given back: a sign-up through
+            # a fresh invite can take them.
             fresh = (await ok(c, tb, CREATE))["createInvite"]["code"]
             token = await verified_token(c, env, f"{lost}@example.com", fresh)
             assert (await complete(c, token, lost)).status_code == 200
@@ -249,3 +257,47 @@ async def test_invite_checks_are_rate_limited(
                 codes.append(r.status_code)
             assert codes == [400, 400, 400, 429, 429]
         await env.server.stop()
+
+
+async def test_the_last_use_goes_to_one_of_two_processes(
+    nursery: trio.Nursery, nats_server: NatsProc, make_config: ConfigFactory
+) -> None:
+    shared = {
+        "CHATTO_NATS_EMBEDDED_ENABLED": "false",
+        "CHATTO_NATS_URL": nats_server.url,
+        "CHATTO_NATS_TOKEN": nats_server.token,
+        "CHATTO_AUTH_REGISTRATION": "invite-only",
+    }
+    with trio.fail_after(90):
+        one = await start_mail_server(
+            nursery, make_config, CHATTO_OWNERS_EMAILS=OWNER_EMAIL, **shared
+        )
+        first = one.server.running.services.config
+        # A second process of the same server: same NATS, secret and master key.
+        second = make_config(
+            **shared,
+            CHATTO_AUTH_BCRYPT_COST="4",
+            CHATTO_CORE_SECRET_KEY=first.core.secret_key,
+            CHATTO_KMS_MASTER_KEY_FILE=str(first.master_key_path),
+        )
+        two = await start_server(nursery, second)
+        async with (
+            httpx.AsyncClient(base_url=one.url, timeout=20) as c1,
+            httpx.AsyncClient(base_url=two.url, timeout=20) as c2,
+        ):
+            _boss, tb = await owner(c1, one)
+            code = (await ok(c1, tb, CREATE, m=1))["createInvite"]["code"]
+            tokens = [await verified_token(c1, one, f"p{i}@example.com", code) for i in range(2)]
+            results: list[httpx.Response] = []
+
+            async def go(client: httpx.AsyncClient, i: int) -> None:
+                results.append(await complete(client, tokens[i], f"p{i}"))
+
+            async with trio.open_nursery() as race:
+                race.start_soon(go, c1, 0)
+                race.start_soon(go, c2, 1)
+            assert sorted(r.status_code for r in results) == [200, 400], [r.text for r in results]
+            (listed,) = (await ok(c2, tb, LIST))["invites"]
+            assert listed["uses"] == 1
+        await two.stop()
+        await one.server.stop()
