@@ -7,7 +7,7 @@ Decision for user U, permission P, optionally in room R (of group G):
 3. any applicable deny (for U or one of U's roles, at server, G or R scope)
    wins;
 4. any applicable allow (explicit, a built-in role default, or the implicit
-   room-creator rights) allows;
+   room-creator rights, a DM participant's right to pin) allows;
 5. otherwise deny.
 All RBAC state is one entity (``evt.rbac.*``): changes are rare and must be
 totally ordered.
@@ -51,13 +51,17 @@ PERMISSIONS = (
     "user.delete-self",
     "user.manage-permissions",
     "invite.manage",
+    "message.pin",
 )
 # Never allowed inside a DM, whoever asks: the DM privacy boundary.
 DM_DENIED = frozenset(
     {"room.manage", "room.ban-member", "message.manage", "admin.view-users", "admin.view-audit"}
 )
 # Rights the creator of a channel has in it unless explicitly denied.
-CREATOR = frozenset({"room.manage", "room.ban-member", "message.manage"})
+CREATOR = frozenset({"room.manage", "room.ban-member", "message.manage", "message.pin"})
+# Rights every participant has in a DM unless explicitly denied (who is a
+# participant is checked by the room itself).
+DM_PARTICIPANT = frozenset({"message.pin"})
 EVERYONE_DEFAULTS = frozenset(
     {
         "room.list",
@@ -72,7 +76,9 @@ EVERYONE_DEFAULTS = frozenset(
         "user.delete-self",
     }
 )
-MODERATOR_DEFAULTS = frozenset({"admin.view-users", "message.manage", "room.ban-member"})
+MODERATOR_DEFAULTS = frozenset(
+    {"admin.view-users", "message.manage", "room.ban-member", "message.pin"}
+)
 ADMIN_DEFAULTS = frozenset(
     {
         "server.manage",
@@ -259,6 +265,8 @@ class RbacState:
                 return Verdict(True, f"default of role {role}")
         if room and creator == user_id and permission in CREATOR:
             return Verdict(True, "room creator")
+        if is_dm and permission in DM_PARTICIPANT:
+            return Verdict(True, "DM participant")
         return Verdict(False, "no rule allows it")
 
     def allowed(self, *args: Any, **kwargs: Any) -> bool:

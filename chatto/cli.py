@@ -24,6 +24,7 @@ from chatto.errors import ChattoError, ConfigError, first_chatto_error
 from chatto.initcmd import write_initial_config
 from chatto.logs import setup_logging
 from chatto.tuning import tune_gc
+from chatto.workers import Workers, check_failed, is_child, plan
 
 log = logging.getLogger("chatto")
 
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create the config (with fresh secrets) first if it does not exist",
     )
+    p_run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="server processes sharing the port and NATS (default: webserver.workers)",
+    )
     return parser
 
 
@@ -106,22 +113,30 @@ async def _watch_signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
                 scope.cancel()
 
 
-async def run_until_signal(config: Config) -> None:
-    """Serve until SIGINT/SIGTERM; a second signal cancels at once."""
+async def run_until_signal(config: Config, workers: Workers | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; a second signal cancels at once.
+
+    With ``workers``, this process also runs the other worker processes and
+    stops serving only once they have all exited (``chatto.workers``).
+    """
     from chatto.server import serve_chatto  # heavy imports only for `run`
 
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
         async with trio.open_nursery() as server:
+            own = shutdown if workers is None else trio.Event()
             # serve_chatto logs the one "listening on" line (text or JSON).
-            await server.start(serve_chatto, config, shutdown)
+            await server.start(serve_chatto, config, own)
+            if workers is not None:
+                server.start_soon(workers.serve, shutdown, own)
             tune_gc()
         nursery.cancel_scope.cancel()  # the server returned: stop watching signals
+    check_failed(workers)
     log.info("stopped")
 
 
-def cmd_run(path: Path, init: bool) -> int:
+def cmd_run(path: Path, init: bool, workers: int = 0) -> int:
     wrote = False
     if init and not path.exists():
         write_initial_config(path)
@@ -131,8 +146,15 @@ def cmd_run(path: Path, init: bool) -> int:
     if wrote:
         log.info("wrote %s with fresh secrets", path)
     error: ChattoError | None = None
+    count = workers or config.webserver.workers
+    children: Workers | None = None
     try:
-        trio.run(run_until_signal, config)
+        if count > 1 and not is_child():
+            laid_out = plan(config, count)
+            config = laid_out.config
+            grace = config.webserver.shutdown_grace_seconds
+            children = Workers(path.resolve(), count, laid_out.env, grace)
+        trio.run(run_until_signal, config, children)
     except* ChattoError as group:
         error = first_chatto_error(group)
         logging.getLogger("chatto").debug("the server stopped on an error", exc_info=error)
@@ -230,7 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"chatto: wrote {path} (mode 0600) with fresh secrets", file=sys.stderr)
             return 0
         if args.command == "run":
-            return cmd_run(path, args.init)
+            if args.workers < 0 or args.workers > 64:
+                return fail("--workers takes 1..64", 2)
+            return cmd_run(path, args.init, args.workers)
         return cmd_maintenance(args, load_config(path))
     except ConfigError as exc:
         return fail(exc.message, 2)

@@ -37,6 +37,7 @@ from chatto.config_schema import (
     MetricsConfig,
     NatsConfig,
     OwnersConfig,
+    PresenceConfig,
     SmtpConfig,
     SnapshotsConfig,
     TlsConfig,
@@ -64,6 +65,7 @@ __all__ = [
     "MetricsConfig",
     "NatsConfig",
     "OwnersConfig",
+    "PresenceConfig",
     "SmtpConfig",
     "SnapshotsConfig",
     "TlsConfig",
@@ -278,6 +280,7 @@ def _validate_webserver(w: WebserverConfig) -> None:
     _at_least("webserver.max_upload_parts", w.max_upload_parts, 3)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
     _positive("webserver.websocket_init_timeout_seconds", w.websocket_init_timeout_seconds)
+    _between("webserver.workers", w.workers, 1, 64)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):
             raise ConfigError(

@@ -79,6 +79,9 @@ class WebserverConfig:
     shutdown_grace_seconds: float = 10.0
     # A WebSocket must send connection_init within this (either subprotocol).
     websocket_init_timeout_seconds: float = 10.0
+    # Server processes sharing the port (SO_REUSEPORT) and one NATS; the
+    # first one starts the others (`chatto run --workers N` overrides).
+    workers: int = 1
     tls: TlsConfig = attrs.Factory(TlsConfig)
 
 
@@ -249,6 +252,13 @@ class MetricsConfig:
 
 
 @attrs.frozen
+class PresenceConfig:
+    """``[presence]``: online/away status, sent to users who share a room or DM."""
+
+    enabled: bool = True
+
+
+@attrs.frozen
 class OwnersConfig:
     """``[owners]``: emails that become owners once verified."""
 
@@ -272,6 +282,7 @@ class Config:
     logging: LoggingConfig = attrs.Factory(LoggingConfig)
     metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     owners: OwnersConfig = attrs.Factory(OwnersConfig)
+    presence: PresenceConfig = attrs.Factory(PresenceConfig)
     base_dir: Path = attrs.field(default=Path("."), metadata=INTERNAL)
 
     @property

@@ -11,6 +11,7 @@ cancelled from the inside out, so NATS outlives everything that uses it.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -135,6 +136,11 @@ def hypercorn_config(
     host = f"[{w.host}]" if ":" in w.host else w.host
     hc.bind = [f"{host}:{w.port if port is None else port}"]
     hc.graceful_timeout = w.shutdown_grace_seconds
+    # Hypercorn sets SO_REUSEPORT on the listener when workers > 1: every
+    # worker process binds the same port and the kernel spreads connections.
+    hc.workers = w.workers
+    # ... and warns that serve() starts no workers itself: chatto.workers does.
+    warnings.filterwarnings("ignore", "The config `workers` has no affect", Warning)
     hc.websocket_max_message_size = 1024 * 1024
     hc.accesslog = None
     hc.errorlog = _hypercorn_log()
@@ -220,7 +226,9 @@ async def serve_chatto(
             await core.start(keep_storage, bridge, config.nats.replicas)
             outbox = Outbox(make_mailer(config.smtp))
             await core.start(outbox.serve)
-            live = LiveRelay(bridge, hub)
+            live = LiveRelay(
+                bridge, hub, rooms.co_members, presence_enabled=config.presence.enabled
+            )
             await core.start(live.serve)
             accounts, authn = await build_auth(
                 config, bridge, actors, directory, projector, outbox, credentials

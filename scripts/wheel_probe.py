@@ -2,7 +2,7 @@
 
 Waits for the "listening on" line in the server's log (the port is chosen by
 the server), then checks readiness, one GraphQL query, the SDL (package
-data) and the playground.
+data), the playground and one of its vendored assets (package data too).
 Exits 0 when all pass; otherwise prints what failed and exits 1.
 """
 
@@ -82,6 +82,15 @@ def main() -> None:
     check(
         status == 200 and kind.startswith("text/html") and "graphiql" in body.lower(),
         f"GET /api/playground -> {status} {kind}",
+    )
+
+    found = re.search(r'src="(/api/playground/assets/graphiql\.min\.js\?v=[0-9a-f]+)"', body)
+    check(found is not None, "the playground links its vendored graphiql.min.js")
+    assert found is not None
+    status, kind, script = fetch(base + found.group(1))
+    check(
+        status == 200 and kind.startswith("text/javascript") and "window.GraphiQL" in script,
+        f"GET {found.group(1)} -> {status} {kind} ({len(script)} chars)",
     )
 
 

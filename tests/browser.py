@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -69,13 +69,13 @@ class Page:
 
 
 @asynccontextmanager
-async def open_page() -> AsyncIterator[Page]:
+async def open_page(extra_flags: Sequence[str] = ()) -> AsyncIterator[Page]:
     exe = chromium()
     assert exe is not None
     profile = tempfile.mkdtemp(prefix="chatto-chromium-")
     # Started once per test; its stderr is read line by line in a worker thread.
     proc = subprocess.Popen(  # noqa: ASYNC220
-        [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [exe, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )

@@ -24,6 +24,7 @@ from actors.rooms.commands import (
     EditMessage,
     Join,
     Leave,
+    PinMessage,
     PostMessage,
     PurgeMember,
     React,
@@ -82,9 +83,12 @@ async def rich_history(bridge: NatsBridge, rounds: int) -> list[str]:
             if i % 2:
                 await ask(React("u3", mid, "thumbsup", False))
                 await ask(PostMessage("u1", "reply", KEY, thread_root=posted[0]))
+            if i % 4 == 0 or i == 9:
+                await ask(PinMessage("u0", mid))  # 8 is retracted below
             if i % 3 == 2:
                 await ask(RetractMessage(author, mid))
         if rounds:
+            await ask(PinMessage("u0", posted[0], pin=False))
             await ask(Ban("u0", "u2", "spam"))
             await ask(Unban("u0", "u2"))
             await ask(Leave("u3"))
@@ -93,7 +97,7 @@ async def rich_history(bridge: NatsBridge, rounds: int) -> list[str]:
 
 async def test_checkpoint_plus_tail_equals_a_full_replay(bridge: NatsBridge) -> None:
     with trio.fail_after(60):
-        await rich_history(bridge, 12)
+        posted = await rich_history(bridge, 12)
         first = actor(bridge)
         await first.start()  # a long load: writes the checkpoint
         assert await store_of(bridge).load() is not None and first.unsaved == 0
@@ -113,6 +117,7 @@ async def test_checkpoint_plus_tail_equals_a_full_replay(bridge: NatsBridge) -> 
         assert again.export_state() == plain.export_state()
         assert (again.last_seq, again.last_event_id) == (plain.last_seq, plain.last_event_id)
         assert again.client_keys and again.messages and again.attachments
+        assert again.pins == [posted[9]]  # 0 unpinned, 4 purged (u1's), 8 retracted
 
 
 async def test_passivation_writes_the_checkpoint(bridge: NatsBridge) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
 
-from chatto.loadtest.params import Params, check
+from chatto.loadtest.params import Params, check, parse
+from chatto.loadtest.report import verdict
 from tests.authflow import register
 from tests.conftest import AuthEnv
 
@@ -43,6 +45,9 @@ async def test_smoke_run_passes_with_zero_loss(tmp_path: Path) -> None:
     assert "PASS" in out.with_suffix(".md").read_text()
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "password" not in json.dumps(report["parameters"])
+    # The default subscription is a real client's: every live message had its body and author.
+    assert report["parameters"]["shape"] == "full"
+    assert "live: message without body or author" not in report["clients"]["errors"]
 
 
 async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_path: Path) -> None:
@@ -54,6 +59,7 @@ async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_
     out, state = tmp_path / "ext.json", tmp_path / "state.json"
     args = ["--url", auth_env.url, "--users", "4", "--rooms", "2", "--rate", "10"]
     args += ["--duration", "1", "--churn", "0", "--quiet", "--out", str(out), "--state", str(state)]
+    args += ["--p99-budget-ms", "10000"]  # a shared test server: correctness, not speed
     with trio.fail_after(120):
         code, text = await run_loadtest(*args)
     assert code == 0, text
@@ -63,6 +69,31 @@ async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_
     assert report["delivery"]["expected"] == 20
     assert state.stat().st_mode & 0o777 == 0o600
     assert len(json.loads(state.read_text())[auth_env.url]) == 4
+
+
+def _report(achieved: float, p99: float, incomplete: int = 0) -> dict[str, Any]:
+    return {
+        "parameters": {"min_rate_share": 0.95, "p99_budget_ms": 100.0},
+        "posts": {"failed": 0, "acked": 10, "offered_per_s": 200.0, "achieved_per_s": achieved},
+        "delivery": {"lost": 0, "latency": {"p99_ms": p99, "count": 10}},
+        "clients": {"errors": {"live: message without body or author": incomplete}},
+    }
+
+
+def test_a_run_that_falls_behind_fails_even_without_loss() -> None:
+    assert verdict(_report(achieved=195.0, p99=99.0)) == []
+    assert "below 95% of the 200.0/s offered" in verdict(_report(achieved=100.0, p99=50.0))[0]
+    assert "over the 100 ms budget" in verdict(_report(achieved=200.0, p99=8300.0))[0]
+    assert "without body or author" in verdict(_report(200.0, 50.0, incomplete=3))[0]
+
+
+def test_hot_room_preset_and_shapes() -> None:
+    hot = parse(["--hot-room", "--users", "20"])
+    assert (hot.rooms, hot.posters, hot.in_flight, hot.shape) == (1, 5, 20, "full")
+    custom = parse(["--hot-room", "--users", "100", "--posters", "10", "--in-flight", "50"])
+    assert (custom.rooms, custom.posters, custom.in_flight) == (1, 10, 50)
+    assert parse(["--shape", "bare"]).shape == "bare"
+    assert "posters" in check(Params(users=5, rooms=1, posters=6))
 
 
 def test_parameters_refuse_remote_targets_and_nonsense() -> None:

@@ -114,7 +114,14 @@ async def test_admins_and_owners_never_see_message_content(auth_env: AuthEnv) ->
                     p=[p["u2"][0]],
                 )
             )["startDM"]["id"]
-            await ok(c, p["u1"][1], POST, r=dm, b=f"{SECRET_TEXT} dm")
+            dm_msg = (await ok(c, p["u1"][1], POST, r=dm, b=f"{SECRET_TEXT} dm"))["postMessage"]
+            pin = "mutation($r: ID!, $e: ID!) { pinMessage(roomId: $r, eventId: $e) }"
+            await ok(c, p["u2"][1], pin, r=dm, e=dm_msg["id"])  # any DM participant
+            team = (await ok(c, p["u1"][1], 'mutation { createRoom(name: "team") { id } }'))[
+                "createRoom"
+            ]["id"]
+            team_msg = await ok(c, p["u1"][1], POST, r=team, b=f"{SECRET_TEXT} team")
+            await ok(c, p["u1"][1], pin, r=team, e=team_msg["postMessage"]["id"])
             await ok(c, p["u2"][1], POST, r="general", b=f"{SECRET_TEXT} general")
             query = "{ admin { users { id login emails isOwner roles createdAt } rooms { id name memberCount archived } nats { connected reconnects streamMessages streamBytes streamConsumers liveActors liveSubscribers } config } }"
             kms_before = await services.messaging.keys._kms.statistics()
@@ -146,6 +153,13 @@ async def test_admins_and_owners_never_see_message_content(auth_env: AuthEnv) ->
                 r=dm,
             )
             assert msgs["data"]["room"] is None
+            # Pins are content: a DM's stay invisible, a channel's are for members.
+            pins = "query($r: ID!) { room(id: $r) { pinnedMessages { body } members { users { id } } } }"
+            for who in ("owner", "adm"):
+                assert (await gql(c, p[who][1], pins, r=dm)) == {"data": {"room": None}}
+                body = await gql(c, p[who][1], pins, r=team)
+                assert SECRET_TEXT not in json.dumps(body)
+                assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN"}
 
 
 def _dummy(arg_type: Any, name: str) -> Any:

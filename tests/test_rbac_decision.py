@@ -35,6 +35,8 @@ BASE = state(
     # Group scope.
     RuleSet("role:everyone", f"group:{GROUP}", "message.post", "deny"),
     RuleSet("user:vip", f"room:{ROOM}", "room.manage", "allow"),
+    # A DM participant's right to pin yields to an explicit deny.
+    RuleSet("user:hal", "server", "message.pin", "deny"),
     # The owner cannot be denied.
     RuleSet("user:olga", "server", "message.post", "deny"),
 )
@@ -60,6 +62,12 @@ CASES = [
     ("ann", False, "room.manage", ROOM, "", False, "ann", True, "room creator"),
     ("vip", False, "room.manage", ROOM, "", False, "", True, "allowed to user:vip"),
     ("ann", False, "no.such", "", "", False, "", False, "unknown permission"),
+    # message.pin: moderators, channel creators, any DM participant; not plain members.
+    ("mo", False, "message.pin", ROOM, "", False, "", True, "role moderator"),
+    ("ann", False, "message.pin", ROOM, "", False, "ann", True, "room creator"),
+    ("ann", False, "message.pin", ROOM, "", False, "", False, "no rule"),
+    ("ann", False, "message.pin", DM, "", True, "", True, "DM participant"),
+    ("hal", False, "message.pin", DM, "", True, "", False, "denied to user:hal"),
 ]
 
 

@@ -25,6 +25,7 @@ from actors.rooms.commands import (
     EditMessage,
     Join,
     Leave,
+    PinMessage,
     PostedBefore,
     PostMessage,
     PurgeMember,
@@ -51,6 +52,7 @@ from actors.rooms.events import (
     RoomCreated,
     RoomUpdated,
 )
+from actors.rooms.pins import apply_pin, decide_pin
 from actors.rooms.reactions import canonical_reaction, stored_reaction
 from actors.rooms.rules import (
     CLIENT_KEY_WINDOW_MS,
@@ -72,8 +74,8 @@ class RoomActor(EntityActor):
     """One room's write side (checkpointed: a long room loads from its checkpoint)."""
 
     snapshot_name = "room"
-    # 2: reaction keys in canonical form (actors/rooms/reactions.py).
-    snapshot_schema = 2
+    # 2: reaction keys in canonical form (actors/rooms/reactions.py). 3: pins.
+    snapshot_schema = 3
 
     def __init__(
         self,
@@ -98,6 +100,7 @@ class RoomActor(EntityActor):
         # Retracted messages whose stored events were seen on replay: a crash
         # came between the retraction and the erase. Erased via TakeUnerased.
         self.unerased: list[int] = []
+        self.pins: list[str] = []  # actors/rooms/pins.py
         self._replaying = True
 
     async def start(self) -> None:
@@ -119,6 +122,7 @@ class RoomActor(EntityActor):
             "used_attachments": sorted(self.used_attachments),
             "client_keys": [[d, mid, at] for d, (mid, at) in self.client_keys.items()],
             "unerased": list(self.unerased),
+            "pins": list(self.pins),
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
@@ -137,10 +141,12 @@ class RoomActor(EntityActor):
         self.used_attachments = set(state["used_attachments"])
         self.client_keys = {d: (mid, int(at)) for d, mid, at in state["client_keys"]}
         self.unerased = [int(s) for s in state["unerased"]]
+        self.pins = [str(p) for p in state["pins"]]
 
     # --- state ------------------------------------------------------------------
     def apply(self, recorded: Recorded) -> None:
         ev, env = recorded.envelope.event, recorded.envelope
+        apply_pin(self.pins, ev)
         if isinstance(ev, RoomCreated):
             self.created = ev
         elif isinstance(ev, RoomArchived):
@@ -358,6 +364,11 @@ class RoomActor(EntityActor):
         # can erase them from the stream once the retraction is recorded.
         removal = Removal(tuple(msg.seqs), msg.attachments)
         return Decision([MessageRetracted(c.target_id, c.by, msg.author_id)], reply=removal)
+
+    def _on_PinMessage(self, c: PinMessage) -> Decision:
+        self._require_member(c.by)
+        self._require_writable()
+        return decide_pin(self.pins, self.messages.get(c.target_id), c)
 
     def _on_PurgeMember(self, c: PurgeMember) -> Decision:
         self._require_room()

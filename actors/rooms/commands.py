@@ -140,3 +140,12 @@ class TakeUnerased:
 class CreateGroup:
     name: str
     created_by: str
+
+
+@attrs.frozen
+class PinMessage:
+    """Pin (``pin=True``) or unpin a message; the caller checked ``message.pin``."""
+
+    by: str
+    target_id: str
+    pin: bool = True

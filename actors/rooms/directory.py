@@ -25,13 +25,16 @@ from actors.rooms.events import (
     MemberLeft,
     MemberUnbanned,
     MessageEdited,
+    MessagePinned,
     MessagePosted,
     MessageRetracted,
+    MessageUnpinned,
     ReactionChanged,
     RoomArchived,
     RoomCreated,
     RoomUpdated,
 )
+from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
 from actors.rooms.unread import UnreadIndex
 
@@ -97,6 +100,10 @@ class RoomView:
     threads: dict[str, Timeline] = attrs.Factory(dict)
     # Derived from the timeline and messages (not in snapshots): unread counts.
     unread: UnreadIndex = attrs.Factory(UnreadIndex)
+    # Who banned, why and when: user -> (by, reason, at_ms); keys as in bans.
+    ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
+    # Pinned message ids, oldest pin first (actors/rooms/pins.py).
+    pins: list[str] = attrs.Factory(list)
 
 
 @attrs.define
@@ -118,7 +125,8 @@ class RoomDirectory:
 
     snapshot_name = "rooms"
     # 2: reaction keys in canonical form (actors/rooms/reactions.py).
-    snapshot_schema = 2
+    # 3: ban details and pinned messages per room.
+    snapshot_schema = 3
 
     def __init__(self) -> None:
         self.rooms: dict[str, RoomView] = {}
@@ -156,6 +164,15 @@ class RoomDirectory:
 
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self.by_member.get(user_id, ()))
+
+    def co_members(self, user_id: str) -> set[str]:
+        """Everyone who shares a room or DM with the user (the user included)."""
+        out: set[str] = set()
+        for room_id in self.by_member.get(user_id, ()):
+            room = self.rooms.get(room_id)
+            if room is not None:
+                out |= room.members
+        return out
 
     def is_member(self, room_id: str, user_id: str) -> bool:
         room = self.rooms.get(room_id)
@@ -213,8 +230,12 @@ class RoomDirectory:
             self.by_member.get(ev.user_id, set()).discard(room.id)
             if isinstance(ev, MemberBanned):
                 room.bans[ev.user_id] = ev.until_ms
+                room.ban_details[ev.user_id] = (ev.by, ev.reason, rec.envelope.at_ms)
         elif isinstance(ev, MemberUnbanned):
             room.bans.pop(ev.user_id, None)
+            room.ban_details.pop(ev.user_id, None)
+        elif isinstance(ev, MessagePinned | MessageUnpinned):
+            apply_pin(room.pins, ev)
         elif isinstance(ev, MemberDeleted):
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
@@ -262,6 +283,9 @@ class RoomDirectory:
                 room.timeline.add(rec.seq, env.id)
                 room.unread.posted(ev.author_id, rec.seq)
             return
+        # Before the lookup: on replay a retracted message's post is erased
+        # from the stream, but its pin (and the retraction) are not.
+        apply_pin(room.pins, ev)
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None:
             return
@@ -310,14 +334,18 @@ def _room_row(r: RoomView) -> list[Any]:
     row[-1] = list(r.participants)
     threads = {root: [list(t.seqs), list(t.ids)] for root, t in r.threads.items()}
     timeline = [list(r.timeline.seqs), list(r.timeline.ids)]
-    return [*row, sorted(r.members), dict(r.bans), timeline, threads]
+    details = {u: list(d) for u, d in r.ban_details.items()}
+    members, pins = sorted(r.members), list(r.pins)
+    return [*row, members, dict(r.bans), details, pins, timeline, threads]
 
 
 def _room(row: list[Any]) -> RoomView:
-    *scalars, members, bans, timeline, threads = row
+    *scalars, members, bans, details, pins, timeline, threads = row
     scalars[-1] = tuple(scalars[-1])  # participants
     room = RoomView(*scalars)
     room.members, room.bans = set(members), dict(bans)
+    room.ban_details = {u: (str(b), str(r), int(t)) for u, (b, r, t) in details.items()}
+    room.pins = list(pins)
     room.timeline = Timeline(*timeline)
     room.threads = {root: Timeline(*t) for root, t in threads.items()}
     return room

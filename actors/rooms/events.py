@@ -135,3 +135,19 @@ class MemberDeleted(Event):
 
     TYPE: ClassVar[str] = "room.member_deleted"
     user_id: str
+
+
+@attrs.frozen
+class MessagePinned(Event):
+    """A message was pinned to its room (no content: only which and by whom)."""
+
+    TYPE: ClassVar[str] = "room.message_pinned"
+    target_id: str
+    by: str
+
+
+@attrs.frozen
+class MessageUnpinned(Event):
+    TYPE: ClassVar[str] = "room.message_unpinned"
+    target_id: str
+    by: str

@@ -34,6 +34,7 @@ from actors.users.events import (
     UserDeletionStarted,
     UserRegistered,
 )
+from actors.users.search import UserSearch
 from actors.users.status import AvatarRemoved, StatusCleared, StatusSet
 from chatto.crypto import aad
 from chatto.crypto.pii import open_pii
@@ -97,6 +98,21 @@ class UserDirectory:
         # (user, purpose, epoch) -> (dek_ref, kek_ref): where each key epoch lives.
         self.deks: dict[tuple[str, str, int], tuple[str, str]] = {}
         self._sealed: dict[str, SealedPii] = {}
+        # Users changed since the search index last looked (None: all of them).
+        self._changed: set[str] | None = None
+        self.search = UserSearch(self)
+
+    def take_changed(self) -> set[str] | None:
+        """Ids of users changed since the last call (None: rebuild everything).
+
+        One consumer: the search index (``actors.users.search``).
+        """
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def mark_changed(self, user_id: str) -> None:
+        if self._changed is not None:
+            self._changed.add(user_id)
 
     def get(self, user_id: str) -> UserRecord | None:
         """A live account (not one being or having been deleted)."""
@@ -166,6 +182,7 @@ class UserDirectory:
             return
         uid = rec.envelope.entity.id
         user = self.users.setdefault(uid, UserRecord(id=uid))
+        self.mark_changed(uid)
         event = rec.envelope.event
         if isinstance(event, UserDEKGenerated):
             self.deks[(uid, event.purpose, event.epoch)] = (event.dek_ref, event.kek_ref)
@@ -251,6 +268,7 @@ class UserDirectory:
     async def restore_state(self, state: dict[str, Any]) -> None:
         """Load sealed state, unwrap the PII keys again and re-open every field."""
         self.users, self.by_login, self.by_email, self._keys = {}, {}, {}, {}
+        self._changed = None
         self.deks = {(u, p, e): (d, k) for u, p, e, d, k in state["deks"]}
         self._sealed = {}
         for uid, row in state["users"].items():

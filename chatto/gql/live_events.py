@@ -1,6 +1,6 @@
 """``Subscription.myEvents``: one live stream per client, routed by topic.
 
-The subscriber listens to ``user.<me>``, ``presence`` and ``room.<id>`` for
+The subscriber listens to ``user.<me>`` (presence arrives there too) and ``room.<id>`` for
 each room the viewer is in; a membership event about the viewer (delivered
 on ``user.<me>``) adds or removes a room topic at once, without
 reconnecting. When the socket's credential ends (revoked, logged out,
@@ -30,8 +30,10 @@ from actors.rooms.events import (
     MemberLeft,
     MemberUnbanned,
     MessageEdited,
+    MessagePinned,
     MessagePosted,
     MessageRetracted,
+    MessageUnpinned,
     ReactionChanged,
     RoomArchived,
     RoomCreated,
@@ -74,6 +76,8 @@ ROOM_TYPES: dict[type, str] = {
     MessageEdited: "MESSAGE_EDITED",
     MessageRetracted: "MESSAGE_RETRACTED",
     ReactionChanged: "REACTION_CHANGED",
+    MessagePinned: "MESSAGE_PINNED",
+    MessageUnpinned: "MESSAGE_UNPINNED",
 }
 
 
@@ -168,6 +172,8 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
         out["userId"] = getattr(ev, "user_id", None) or getattr(ev, "author_id", None)
         if isinstance(ev, ReactionChanged):
             out["reaction"], out["added"] = stored_reaction(ev.shortcode), ev.added
+    elif isinstance(ev, MessagePinned | MessageUnpinned):
+        out["message"], out["userId"] = messages.get(ev.target_id), ev.by
     elif isinstance(ev, MemberJoined | MemberLeft | MemberBanned | MemberUnbanned | MemberDeleted):
         out["userId"] = ev.user_id
     return out
@@ -179,7 +185,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     services = info.context.services
     me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
-    topics = [f"user.{me}", "presence", SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
+    # Presence arrives on user.<me> from people sharing a room (messaging/live.py).
+    topics = [f"user.{me}", SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):

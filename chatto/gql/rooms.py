@@ -125,17 +125,6 @@ def resolve_is_member(room: RoomView, info: Info) -> bool:
     return viewer_of(info).id in room.members
 
 
-@room_type.field("members")
-def resolve_members(
-    room: RoomView, info: Info, limit: int | None = 20, offset: int | None = 0
-) -> list[Any]:
-    require_member(info.context.services.messaging.rooms, room.id, viewer_of(info).id)
-    users = info.context.services.directory
-    start, count = max(0, offset or 0), min(max(20 if limit is None else limit, 0), 100)
-    ids = sorted(room.members)[start : start + count]
-    return [u for i in ids if (u := users.get(i)) is not None]
-
-
 @room_type.field("events")
 def resolve_events(
     room: RoomView,

@@ -25,14 +25,17 @@ from graphql import (
     default_field_resolver,
 )
 
+from actors.rooms.directory import RoomView
 from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
 from chatto.gql.admin import admin_query, admin_type
 from chatto.gql.context import FAREWELL
 from chatto.gql.invites import invite_type, invites_mutation, invites_query, registration_info
 from chatto.gql.live_events import live_subscription
+from chatto.gql.members import members_query, members_room
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
+from chatto.gql.pins import pins_mutation, pins_room
 from chatto.gql.profile import profile_mutation, user_status
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
@@ -94,11 +97,16 @@ def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
         viewer = info.context.viewer
         if viewer is None:
             raise UnauthenticatedError("authentication required")
-        room_id = kwargs.get("roomId") or ""
+        room_id = kwargs.get("roomId") or _room_of(obj)
         info.context.services.permissions.require(viewer, permission, room_id)
         return resolver(obj, info, **kwargs)
 
     return check
+
+
+def _room_of(obj: Any) -> str:
+    """A field of a Room is checked in that room (creators hold rights there)."""
+    return obj.id if isinstance(obj, RoomView) else ""
 
 
 def required_permission(field: GraphQLField, directive_name: str = "requires") -> str | None:
@@ -151,6 +159,10 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         unread_query,
         unread_room,
         unread_summary,
+        members_query,
+        members_room,
+        pins_mutation,
+        pins_room,
         event_page,
         message_type,
         attachment_type,

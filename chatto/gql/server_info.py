@@ -58,3 +58,8 @@ async def resolve_nats_rtt(services: Services, _info: Info) -> float | None:
 @server_info.field("liveActors")
 def resolve_live_actors(services: Services, _info: Info) -> int:
     return services.actors.live_count()
+
+
+@server_info.field("presenceEnabled")
+def resolve_presence_enabled(services: Services, _info: Info) -> bool:
+    return services.messaging.live.presence_enabled

@@ -1,7 +1,8 @@
 """The one ASGI application: routes, lifespan and the error boundary.
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
-``/api/server``, ``/api/playground``, ``/api/schema.graphql`` (the SDL).
+``/api/server``, ``/api/playground`` (and its ``/api/playground/assets/``),
+``/api/schema.graphql`` (the SDL).
 Every response carries the security headers from ``chatto.http.asgi``. A
 ``ChattoError`` a route lets through answers with its own status and code
 (a NATS outage is 503 ``UNAVAILABLE``); an unexpected exception becomes a
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import trio
-from ariadne.explorer import ExplorerGraphiQL
 from graphql import GraphQLSchema
 
 from chatto import __version__
@@ -39,6 +39,7 @@ from chatto.http.graphql_ws import handle_graphql_ws
 from chatto.http.logo import handle_logo
 from chatto.http.metrics_route import METRICS_PATH, handle_metrics, instrument
 from chatto.http.oauth_routes import handle_oauth
+from chatto.http.playground_route import ASSET_PREFIX, PAGE_PATH, Playground
 from chatto.logs import REQUEST_ID, new_request_id
 from chatto.ratelimit import is_trusted
 from chatto.server_settings import LOGO_PATH
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/api/graphql"
 SDL_PATH = "/api/schema.graphql"
-GET_ONLY = ("/healthz", "/readyz", "/api/server", "/api/playground", SDL_PATH, METRICS_PATH)
+GET_ONLY = ("/healthz", "/readyz", "/api/server", PAGE_PATH, SDL_PATH, METRICS_PATH)
 
 
 class ChattoApp:
@@ -64,9 +65,7 @@ class ChattoApp:
         self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
-        self._playground = (
-            ExplorerGraphiQL(title="Chatto API", subscription_url=GRAPHQL_PATH).html(None).encode()
-        )
+        self._playground = Playground.load()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -160,7 +159,7 @@ class ChattoApp:
             await handle_avatar(scope, send, self.services)
         elif path == LOGO_PATH:
             await handle_logo(scope, send, self.services)
-        elif method != "GET" and path in GET_ONLY:
+        elif method != "GET" and (path in GET_ONLY or path.startswith(ASSET_PREFIX)):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
             await respond_json(send, 200, {"status": "ok"})
@@ -176,8 +175,10 @@ class ChattoApp:
             await respond_json(send, 200 if ready else 503, doc)
         elif path == "/api/server":
             await respond_json(send, 200, self._server_info())
-        elif path == "/api/playground":
-            await respond(send, 200, self._playground, b"text/html; charset=utf-8")
+        elif path == PAGE_PATH:
+            await self._playground.serve_page(scope, send)
+        elif path.startswith(ASSET_PREFIX):
+            await self._playground.serve_asset(scope, send)
         elif path == SDL_PATH:
             await respond(send, 200, self._sdl, b"text/plain; charset=utf-8")
         elif path == METRICS_PATH:

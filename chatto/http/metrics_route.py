@@ -61,6 +61,7 @@ _EXACT = frozenset(
 _PREFIXES = (
     ("/assets/attachments/", "/assets/attachments/{id}"),
     ("/assets/avatars/", "/assets/avatars/{id}"),
+    ("/api/playground/assets/", "/api/playground/assets/{name}"),
 )
 
 

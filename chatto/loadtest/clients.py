@@ -22,7 +22,12 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from chatto.loadtest.accounts import SetupError, VUser, gql
 
-MY_EVENTS = "subscription { myEvents { type roomId eventId } }"
+# What a chat client needs to show a message without fetching it again.
+MY_EVENTS_FULL = (
+    "subscription { myEvents { type roomId eventId message { id body author { id } } } }"
+)
+MY_EVENTS_BARE = "subscription { myEvents { type roomId eventId } }"
+SHAPES = {"full": MY_EVENTS_FULL, "bare": MY_EVENTS_BARE}
 CONNECT_SECONDS = 15.0
 MAX_CONNECTS = 1000
 RESUME_PAGE = 100
@@ -46,6 +51,7 @@ class ClientState:
     connects: int = 0
     connected: bool = False
     errors: Counter[str] = attrs.Factory(Counter)
+    shape: str = "full"
 
     def has(self, event_id: str) -> bool:
         return event_id in self.live or event_id in self.resumed
@@ -62,12 +68,21 @@ def _on_frame(state: ClientState, text: str, now: float) -> str | None:
     if kind == "next":
         ev = msg["payload"]["data"]["myEvents"]
         if ev["type"] == "MESSAGE_POSTED" and ev["eventId"] not in state.resumed:
+            if state.shape == "full" and not _complete(ev):
+                # Counted, not delivered: a client could not show this message.
+                state.errors["live: message without body or author"] += 1
+                return None
             state.live.setdefault(ev["eventId"], now)
     elif kind == "ping":
         return '{"type":"pong"}'
     elif kind in ("error", "complete"):
         raise SetupError(f"subscription ended: {text[:200]}")
     return None
+
+
+def _complete(ev: dict[str, Any]) -> bool:
+    msg = ev.get("message") or {}
+    return isinstance(msg.get("body"), str) and bool((msg.get("author") or {}).get("id"))
 
 
 async def _resume(http: httpx.AsyncClient, state: ClientState) -> None:
@@ -100,7 +115,7 @@ async def _session(
             ack = json.loads(await ws.get_message())
             if ack.get("type") != "connection_ack":
                 raise SetupError(f"no connection_ack: {str(ack)[:200]}")
-            sub = {"id": "1", "type": "subscribe", "payload": {"query": MY_EVENTS}}
+            sub = {"id": "1", "type": "subscribe", "payload": {"query": SHAPES[state.shape]}}
             await ws.send_message(json.dumps(sub))
             first = await ws.get_message()  # the viewer's own PRESENCE: subscribed
             _on_frame(state, str(first), trio.current_time())

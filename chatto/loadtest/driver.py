@@ -92,7 +92,9 @@ async def _post(
 async def offer(
     https: list[httpx.AsyncClient], users: list[VUser], params: Params, log: PostLog
 ) -> None:
-    """Start ``total_posts`` posts at ``rate``, round-robin over users."""
+    """Start ``total_posts`` posts at ``rate``, round-robin over the posters."""
+    if params.posters:
+        users = users[: params.posters]
     slot = trio.Semaphore(params.in_flight)
     start = log.started = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -223,7 +225,7 @@ async def connect_all(
 ) -> dict[int, ClientState]:
     rng = random.Random(1)
     churners = set(rng.sample(range(len(users)), round(params.churn * len(users))))
-    states = {u.index: ClientState(u) for u in users}
+    states = {u.index: ClientState(u, shape=params.shape) for u in users}
     limiter = trio.CapacityLimiter(CONNECT_CONCURRENCY)
 
     async def start_one(u: VUser) -> None:

@@ -47,9 +47,26 @@ def machine() -> dict[str, Any]:
 
 
 def verdict(report: dict[str, Any]) -> list[str]:
-    """Why the run fails (empty: it passes). Loss must be zero; every post must succeed."""
-    p, d = report["posts"], report["delivery"]
+    """Why the run fails (empty: it passes).
+
+    Loss must be zero, every post must succeed, the achieved rate must reach
+    ``min_rate_share`` of the offered one and the delivery p99 must be within
+    the budget: a server that falls behind fails, however little it loses.
+    """
+    p, d, prm = report["posts"], report["delivery"], report["parameters"]
     out = []
+    share = prm["min_rate_share"]
+    if p["achieved_per_s"] < share * p["offered_per_s"]:
+        out.append(
+            f"achieved {p['achieved_per_s']} posts/s, below {share:.0%} of the "
+            f"{p['offered_per_s']}/s offered"
+        )
+    p99 = d["latency"]["p99_ms"]
+    if d["latency"]["count"] and p99 > prm["p99_budget_ms"]:
+        out.append(f"delivery p99 {p99} ms over the {prm['p99_budget_ms']:g} ms budget")
+    incomplete = report["clients"]["errors"].get("live: message without body or author", 0)
+    if incomplete:
+        out.append(f"{incomplete} live events came without body or author")
     if p["failed"]:
         out.append(f"{p['failed']} posts failed: {p['failures_by_kind']}")
     if d["lost"]:
@@ -66,7 +83,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Chatto load test — {report['timestamp']}",
         "",
         f"Target: {report['target']} · {prm['users']} users · {prm['rooms']} rooms · "
-        f"offered {prm['rate']:g} posts/s · churn {prm['churn']:.0%} · "
+        f"offered {prm['rate']:g} posts/s by {prm['posters'] or 'all'} posters · "
+        f"subscription {prm['shape']} · churn {prm['churn']:.0%} · "
         f"{report['machine']['cpu_count']} CPUs",
         "",
         f"**Result: {'PASS' if not report['problems'] else 'FAIL'}**"
@@ -79,6 +97,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"| ack latency p50 / p99 / max | {ack['p50_ms']} / {ack['p99_ms']} / {ack['max_ms']} ms |",
         f"| delivery p50 / p95 / p99 / max | {lat['p50_ms']} / {lat['p95_ms']} / "
         f"{lat['p99_ms']} / {lat['max_ms']} ms |",
+        f"| delivery p99 budget | {prm['p99_budget_ms']:g} ms |",
         f"| delivery p99 from second {d['warmup_seconds']} (first posts create keys) | "
         f"{d['latency_after_warmup']['p99_ms']} ms |",
         f"| delivered live + resumed / expected | {d['live']} + {d['resumed']} / {d['expected']} |",

@@ -6,6 +6,12 @@ signal only tells the user's other clients. All are published on core NATS
 subjects (``live.room.<id>``, ``live.presence``, ``live.read.<user>``) and
 every process feeds what it receives into its own hub, so users on
 different processes see each other.
+
+A presence change reaches only the user's audience: themselves and the
+people who share a room or DM with them (the receiving process works that
+out from its read model and publishes to each one's ``user.<id>`` topic),
+never every connected client. With presence disabled nothing is stored or
+sent and everyone is OFFLINE to others.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -54,12 +61,29 @@ class ReadMarkerSignal:
     thread_root: str = ""
 
 
-class LiveRelay:
-    """Publishes and receives typing and presence signals."""
+Audience = Callable[[str], Iterable[str]]
 
-    def __init__(self, bridge: NatsBridge, hub: Hub) -> None:
+
+class LiveRelay:
+    """Publishes and receives typing and presence signals.
+
+    ``audience(user_id)`` names who sees that user's presence besides the
+    user (people sharing a room or DM); ``presence_enabled`` False stores
+    and sends no presence at all.
+    """
+
+    def __init__(
+        self,
+        bridge: NatsBridge,
+        hub: Hub,
+        audience: Audience = lambda _user: (),
+        *,
+        presence_enabled: bool = True,
+    ) -> None:
         self._bridge = bridge
         self._hub = hub
+        self._audience = audience
+        self.presence_enabled = presence_enabled
 
     async def typing(self, room_id: str, user_id: str, typing: bool) -> None:
         doc = {"r": room_id, "u": user_id, "t": typing}
@@ -74,6 +98,8 @@ class LiveRelay:
     async def set_presence(self, user_id: str, status: str) -> None:
         if status not in STATUSES:
             raise InvalidInputError("presence must be ONLINE, AWAY, DND or OFFLINE")
+        if not self.presence_enabled:
+            return
         doc = {"s": status, "at": int(time.time())}
         if status == "OFFLINE":
             await self._bridge.kv_delete(MEMORY_CACHE, f"presence.{user_id}")
@@ -91,8 +117,11 @@ class LiveRelay:
         """A client subscribed: ONLINE if the user was offline (broadcast), else keep.
 
         Another tab or a reconnect within the TTL changes nothing, so it is
-        not broadcast to everyone again; returns the status now in force.
+        not broadcast to everyone again; returns the status now in force
+        (ONLINE, unstored, with presence disabled: the client's own first event).
         """
+        if not self.presence_enabled:
+            return "ONLINE"
         status = await self.presence(user_id)
         if status == "OFFLINE":
             await self.set_presence(user_id, "ONLINE")
@@ -102,6 +131,8 @@ class LiveRelay:
 
     async def refresh_presence(self, user_id: str) -> None:
         """Extend the current status's TTL without broadcasting; ONLINE if it lapsed."""
+        if not self.presence_enabled:
+            return
         status = await self.presence(user_id)
         if status == "OFFLINE":
             await self.set_presence(user_id, "ONLINE")
@@ -112,6 +143,8 @@ class LiveRelay:
         )
 
     async def presence(self, user_id: str) -> str:
+        if not self.presence_enabled:
+            return "OFFLINE"
         entry = await self._bridge.kv_get(MEMORY_CACHE, f"presence.{user_id}")
         if entry is None:
             return "OFFLINE"
@@ -140,7 +173,7 @@ class LiveRelay:
         try:
             doc = json.loads(data)
             if subject == "live.presence":
-                self._hub.publish("presence", PresenceSignal(str(doc["u"]), str(doc["s"])))
+                self._publish_presence(PresenceSignal(str(doc["u"]), str(doc["s"])))
             elif subject.startswith("live.room."):
                 sig = TypingSignal(str(doc["r"]), str(doc["u"]), bool(doc["t"]))
                 self._hub.publish(f"room.{sig.room_id}", sig)
@@ -151,3 +184,10 @@ class LiveRelay:
                 self._hub.publish(f"user.{mark.user_id}", mark)
         except (ValueError, KeyError, TypeError):
             log.debug("ignored a malformed live signal on %s", subject)
+
+    def _publish_presence(self, signal: PresenceSignal) -> None:
+        """To the user and each person sharing a room with them, once each."""
+        audience = set(self._audience(signal.user_id))
+        audience.add(signal.user_id)
+        for user_id in audience:
+            self._hub.publish(f"user.{user_id}", signal)

@@ -25,6 +25,7 @@ from actors.rooms.commands import (
     EditMessage,
     Join,
     Leave,
+    PinMessage,
     PostedBefore,
     PostMessage,
     React,
@@ -269,6 +270,11 @@ class MessagingService:
     ) -> MessageView:
         await self._room_cmd(room_id, React(user_id, event_id, shortcode, add))
         return self.rooms.messages[event_id]
+
+    async def pin(self, by: str, room_id: str, event_id: str, pin: bool) -> None:
+        """Pin or unpin (actors/rooms/pins.py); the caller checked message.pin."""
+        self.room(room_id)
+        await self._room_cmd(room_id, PinMessage(by, event_id, pin))
 
     def message(self, room_id: str, event_id: str) -> MessageView:
         msg = self.rooms.messages.get(event_id)
