@@ -31,6 +31,7 @@ from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import SETTINGS_TOPIC, ServerView, live_kind
 from actors.snapshot import WriteTimes
 from actors.users.directory import UserDirectory
+from actors.users.status import PROFILE_EVENTS
 from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
@@ -79,12 +80,20 @@ class Running:
     redirect_url: str | None = None
 
 
-def routed_topics(rec: Recorded) -> Iterable[str]:
-    """Hub topics of an event: its room/user topics, plus ``settings`` for
-    what every client's sidebar shows (server profile, groups, order)."""
-    yield from live_topics(rec)
-    if live_kind(rec) is not None:
-        yield SETTINGS_TOPIC
+def live_routing(rooms: RoomDirectory) -> Callable[[Recorded], Iterable[str]]:
+    """Hub topics of an event: its room/user topics; ``settings`` for what
+    every client's sidebar shows (server profile, groups, order); and for a
+    profile change, the user topic of everyone sharing a room with that user."""
+
+    def topics(rec: Recorded) -> Iterable[str]:
+        yield from live_topics(rec)
+        if live_kind(rec) is not None:
+            yield SETTINGS_TOPIC
+        elif rec.envelope.entity.kind == "user" and isinstance(rec.envelope.event, PROFILE_EVENTS):
+            me = rec.envelope.entity.id
+            yield from (f"user.{u}" for u in rooms.co_members(me) if u != me)
+
+    return topics
 
 
 @asynccontextmanager
@@ -214,7 +223,7 @@ async def serve_chatto(
                 store,
                 models,
                 hub,
-                routed_topics,
+                live_routing(rooms),
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )

@@ -28,12 +28,17 @@ async def test_status_is_sealed_visible_and_live(auth_env: AuthEnv) -> None:
             a = await register(c, auth_env.sink, "a@example.com", "anna", PW)
             await register(c, auth_env.sink, "b@example.com", "bert", PW)
             ta, tb = await login_token(c, "anna", PW), await login_token(c, "bert", PW)
-            async with live_client(
-                auth_env.url, ta, "subscription { myEvents { type userId } }"
-            ) as live:
+            sub = "subscription { myEvents { type userId } }"
+            async with (
+                live_client(auth_env.url, ta, sub) as live,
+                live_client(auth_env.url, tb, sub) as peer,
+            ):
                 got = await ok(c, ta, SET, t=f"  {MARK} ", e="🦷")
                 assert got["setStatus"]["status"] == {"text": MARK, "emoji": "🦷"}
-                await live.wait_for(lambda e: e["type"] == "PROFILE_UPDATED")
+                mine = a.user["id"]
+                # Her own clients, and a member of a room she is in (#general).
+                await live.wait_for(lambda e: e == {"type": "PROFILE_UPDATED", "userId": mine})
+                await peer.wait_for(lambda e: e == {"type": "PROFILE_UPDATED", "userId": mine})
             seen = await ok(c, tb, STATUS, u=a.user["id"])
             assert seen["user"]["status"] == {"text": MARK, "emoji": "🦷"}
             # Encrypted at rest like a display name: never in the store in clear.

@@ -9,6 +9,7 @@ from typing import ClassVar
 import attrs
 
 from actors.events import Event
+from actors.users.events import AvatarSet, ProfileUpdated
 from chatto.errors import InvalidInputError
 
 MAX_STATUS_TEXT = 128
@@ -33,6 +34,17 @@ class StatusCleared(Event):
 @attrs.frozen
 class AvatarRemoved(Event):
     TYPE: ClassVar[str] = "user.avatar_removed"
+
+
+# What other people see of a user changed: PROFILE_UPDATED to the user and
+# to everyone sharing a room with them (they refetch the user).
+PROFILE_EVENTS: tuple[type[Event], ...] = (
+    ProfileUpdated,
+    StatusSet,
+    StatusCleared,
+    AvatarSet,
+    AvatarRemoved,
+)
 
 
 @attrs.frozen

@@ -41,8 +41,8 @@ from actors.rooms.events import (
 )
 from actors.rooms.reactions import stored_reaction
 from actors.server import SETTINGS_TOPIC, live_kind
-from actors.users.events import AvatarSet, PasswordSet, ProfileUpdated, UserDeletionStarted
-from actors.users.status import AvatarRemoved, StatusCleared, StatusSet
+from actors.users.events import PasswordSet, UserDeletionStarted
+from actors.users.status import PROFILE_EVENTS
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.rooms import viewer_of
@@ -59,9 +59,6 @@ if TYPE_CHECKING:
     from chatto.gql.context import Info
 
 live_subscription = SubscriptionType()
-
-# The viewer's own profile changed (on any of their clients): PROFILE_UPDATED.
-PROFILE_EVENTS = (ProfileUpdated, StatusSet, StatusCleared, AvatarSet, AvatarRemoved)
 
 ROOM_TYPES: dict[type, str] = {
     RoomCreated: "ROOM_CREATED",
@@ -241,7 +238,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                     raise SessionEnded("session terminated")
                 if isinstance(ev, PROFILE_EVENTS):
-                    yield {"type": "PROFILE_UPDATED", "userId": me}
+                    who = item.envelope.entity.id  # the viewer, or someone sharing a room
+                    yield {"type": "PROFILE_UPDATED", "userId": who, SHARE: item}
                     continue
                 settings_kind = live_kind(item)
                 if settings_kind is not None:
