@@ -117,7 +117,7 @@ def _resolve_registration(config: Config, doc: Mapping[str, Any], env: Mapping[s
                 "config keys 'auth.registration' and 'auth.registration_open' (deprecated) "
                 "disagree; remove 'auth.registration_open'"
             )
-        au = attrs.evolve(au, registration=implied)
+        au = attrs.evolve(au, registration=implied, registration_alias_used=True)
     au = attrs.evolve(au, registration_open=au.registration == "open")
     return attrs.evolve(config, auth=au)
 

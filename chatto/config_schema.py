@@ -185,6 +185,8 @@ class AuthConfig:
     registration: str = "open"
     # Deprecated alias: true = "open", false = "closed" (resolved at load).
     registration_open: bool = attrs.field(default=True, metadata=DEPRECATED)
+    # Whether the file or environment still sets the alias (a start-up warning).
+    registration_alias_used: bool = attrs.field(default=False, metadata=INTERNAL)
     # bcrypt's library default; lower only for tests (4 is bcrypt's minimum).
     bcrypt_cost: int = 12
     bcrypt_threads: int = 2

@@ -172,6 +172,11 @@ def _hypercorn_log() -> logging.Logger:
 
 def warn_about_config(config: Config) -> None:
     """Startup warnings that do not stop the server."""
+    if config.auth.registration_alias_used:
+        log.warning(
+            "auth.registration_open is deprecated: set auth.registration = %r instead",
+            config.auth.registration,
+        )
     if not config.webserver.cookie_encryption_secret:
         log.warning(
             "webserver.cookie_encryption_secret is not set: session cookies are signed "

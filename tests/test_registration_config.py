@@ -28,6 +28,7 @@ def test_each_mode_loads(cfg: Path, mode: str) -> None:
     set_value(cfg, "auth.registration", f'"{mode}"')
     auth = load_config(cfg, environ={}).auth
     assert auth.registration == mode and auth.registration_open == (mode == "open")
+    assert not auth.registration_alias_used
 
 
 def test_an_unknown_mode_is_named(cfg: Path) -> None:
@@ -42,7 +43,8 @@ def test_the_deprecated_alias_alone_decides(tmp_path: Path, old: str, mode: str)
     write_initial_config(path)
     text = path.read_text().replace('registration = "open"\n', f"registration_open = {old}\n")
     path.write_text(text)
-    assert load_config(path, environ={}).auth.registration == mode
+    loaded = load_config(path, environ={}).auth
+    assert loaded.registration == mode and loaded.registration_alias_used
     # The environment variable of the alias works too.
     write_initial_config(cfg := tmp_path / "new.toml")
     path.write_text(cfg.read_text().replace('registration = "open"\n', ""))
@@ -60,3 +62,17 @@ def test_agreeing_keys_load_and_disagreeing_ones_fail(cfg: Path) -> None:
     # The environment counts as given: it overrides the file's mode.
     set_value(cfg, "auth.registration", '"closed"')
     assert fails(cfg, {"CHATTO_AUTH_REGISTRATION": "open"}) == message
+
+
+def test_the_alias_is_warned_about_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatto.server import warn_about_config
+
+    path = tmp_path / "old.toml"
+    write_initial_config(path)
+    path.write_text(
+        path.read_text().replace('registration = "open"\n', "registration_open = false\n")
+    )
+    warn_about_config(load_config(path, environ={}))
+    assert "auth.registration_open is deprecated: set auth.registration = 'closed'" in caplog.text
