@@ -225,6 +225,8 @@ class LimitsConfig:
     code_attempts_per_ip: str = "30/900"
     # Invite links checked (sign-up steps carrying one, and /auth/invite).
     invite_per_ip: str = "30/900"
+    # POST /auth/revoke-token needs no credential but the token itself.
+    revoke_per_ip: str = "60/60"
     graphql_per_user: str = "1200/60"
     graphql_per_ip: str = "2400/60"
     websockets_per_user: str = "30/60"

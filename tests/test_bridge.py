@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
+from chatto.bus.batch import NO_STREAM_RETRY_DELAYS
 from chatto.bus.bridge import (
-    NO_STREAM_RETRY_DELAYS,
     NatsBridge,
     NatsSettings,
     open_nats_bridge,

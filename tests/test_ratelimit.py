@@ -138,3 +138,21 @@ async def test_graphql_and_message_budgets(
                 statuses.append(r.status_code)
             assert 429 in statuses and statuses[0] == 200
             assert "retry-after" in r.headers
+
+
+async def test_revoke_token_is_limited_per_address(
+    nursery: trio.Nursery, make_config: ConfigFactory
+) -> None:
+    """Anonymous revocations cost a KV read and delete each: bounded like other pre-auth calls."""
+    url, sink = await mail_server(nursery, make_config, CHATTO_LIMITS_REVOKE_PER_IP="5/60")
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=url, timeout=20) as c:
+            await register(c, sink, "rev@example.com", "rev", PW)
+            token = await login_token(c, "rev", PW)
+            for i in range(5):
+                r = await c.post("/auth/revoke-token", json={"token": f"not-a-token-{i}"})
+                assert r.status_code == 200
+            r = await c.post("/auth/revoke-token", json={"token": token})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+            # Refused before anything was read: the real token still works.
+            assert (await gql(c, token, "{ viewer { login } }"))["data"]["viewer"]["login"] == "rev"

@@ -12,10 +12,7 @@ no caller ever imports nats-py.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -28,7 +25,9 @@ import trio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from chatto.bus.batch import send_batch, until_a_stream_answers
 from chatto.bus.buckets import BucketOps, KeyExistsError
+from chatto.bus.connection import ConnectionEvents, connect_options, redact_url
 from chatto.bus.portal import LoopThread, Portal
 from chatto.bus.stats import BridgeStats
 from chatto.errors import StaleWriteError, StartupError, UnavailableError
@@ -43,10 +42,6 @@ WRONG_LAST_SEQUENCE = 10071
 WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
 # JetStream's limit on the messages of one atomic batch.
 MAX_ATOMIC_BATCH = 1000
-# Back-off before re-publishing a message no stream answered (~1.5 s in all).
-NO_STREAM_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
-# The same kind of client error is logged at most once in this many seconds.
-ERROR_LOG_INTERVAL = 10.0
 
 
 WrongLastSequenceError = StaleWriteError
@@ -111,7 +106,6 @@ class NatsBridge(BucketOps):
         # Whether the event stream takes atomic batches (set by the storage
         # bootstrap: nats-server 2.12+ with ``allow_atomic`` on the stream).
         self.atomic_batches = False
-        self._error_logged_at: dict[str, float] = {}
 
     # --- plumbing ---------------------------------------------------------
     @property
@@ -136,57 +130,17 @@ class NatsBridge(BucketOps):
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             raise translate(exc) from exc
 
+    def _set_connected(self, up: bool) -> None:
+        self._connected = up
+
+    def _is_closing(self) -> bool:
+        return self._closing
+
     async def _connect(self) -> None:
         s = self._settings
-
-        async def on_disconnect() -> None:
-            self._connected = False
-            if self._closing:
-                return
-            self.stats.disconnects += 1
-            log.warning("NATS connection lost; reconnecting")
-
-        async def on_reconnect() -> None:
-            self._connected = True
-            self.stats.reconnects += 1
-            log.info("NATS connection re-established")
-
-        async def on_error(exc: Exception) -> None:
-            # nats-py reports dropped messages (SlowConsumerError) and protocol
-            # trouble only here: never quietly. Where, never what (no payload).
-            kind = type(exc).__name__
-            errors = self.stats.client_errors
-            errors[kind] = errors.get(kind, 0) + 1
-            subject = getattr(exc, "subject", None)
-            if subject is not None:
-                sid = getattr(exc, "sid", None)
-                log.error(
-                    "NATS client error: %s on subject %s (subscription %s)", kind, subject, sid
-                )
-                return
-            # Connection errors repeat on every reconnect attempt of an outage
-            # (4 a second): one line per kind per interval, all counted.
-            now = time.monotonic()
-            if now - self._error_logged_at.get(kind, -ERROR_LOG_INTERVAL) >= ERROR_LOG_INTERVAL:
-                self._error_logged_at[kind] = now
-                log.warning("NATS client error: %s (%d so far)", kind, errors[kind])
-
-        kwargs: dict[str, Any] = {
-            "servers": [u.strip() for u in s.url.split(",") if u.strip()],
-            "connect_timeout": s.connect_timeout,
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 0.25,
-            "disconnected_cb": on_disconnect,
-            "reconnected_cb": on_reconnect,
-            "error_cb": on_error,
-        }
-        if s.token:
-            kwargs["token"] = s.token
-        if s.user:
-            kwargs["user"], kwargs["password"] = s.user, s.password
-        if s.creds_file:
-            kwargs["user_credentials"] = s.creds_file
+        kwargs = connect_options(
+            s, ConnectionEvents(self.stats, self._set_connected, self._is_closing)
+        )
 
         async def connect() -> NatsClient:
             # nats-py retries the initial connect forever with reconnects on;
@@ -247,7 +201,7 @@ class NatsBridge(BucketOps):
             )
             return int(ack.seq)
 
-        return await self.stats.timed_publish(lambda: _until_a_stream_answers(once))
+        return await self.stats.timed_publish(lambda: until_a_stream_answers(once))
 
     async def publish_batch(
         self,
@@ -270,14 +224,14 @@ class NatsBridge(BucketOps):
         nc, timeout = self.nc, self._settings.request_timeout
 
         async def once() -> list[int]:
-            return await self.call(lambda: _send_batch(nc, messages, expect, timeout))
+            return await self.call(lambda: send_batch(nc, messages, expect, timeout))
 
         expect: dict[str, str] = {}
         if expect_last_seq is not None:
             expect["Nats-Expected-Last-Subject-Sequence"] = str(expect_last_seq)
             if expect_subject is not None:
                 expect["Nats-Expected-Last-Subject-Sequence-Subject"] = expect_subject
-        return await self.stats.timed_publish(lambda: _until_a_stream_answers(once))
+        return await self.stats.timed_publish(lambda: until_a_stream_answers(once))
 
     async def publish_core(self, subject: str, data: bytes, flush: bool = False) -> None:
         """Fire a core NATS message (not stored): typing indicators and the like.
@@ -380,66 +334,6 @@ class NatsBridge(BucketOps):
         """Round trip to the server (flush); raises UnavailableError if down."""
         nc = self.nc
         await self.call(lambda: nc.flush(timeout=2))
-
-
-async def _until_a_stream_answers(once: Callable[[], Awaitable[T]]) -> T:
-    """Run a publish; again after a back-off while no stream answered it.
-
-    No stream took the message, so nothing was stored and trying again is
-    safe: a stream created (or re-led) a moment ago may not be listening
-    through every node's routes yet.
-    """
-    for delay in NO_STREAM_RETRY_DELAYS:
-        try:
-            return await once()
-        except UnavailableError as exc:
-            if not isinstance(exc.__cause__, nats.js.errors.NoStreamResponseError):
-                raise
-        await trio.sleep(delay)
-    return await once()
-
-
-async def _send_batch(
-    nc: NatsClient,
-    messages: Sequence[tuple[str, bytes]],
-    expect: Mapping[str, str],
-    ack_wait: float,
-) -> list[int]:
-    """Loop-thread half of ``NatsBridge.publish_batch``."""
-    batch_id = secrets.token_urlsafe(16)
-    last = len(messages)
-    for i, (subject, data) in enumerate(messages, 1):
-        headers = {"Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(i)}
-        if i == 1:
-            headers.update(expect)
-        if i < last:
-            # Unanswered: a message lost here makes the commit fail as
-            # "incomplete" (nothing stored), so its error is not missed.
-            await nc.publish(subject, data, headers=headers)
-            continue
-        headers["Nats-Batch-Commit"] = "1"
-        try:
-            reply = await nc.request(subject, data, headers=headers, timeout=ack_wait)
-        except nats.errors.NoRespondersError:
-            raise nats.js.errors.NoStreamResponseError from None
-    doc = json.loads(reply.data)
-    if "error" in doc:
-        nats.js.errors.APIError.from_error(doc["error"])
-    seq, count = int(doc["seq"]), int(doc.get("count", 0))
-    if count != last:
-        raise nats.js.errors.APIError(description=f"batch stored {count} of {last} messages")
-    return list(range(seq - last + 1, seq + 1))
-
-
-def redact_url(url: str) -> str:
-    """Drop credentials embedded in a NATS URL before it reaches a message."""
-    parts = []
-    for u in url.split(","):
-        scheme, sep, rest = u.strip().partition("://")
-        if "@" in rest:
-            rest = "<credentials>@" + rest.split("@", 1)[1]
-        parts.append(f"{scheme}{sep}{rest}")
-    return ",".join(parts)
 
 
 @asynccontextmanager

@@ -156,6 +156,9 @@ async def logout(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
 
 async def revoke_token(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     sessions = req.services.authn.sessions
+    # Anonymous by design (a client may lose everything but the token), so
+    # bounded per address like the other pre-auth endpoints.
+    await req.services.limiter.hit("revoke_per_ip", req.ip)
     token = req.text("token", 256)
     session = await sessions.validate_bearer(token)
     await sessions.revoke_bearer(token)
