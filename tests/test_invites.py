@@ -301,3 +301,23 @@ async def test_the_last_use_goes_to_one_of_two_processes(
             assert listed["uses"] == 1
         await two.stop()
         await one.server.stop()
+
+
+async def test_an_open_server_takes_invites_too(auth_env: AuthEnv) -> None:
+    """Open registration: an invite is optional, and still joins its room."""
+    env = auth_env
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
+            assert (await c.get("/api/server")).json()["registration"] == "open"
+            _boss, tb = await owner(c, env)
+            room = await ok(c, tb, 'mutation { createRoom(name: "#guests") { id } }')
+            room_id = room["createRoom"]["id"]
+            code = (await ok(c, tb, CREATE, r=room_id))["createInvite"]["code"]
+            r = await complete(c, await verified_token(c, env, "g@example.com", code), "guest")
+            assert r.status_code == 200, r.text
+            mine = await ok(c, r.json()["token"], "{ myRooms { id } }")
+            assert room_id in {x["id"] for x in mine["myRooms"]}
+            # A plain sign-up joins only the seeded rooms.
+            r = await complete(c, await verified_token(c, env, "p@example.com", None), "plain")
+            plain = await ok(c, r.json()["token"], "{ myRooms { id } }")
+            assert room_id not in {x["id"] for x in plain["myRooms"]}
