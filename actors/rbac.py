@@ -51,6 +51,7 @@ PERMISSIONS = (
     "user.delete-any",
     "user.delete-self",
     "user.manage-permissions",
+    "invite.manage",
     "message.pin",
 )
 # Never allowed inside a DM, whoever asks: the DM privacy boundary.
@@ -101,6 +102,7 @@ ADMIN_DEFAULTS = frozenset(
         "admin.view-audit",
         "user.delete-any",
         "user.manage-permissions",
+        "invite.manage",
     }
 )
 DEFAULTS = {

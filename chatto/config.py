@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from chatto.config_schema import (
+    REGISTRATION_MODES,
     ActorsConfig,
     AuthConfig,
     Config,
@@ -44,8 +45,8 @@ from chatto.config_schema import (
     all_keys,
     env_name,
     field_types,
+    input_fields,
     is_section,
-    schema_fields,
     type_name,
 )
 from chatto.errors import ConfigError
@@ -91,8 +92,34 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     doc = _read_toml(path)
     built = _build(Config, doc, "", env)
     config: Config = attrs.evolve(built, base_dir=path.resolve().parent)
+    config = _resolve_registration(config, doc, env)
     validate(config)
     return config
+
+
+def _resolve_registration(config: Config, doc: Mapping[str, Any], env: Mapping[str, str]) -> Config:
+    """Map the deprecated ``auth.registration_open`` onto ``auth.registration``.
+
+    Only keys actually given count (the defaults agree with each other): the
+    old key alone decides; both given must agree, or the file is ambiguous.
+    """
+    section = doc.get("auth", {})
+    given = section if isinstance(section, dict) else {}
+
+    def present(key: str) -> bool:
+        return key in given or env_name("auth." + key) in env
+
+    au = config.auth
+    if present("registration_open"):
+        implied = "open" if au.registration_open else "closed"
+        if present("registration") and au.registration != implied:
+            raise ConfigError(
+                "config keys 'auth.registration' and 'auth.registration_open' (deprecated) "
+                "disagree; remove 'auth.registration_open'"
+            )
+        au = attrs.evolve(au, registration=implied, registration_alias_used=True)
+    au = attrs.evolve(au, registration_open=au.registration == "open")
+    return attrs.evolve(config, auth=au)
 
 
 # --- reading -------------------------------------------------------------------
@@ -124,7 +151,7 @@ def _unknown(key: str, candidates: list[str]) -> ConfigError:
 def _build(cls: type, doc: Mapping[str, Any], prefix: str, env: Mapping[str, str]) -> Any:
     """One section from its TOML table, env variables winning over the file."""
     hints = field_types(cls)
-    names = [f.name for f in schema_fields(cls)]
+    names = [f.name for f in input_fields(cls)]
     for key in doc:
         if key not in names:
             raise _unknown(prefix + key, [prefix + n for n in names] + list(all_keys()))
@@ -326,6 +353,8 @@ def _validate_actors(a: ActorsConfig) -> None:
 
 
 def _validate_auth(au: AuthConfig) -> None:
+    if au.registration not in REGISTRATION_MODES:
+        raise ConfigError("config key 'auth.registration' must be open, invite-only or closed")
     _between("auth.bcrypt_cost", au.bcrypt_cost, 4, 31)
     _between("auth.bcrypt_threads", au.bcrypt_threads, 1, 64)
     _positive("auth.session_ttl_days", au.session_ttl_days)

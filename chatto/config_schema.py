@@ -20,6 +20,10 @@ import attrs
 SECRET = {"secret": True}
 # Marks a field that is not a config key (derived at load time).
 INTERNAL = {"internal": True}
+# Marks a key still read from old files but no longer written or documented;
+# the loader maps it onto its replacement (see chatto.config).
+DEPRECATED = {"deprecated": True}
+REGISTRATION_MODES = ("open", "invite-only", "closed")
 REDACTED = "<redacted>"
 
 
@@ -176,7 +180,13 @@ class KmsConfig:
 class AuthConfig:
     """``[auth]``: registration, password hashing and credential lifetimes."""
 
-    registration_open: bool = True
+    # "open": anyone with an email address; "invite-only": only through an
+    # invite link (and addresses in owners.emails); "closed": nobody.
+    registration: str = "open"
+    # Deprecated alias: true = "open", false = "closed" (resolved at load).
+    registration_open: bool = attrs.field(default=True, metadata=DEPRECATED)
+    # Whether the file or environment still sets the alias (a start-up warning).
+    registration_alias_used: bool = attrs.field(default=False, metadata=INTERNAL)
     # bcrypt's library default; lower only for tests (4 is bcrypt's minimum).
     bcrypt_cost: int = 12
     bcrypt_threads: int = 2
@@ -213,6 +223,8 @@ class LimitsConfig:
     reset_per_ip: str = "20/3600"
     reset_per_email: str = "5/3600"
     code_attempts_per_ip: str = "30/900"
+    # Invite links checked (sign-up steps carrying one, and /auth/invite).
+    invite_per_ip: str = "30/900"
     # POST /auth/revoke-token needs no credential but the token itself.
     revoke_per_ip: str = "60/60"
     graphql_per_user: str = "1200/60"
@@ -333,7 +345,12 @@ def is_section(tp: Any) -> bool:
 
 
 def schema_fields(cls: type) -> list[attrs.Attribute[Any]]:
-    """The fields of ``cls`` that are config keys or sections."""
+    """The fields of ``cls`` that are current config keys or sections."""
+    return [f for f in input_fields(cls) if not f.metadata.get("deprecated")]
+
+
+def input_fields(cls: type) -> list[attrs.Attribute[Any]]:
+    """The fields a config file may set: current keys and deprecated aliases."""
     return [f for f in attrs.fields(cls) if not f.metadata.get("internal")]
 
 

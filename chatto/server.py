@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
@@ -20,6 +20,7 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config as HypercornConfig
 
+from actors.events import Recorded
 from actors.hub import Hub
 from actors.kms.actor import Kms, register_kms
 from actors.kms.records import BucketStore
@@ -28,9 +29,10 @@ from actors.projector import Projector, ReadModel, SnapshotPolicy
 from actors.rbac import RbacView
 from actors.rooms.directory import RoomDirectory, live_topics
 from actors.runtime import RuntimeSettings, open_actor_system
-from actors.server import ServerView
+from actors.server import SETTINGS_TOPIC, ServerView, live_kind
 from actors.snapshot import WriteTimes
 from actors.users.directory import UserDirectory
+from actors.users.status import PROFILE_EVENTS
 from chatto.auth.ends import CredentialWatch
 from chatto.auth.oauth import Grants
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
@@ -56,7 +58,13 @@ from chatto.snapshot_store import NatsSnapshotStore
 from chatto.tls.challenge import RedirectApp
 from chatto.tls.context import TlsHypercornConfig
 from chatto.tls.manager import CertManager, TlsSettings
-from chatto.wiring import build_auth, build_deleter, register_domain, seed_permissions
+from chatto.wiring import (
+    build_auth,
+    build_deleter,
+    invited_join,
+    register_domain,
+    seed_permissions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,22 @@ class Running:
     http_url: str
     # The plain listener (ACME challenges + redirects) when TLS is enabled.
     redirect_url: str | None = None
+
+
+def live_routing(rooms: RoomDirectory) -> Callable[[Recorded], Iterable[str]]:
+    """Hub topics of an event: its room/user topics; ``settings`` for what
+    every client's sidebar shows (server profile, groups, order); and for a
+    profile change, the user topic of everyone sharing a room with that user."""
+
+    def topics(rec: Recorded) -> Iterable[str]:
+        yield from live_topics(rec)
+        if live_kind(rec) is not None:
+            yield SETTINGS_TOPIC
+        elif rec.envelope.entity.kind == "user" and isinstance(rec.envelope.event, PROFILE_EVENTS):
+            me = rec.envelope.entity.id
+            yield from (f"user.{u}" for u in rooms.co_members(me) if u != me)
+
+    return topics
 
 
 @asynccontextmanager
@@ -149,6 +173,11 @@ def _hypercorn_log() -> logging.Logger:
 
 def warn_about_config(config: Config) -> None:
     """Startup warnings that do not stop the server."""
+    if config.auth.registration_alias_used:
+        log.warning(
+            "auth.registration_open is deprecated: set auth.registration = %r instead",
+            config.auth.registration,
+        )
     if not config.webserver.cookie_encryption_secret:
         log.warning(
             "webserver.cookie_encryption_secret is not set: session cookies are signed "
@@ -209,7 +238,7 @@ async def serve_chatto(
                 store,
                 models,
                 hub,
-                live_topics,
+                live_routing(rooms),
                 snapshots=NatsSnapshotStore(bridge) if sn.enabled else None,
                 policy=SnapshotPolicy(sn.every_events, sn.min_interval_seconds),
             )
@@ -238,6 +267,7 @@ async def serve_chatto(
             if "announcements" in await messaging.seed():
                 await seed_permissions(actors, projector)
             accounts.after_register.append(messaging.join_seeded)
+            accounts.after_invite.append(invited_join(messaging))
             metrics = Metrics()
             deleter = build_deleter(accounts, authn, bridge, actors, projector, rooms, kms, keys)
             await core.start(deleter.serve)

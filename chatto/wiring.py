@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from actors.audit import AuditActor
 from actors.groups import GroupActor
 from actors.kms.actor import Kms
@@ -27,9 +30,11 @@ from chatto.auth.service import AccountService, AuthSettings
 from chatto.auth.sessions import EndAnnouncer, SessionStore
 from chatto.bus.bridge import NatsBridge
 from chatto.config import Config
+from chatto.errors import ChattoError
 from chatto.eventstore import JetStreamEventStore
 from chatto.mail import Outbox
 from chatto.messaging.keys import BodyKeys
+from chatto.messaging.service import MessagingService
 from chatto.snapshot_store import NatsSnapshotStore
 
 
@@ -58,7 +63,7 @@ def register_domain(
         actor.checkpoint_times = checkpoint_times
         return actor
 
-    owners = frozenset(normalize_email(e) for e in config.owners.emails)
+    owners = owner_emails(config)
     actors.register("server", lambda _id: ServerActor(store, config.core.server_name, retries))
     rotation = KeyRotation(config.kms.dek_rotation_days)
     actors.register("user", lambda uid: UserActor(uid, store, kms, owners, rotation))
@@ -67,6 +72,11 @@ def register_domain(
     actors.register("group", lambda gid: GroupActor(gid, store))
     actors.register("rbac", lambda _id: RbacActor(store))
     actors.register("notify", lambda uid: NotifyActor(uid, store, retries))
+
+
+def owner_emails(config: Config) -> frozenset[str]:
+    """``owners.emails``, normalised."""
+    return frozenset(normalize_email(e) for e in config.owners.emails)
 
 
 async def build_auth(
@@ -92,7 +102,7 @@ async def build_auth(
     hasher = PasswordHasher(au.bcrypt_cost, au.bcrypt_threads, config.limits.bcrypt_queue)
     await hasher.warm_up()
     accounts = AccountService(
-        AuthSettings(w.url, au.registration_open),
+        AuthSettings(w.url, au.registration, owner_emails(config)),
         actors,
         directory,
         projector,
@@ -136,3 +146,22 @@ async def seed_permissions(actors: ActorSystem, projector: Projector) -> None:
     rule = SetRule("role:everyone", "room:announcements", "message.post", "deny")
     done = await actors.ask("rbac", "", rule)
     await projector.wait_for(done.last_seq)
+
+
+log = logging.getLogger(__name__)
+
+
+def invited_join(messaging: MessagingService) -> Callable[[str, str], Awaitable[None]]:
+    """The hook that puts a user who signed up through an invite into its room.
+
+    The account exists by then: a room archived, deleted or banning them
+    since the invite was made only skips the join (logged by id).
+    """
+
+    async def join(user_id: str, room_id: str) -> None:
+        try:
+            await messaging.join(user_id, room_id)
+        except ChattoError as exc:
+            log.info("invited user %s not joined to %s: %s", user_id, room_id, exc.code)
+
+    return join

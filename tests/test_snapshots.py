@@ -26,6 +26,7 @@ from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import RecordProbe, ServerActor, ServerView
 from actors.snapshot import MAGIC, decode_snapshot, dumps, encode_snapshot, read_header
 from actors.users.actor import CreateUser, UpdateProfile, VerifyEmail
+from actors.users.status import SetStatus
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM, bootstrap_storage
 from chatto.eventstore import JetStreamEventStore
@@ -33,7 +34,14 @@ from chatto.services import Services
 from chatto.snapshot_store import NatsSnapshotStore
 from tests.conftest import ConfigFactory, NatsProc, ServerHandle, start_server
 
-PLAINTEXT = ["alice", "Alice A", "alice@example.com", "alice.two@example.com", "Bobby B"]
+PLAINTEXT = [
+    "alice",
+    "Alice A",
+    "alice@example.com",
+    "alice.two@example.com",
+    "Bobby B",
+    "out fishing",
+]
 BODIES = ["hello general", "secret plans", "in the dm", "a reply", "edited text", "gone soon"]
 
 
@@ -196,6 +204,8 @@ async def _populate(s: Services) -> dict[str, str]:
     alice, bob, carol = ids["alice"], ids["bob"], ids["carol"]
     await s.actors.ask("user", alice, VerifyEmail("alice.two@example.com"))
     await s.actors.ask("user", bob, UpdateProfile("Bobby B"))
+    await s.actors.ask("user", alice, SetStatus("out fishing", "🎣"))
+    await s.actors.ask("user", carol, SetStatus("carol's status", ""))
     group = await s.messaging.create_group(alice, "Team")
     room = await s.messaging.create_room(alice, "plans", "topic", group.id)
     for uid in (bob, carol):
@@ -292,7 +302,7 @@ async def test_start_from_snapshot_equals_full_replay(
         _assert_no_plaintext(raw)
         snap = decode_snapshot(raw)
         carol = snap.models["users"]["users"][ids["carol"]]
-        assert carol[2] is True and carol[8:] == [None, None, []]
+        assert carol[2] is True and carol[8:] == [None, None, [], None, None]
 
         # Events after the snapshot, written by a process that does not snapshot.
         two = await _run(nursery, make_config, nats_server, CHATTO_SNAPSHOTS_ENABLED="false")
@@ -312,6 +322,8 @@ async def test_start_from_snapshot_equals_full_replay(
         assert f"restored from the snapshot at sequence {head1}" in caplog.text
         assert s3.projector.restored_seq == head1 and s3.projector.replayed > 0
         assert s3.directory.users[ids["alice"]].display_name == "Alice Again"
+        # The status came back from its sealed form in the snapshot.
+        assert s3.directory.users[ids["alice"]].status_text == "out fishing"
         dave = s3.directory.users[ids["dave"]]
         assert dave.deleted and not (dave.login or dave.display_name or dave.emails)
         assert "dave" not in s3.directory.by_login

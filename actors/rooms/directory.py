@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from actors.events import Recorded
+from actors.groups import GroupDeleted, GroupRenamed
 from actors.rooms.events import (
     AttachmentUploaded,
     GroupCreated,
@@ -181,9 +182,17 @@ class RoomDirectory:
         kind = rec.envelope.entity.kind
         if kind == "group":
             ev = rec.envelope.event
+            gid = rec.envelope.entity.id
             if isinstance(ev, GroupCreated):
-                gid = rec.envelope.entity.id
                 self.groups[gid] = GroupView(gid, ev.name)
+            elif isinstance(ev, GroupRenamed) and gid in self.groups:
+                self.groups[gid].name = ev.name
+            elif isinstance(ev, GroupDeleted):
+                # Its rooms become ungrouped (and leave the group's permission scope).
+                self.groups.pop(gid, None)
+                for grouped in self.rooms.values():
+                    if grouped.group_id == gid:
+                        grouped.group_id = ""
             return
         if kind != "room":
             return

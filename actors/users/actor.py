@@ -35,6 +35,14 @@ from actors.users.events import (
     UserDeletionStarted,
     UserRegistered,
 )
+from actors.users.status import (
+    AvatarRemoved,
+    ClearStatus,
+    RemoveAvatar,
+    SetStatus,
+    StatusCleared,
+    StatusSet,
+)
 from chatto.crypto import aad
 from chatto.crypto.pii import seal_pii
 from chatto.errors import ConflictError, InvalidInputError, NotFoundError
@@ -130,7 +138,7 @@ class GetPasswordSeqs:
     """Stream sequences of the stored events holding a password hash (for erasing)."""
 
 
-PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile)
+PII_COMMANDS = (CreateUser, VerifyEmail, UpdateProfile, SetStatus)
 
 
 class UserActor(EntityActor):
@@ -291,6 +299,15 @@ class UserActor(EntityActor):
             return Decision([CredentialRevoked(command.kind)])
         if isinstance(command, SetAvatar):
             return Decision([AvatarSet(command.content_type, command.epoch, command.version)])
+        if isinstance(command, SetStatus):
+            eid = new_id()
+            text = self._seal(eid, StatusSet.TYPE, "status_text", command.text)
+            emoji = self._seal(eid, StatusSet.TYPE, "status_emoji", command.emoji)
+            return Decision([StatusSet(text, emoji, self._epoch())], event_ids=[eid])
+        if isinstance(command, ClearStatus):
+            return Decision([StatusCleared()])
+        if isinstance(command, RemoveAvatar):
+            return Decision([AvatarRemoved()])
         if isinstance(command, EnsureBodyKey):
             if not self._body_key_needed():
                 # A key another process generated meanwhile is found when

@@ -35,6 +35,7 @@ from actors.users.events import (
     UserRegistered,
 )
 from actors.users.search import UserSearch
+from actors.users.status import AvatarRemoved, StatusCleared, StatusSet
 from chatto.crypto import aad
 from chatto.crypto.pii import open_pii
 from chatto.errors import ChattoError
@@ -58,6 +59,8 @@ class UserRecord:
     deleting: bool = False
     deleted: bool = False
     avatar: tuple[str, int, str] | None = None  # (content type, epoch, version)
+    status_text: str = ""
+    status_emoji: str = ""
 
     @property
     def is_owner(self) -> bool:
@@ -75,13 +78,16 @@ class SealedPii:
     login: Sealed | None = None
     display_name: Sealed | None = None
     emails: list[Sealed] = attrs.Factory(list)
+    status_text: Sealed | None = None
+    status_emoji: Sealed | None = None
 
 
 class UserDirectory:
     """Projection of every user; in-memory indexes by login and email."""
 
     snapshot_name = "users"
-    snapshot_schema = 1
+    # 2: custom status (sealed) in each row.
+    snapshot_schema = 2
 
     def __init__(self, kms: Kms) -> None:
         self._kms = kms
@@ -202,6 +208,17 @@ class UserDirectory:
             user.roles.add(event.role)
         elif isinstance(event, AvatarSet):
             user.avatar = (event.content_type, event.epoch, event.version)
+        elif isinstance(event, AvatarRemoved):
+            user.avatar = None
+        elif isinstance(event, StatusSet):
+            text = self._open(rec, "status_text", event.text_enc, event.pii_epoch)
+            emoji = self._open(rec, "status_emoji", event.emoji_enc, event.pii_epoch)
+            user.status_text, user.status_emoji = text or "", emoji or ""
+        elif isinstance(event, StatusCleared):
+            user.status_text = user.status_emoji = ""
+            sealed = self._sealed.get(uid)
+            if sealed is not None:
+                sealed.status_text = sealed.status_emoji = None
         elif isinstance(event, UserDeletionStarted):
             user.deleting = True
         elif isinstance(event, UserDeleted):
@@ -219,6 +236,7 @@ class UserDirectory:
         # a generation: a restored snapshot must not remember one either.
         user.generation = 0
         user.avatar = None
+        user.status_text = user.status_emoji = ""
         self._sealed.pop(user.id, None)
         for key in [k for k in self._keys if k[0] == user.id]:
             del self._keys[key]
@@ -241,6 +259,8 @@ class UserDirectory:
                 list(pii.login) if pii.login else None,
                 list(pii.display_name) if pii.display_name else None,
                 [list(e) for e in pii.emails],
+                list(pii.status_text) if pii.status_text else None,
+                list(pii.status_emoji) if pii.status_emoji else None,
             ]
         deks = sorted([*k, *v] for k, v in self.deks.items())
         return {"users": users, "deks": deks}
@@ -252,7 +272,8 @@ class UserDirectory:
         self.deks = {(u, p, e): (d, k) for u, p, e, d, k in state["deks"]}
         self._sealed = {}
         for uid, row in state["users"].items():
-            reg, deleting, deleted, created, pw, gen, roles, avatar, login, name, emails = row
+            reg, deleting, deleted, created, pw, gen, roles, avatar, login, name, emails = row[:11]
+            status_text, status_emoji = row[11:13]
             self.users[uid] = UserRecord(
                 uid,
                 password_hash=pw,
@@ -265,7 +286,11 @@ class UserDirectory:
                 avatar=tuple(avatar) if avatar else None,
             )
             self._sealed[uid] = SealedPii(
-                _sealed(login), _sealed(name), [s for e in emails if (s := _sealed(e))]
+                _sealed(login),
+                _sealed(name),
+                [s for e in emails if (s := _sealed(e))],
+                _sealed(status_text),
+                _sealed(status_emoji),
             )
         for (uid, purpose, epoch), (dek_ref, kek_ref) in self.deks.items():
             user = self.users.get(uid)
@@ -280,6 +305,10 @@ class UserDirectory:
             self.by_login[login.lower()] = user.id
         if pii.display_name:
             user.display_name = self._open_sealed(user.id, "display_name", pii.display_name) or ""
+        if pii.status_text:
+            user.status_text = self._open_sealed(user.id, "status_text", pii.status_text) or ""
+        if pii.status_emoji:
+            user.status_emoji = self._open_sealed(user.id, "status_emoji", pii.status_emoji) or ""
         for src in pii.emails:
             email = self._open_sealed(user.id, "email", src)
             if email and email not in user.emails:

@@ -92,21 +92,22 @@ class Challenges:
         except (ValueError, ChattoError) as exc:
             raise TokenError("the link is invalid or has expired") from exc
 
-    async def issue_completion(self, email: str) -> str:
+    async def issue_completion(self, email: str, invite_id: str = "") -> str:
+        """A completion token for ``email``, carrying the checked invite's id, if any."""
         token = new_token()
-        doc = {"e": self._seal("completion", email)}
+        doc = {"e": self._seal("completion", email), "i": invite_id}
         await self._records.put(self._completion_key(token), doc, self.code_ttl)
         return token
 
     def _completion_key(self, token: str) -> str:
         return "registration_completion." + self._keys.verifier("registration_completion", token)
 
-    async def peek_completion(self, token: str) -> str:
-        """The email a completion token is for, without using it up."""
+    async def peek_completion(self, token: str) -> tuple[str, str]:
+        """The email and invite id a completion token is for, without using it up."""
         found = await self._records.get(self._completion_key(token))
         if found is None:
             raise TokenError("the registration link is invalid, used or expired")
-        return self._open("completion", str(found[0].get("e", "")))
+        return self._open("completion", str(found[0].get("e", ""))), str(found[0].get("i", ""))
 
     async def consume_completion(self, token: str) -> str:
         doc = await self._records.consume(self._completion_key(token))

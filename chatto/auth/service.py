@@ -27,6 +27,7 @@ from actors.users.actor import (
 from actors.users.directory import UserDirectory, UserRecord
 from chatto.auth.challenges import Challenges, TokenError
 from chatto.auth.identity import check_display_name, check_login, normalize_email
+from chatto.auth.invites import Invites
 from chatto.auth.keyring import Keyring
 from chatto.auth.passwords import PasswordHasher, check_rules
 from chatto.auth.records import RecordStore
@@ -53,7 +54,24 @@ class EmailTaken(ConflictError):
 @attrs.frozen
 class AuthSettings:
     server_url: str
-    registration_open: bool = True
+    # "open", "invite-only" or "closed" (``auth.registration``).
+    registration: str = "open"
+    # Addresses in owners.emails may sign up without an invite (the first
+    # owner of an invite-only server has nobody to invite them).
+    owner_emails: frozenset[str] = frozenset()
+
+    def admits(self, email: str) -> bool:
+        """Whether ``email`` may sign up without an invite."""
+        return self.registration == "open" or (
+            self.registration == "invite-only" and email in self.owner_emails
+        )
+
+
+INVITE_ONLY_MAIL = (
+    "Someone asked to create a Chatto account with this address, but this server "
+    "accepts new accounts only through an invite link. If it was you, ask an "
+    "administrator for an invite; otherwise ignore this mail."
+)
 
 
 class AccountService:
@@ -80,18 +98,41 @@ class AccountService:
         self.challenges = challenges
         self.hasher = hasher
         self._outbox = outbox
+        self.invites = Invites(records, keyring)
         # Called with the new user's id once registration is complete
         # (joining the seeded rooms); set up by the server's wiring.
         self.after_register: list[Callable[[str], Awaitable[None]]] = []
+        # Called with the new user's id and the invite's room (if it names one).
+        self.after_invite: list[Callable[[str, str], Awaitable[None]]] = []
 
     def _claim_key(self, kind: str, value: str) -> str:
         return f"{kind}.{self.keyring.index_key(kind, value)}"
 
     # --- registration ---------------------------------------------------------
-    async def request_registration(self, raw_email: str) -> None:
-        """Send a code (or, for a taken address, a notice); same answer either way."""
-        if not self.settings.registration_open:
+    async def check_invite(self, invite: str | None) -> str:
+        """The id of the usable invite ``invite`` names ("" for none).
+
+        A closed server refuses every invite the way it refuses a bad one;
+        without an invite a closed server refuses outright (the same answer
+        for every address: the mode is public).
+        """
+        closed = self.settings.registration == "closed"
+        if invite is not None:
+            if closed:
+                await self.invites.refuse(invite)
+            return (await self.invites.check(invite)).id
+        if closed:
             raise ForbiddenError("registration is closed on this server")
+        return ""
+
+    async def request_registration(self, raw_email: str, invite: str | None = None) -> None:
+        """Send a code (or, for a taken address, a notice); same answer either way.
+
+        On an invite-only server without an invite, addresses other than the
+        owners' get a notice instead of a code: the answer stays the same, so
+        it tells nothing about owners.emails.
+        """
+        invited = bool(await self.check_invite(invite))
         email = normalize_email(raw_email)
         taken = await self.records.get(self._claim_key("email", email)) is not None
         # One challenge scope whether or not the address is taken: a wrong
@@ -108,21 +149,39 @@ class AccountService:
                 "otherwise ignore this mail."
             )
             self._outbox.enqueue(Mail(email, "Chatto sign-up attempt", body))
+        elif not invited and not self.settings.admits(email):
+            self._outbox.enqueue(Mail(email, "Chatto sign-up attempt", INVITE_ONLY_MAIL))
         else:
             body = f"Your Chatto verification code is {code}. It expires in 15 minutes."
             self._outbox.enqueue(Mail(email, "Your Chatto verification code", body))
 
-    async def verify_registration_code(self, raw_email: str, code: str) -> str:
-        """Check the code; return a completion token (15 min, single use)."""
+    async def verify_registration_code(
+        self, raw_email: str, code: str, invite: str | None = None
+    ) -> str:
+        """Check the code; return a completion token (15 min, single use)
+        that carries the invite, checked again here."""
+        invite_id = await self.check_invite(invite)
         email = normalize_email(raw_email)
+        # The code first: whether an address may sign up without an invite
+        # (owners.emails) is only told to whoever holds its code.
         await self.challenges.check("register", email, code)
-        return await self.challenges.issue_completion(email)
+        self._require_admitted(email, invite_id)
+        return await self.challenges.issue_completion(email, invite_id)
+
+    def _require_admitted(self, email: str, invite_id: str) -> None:
+        if self.settings.registration == "closed":
+            raise ForbiddenError("registration is closed on this server")
+        if not invite_id and not self.settings.admits(email):
+            raise ForbiddenError("this server accepts new accounts only through an invite link")
 
     async def complete_registration(self, token: str, login: str, password: str) -> UserRecord:
-        """Create the user with a verified email; the token is used up on success."""
+        """Create the user with a verified email; the token is used up on success,
+        and so is one use of the invite it carries (atomically: of concurrent
+        sign-ups on an invite's last use exactly one gets an account)."""
         check_login(login)
         check_rules(password)
-        email = await self.challenges.peek_completion(token)
+        email, invite_id = await self.challenges.peek_completion(token)
+        self._require_admitted(email, invite_id)
         user_id = new_id()
         login_key = self._claim_key("login", login.lower())
         email_key = self._claim_key("email", email)
@@ -133,10 +192,11 @@ class AccountService:
         try:
             await self.records.create(email_key, {"u": user_id})
             await self.challenges.consume_completion(token)
+            invite = await self.invites.use(invite_id) if invite_id else None
         except KeyExistsError:
             await self.records.delete(login_key)
             raise EmailTaken("this address already belongs to an account") from None
-        except TokenError:
+        except ChattoError:  # the token or the invite's last use went to someone else
             await self.records.delete(login_key)
             await self.records.delete(email_key)
             raise
@@ -147,6 +207,9 @@ class AccountService:
         await self._projector.wait_for(done.last_seq)
         for hook in self.after_register:
             await hook(user_id)
+        if invite is not None and invite.room_id:
+            for invite_hook in self.after_invite:
+                await invite_hook(user_id, invite.room_id)
         user = self.directory.get(user_id)
         assert user is not None
         return user

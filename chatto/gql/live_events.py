@@ -40,7 +40,9 @@ from actors.rooms.events import (
     RoomUpdated,
 )
 from actors.rooms.reactions import stored_reaction
-from actors.users.events import PasswordSet, ProfileUpdated, UserDeletionStarted
+from actors.server import SETTINGS_TOPIC, live_kind
+from actors.users.events import PasswordSet, UserDeletionStarted
+from actors.users.status import PROFILE_EVENTS
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
 from chatto.gql.notify_live import arrived, notify_topic, setting_event
@@ -181,7 +183,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     me, generation, cred = viewer.id, viewer.generation, info.context.credential
     rooms = services.messaging.rooms.rooms_of(me)
     # Presence arrives on user.<me> from people sharing a room (messaging/live.py).
-    topics = [f"user.{me}", notify_topic(me), *(f"room.{r}" for r in rooms)]
+    topics = [f"user.{me}", notify_topic(me), SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
@@ -235,8 +237,13 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 ):
                     yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                     raise SessionEnded("session terminated")
-                if isinstance(ev, ProfileUpdated):
-                    yield {"type": "PROFILE_UPDATED", "userId": me}
+                if isinstance(ev, PROFILE_EVENTS):
+                    who = item.envelope.entity.id  # the viewer, or someone sharing a room
+                    yield {"type": "PROFILE_UPDATED", "userId": who, SHARE: item}
+                    continue
+                settings_kind = live_kind(item)
+                if settings_kind is not None:
+                    yield {"type": settings_kind, "seq": item.seq, SHARE: item}
                     continue
                 if (setting := setting_event(me, item)) is not None:
                     yield setting

@@ -74,7 +74,10 @@ def resolve_room(_obj: Any, info: Info, id: str) -> RoomView | None:
 
 @room_query.field("roomGroups")
 def resolve_groups(_obj: Any, info: Info) -> list[Any]:
-    return list(info.context.services.messaging.rooms.groups.values())
+    services = info.context.services
+    order = services.server_view.group_order
+    groups = services.messaging.rooms.groups.values()
+    return sorted(groups, key=lambda g: (services.server_view.position(order, g.id), g.name))
 
 
 @room_query.field("presence")

@@ -30,16 +30,24 @@ from chatto.errors import ChattoError, UnauthenticatedError
 from chatto.gql import trio_shim
 from chatto.gql.admin import admin_query, admin_type
 from chatto.gql.context import FAREWELL
+from chatto.gql.invites import invite_type, invites_mutation, invites_query, registration_info
 from chatto.gql.live_events import live_subscription
 from chatto.gql.members import members_query, members_room
 from chatto.gql.messages import attachment_type, message_mutation, message_type
 from chatto.gql.mutation import mutation
 from chatto.gql.notifications import BINDABLES as NOTIFY_BINDABLES
 from chatto.gql.pins import pins_mutation, pins_room
+from chatto.gql.profile import profile_mutation, user_status
 from chatto.gql.query import query
 from chatto.gql.roles import roles_mutation, roles_query
 from chatto.gql.rooms import event_page, room_mutation, room_query, room_type
 from chatto.gql.server_info import server_info
+from chatto.gql.settings import (
+    group_type,
+    room_position,
+    settings_mutation,
+    settings_server_info,
+)
 from chatto.gql.subscription import subscription
 from chatto.gql.unread import unread_query, unread_room, unread_summary
 from chatto.gql.user import user_type
@@ -167,6 +175,16 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         admin_query,
         admin_type,
         *NOTIFY_BINDABLES,
+        invites_query,
+        invites_mutation,
+        invite_type,
+        registration_info,
+        settings_mutation,
+        settings_server_info,
+        group_type,
+        room_position,
+        profile_mutation,
+        user_status,
     )
     protect(schema)
     return schema

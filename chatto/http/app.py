@@ -36,11 +36,13 @@ from chatto.http.auth_routes import handle_auth
 from chatto.http.cors import CorsPolicy
 from chatto.http.graphql_http import handle_graphql_http
 from chatto.http.graphql_ws import handle_graphql_ws
+from chatto.http.logo import handle_logo
 from chatto.http.metrics_route import METRICS_PATH, handle_metrics, instrument
 from chatto.http.oauth_routes import handle_oauth
 from chatto.http.playground_route import ASSET_PREFIX, PAGE_PATH, Playground
 from chatto.logs import REQUEST_ID, new_request_id
 from chatto.ratelimit import is_trusted
+from chatto.server_settings import LOGO_PATH
 from chatto.services import Services
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,8 @@ class ChattoApp:
             await handle_attachment(scope, send, self.services)
         elif path.startswith("/assets/avatars/"):
             await handle_avatar(scope, send, self.services)
+        elif path == LOGO_PATH:
+            await handle_logo(scope, send, self.services)
         elif method != "GET" and (path in GET_ONLY or path.startswith(ASSET_PREFIX)):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
@@ -192,7 +196,8 @@ class ChattoApp:
             "graphql": GRAPHQL_PATH,
             "authMethods": ["password"],
             "authorizeUrl": cfg.webserver.url.rstrip("/") + "/oauth/authorize",
-            "registrationOpen": cfg.auth.registration_open,
+            "registrationOpen": cfg.auth.registration == "open",
+            "registration": cfg.auth.registration,
         }
 
 

@@ -53,6 +53,10 @@ class AuthRequest:
             raise InvalidInputError(f"'{name}' must be a non-empty string")
         return value
 
+    def optional_text(self, name: str, limit: int = 1024) -> str | None:
+        """``name`` if the body has it (then as ``text`` checks it), else None."""
+        return None if self.body.get(name) is None else self.text(name, limit)
+
     def require_user(self) -> UserRecord:
         if self.auth.user is None:
             raise UnauthenticatedError("authentication required")
@@ -91,17 +95,35 @@ async def _limit_email(req: AuthRequest, kind: str) -> str:
     return email
 
 
+async def _limit_invite(req: AuthRequest) -> str | None:
+    """The invite code a sign-up step carries, after the per-IP invite budget."""
+    invite = req.optional_text("invite", 256)
+    if invite is not None:
+        await req.services.limiter.hit("invite_per_ip", req.ip)
+    return invite
+
+
 async def register(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
-    await req.services.accounts.request_registration(await _limit_email(req, "register"))
+    email = await _limit_email(req, "register")
+    invite = await _limit_invite(req)
+    await req.services.accounts.request_registration(email, invite)
     return SENT, []
 
 
 async def register_verify(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     await req.services.limiter.hit("code_attempts_per_ip", req.ip)
+    invite = await _limit_invite(req)
     token = await req.services.accounts.verify_registration_code(
-        req.text("email"), req.text("code", 32)
+        req.text("email"), req.text("code", 32), invite
     )
     return {"token": token}, []
+
+
+async def invite_check(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    """Whether an invite link can be used now (a client shows the sign-up form)."""
+    await req.services.limiter.hit("invite_per_ip", req.ip)
+    await req.services.accounts.check_invite(req.text("invite", 256))
+    return {"ok": True}, []
 
 
 async def register_complete(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
@@ -187,6 +209,7 @@ ROUTES: dict[str, Handler] = {
     "/auth/register": register,
     "/auth/register/verify-code": register_verify,
     "/auth/register/complete": register_complete,
+    "/auth/invite": invite_check,
     "/auth/login": login,
     "/auth/logout": logout,
     "/auth/revoke-token": revoke_token,

@@ -46,6 +46,7 @@ _EXACT = frozenset(
         "/api/schema.graphql",
         "/api/server",
         "/api/playground",
+        "/assets/server-logo",
         "/healthz",
         "/readyz",
         METRICS_PATH,

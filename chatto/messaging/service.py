@@ -204,6 +204,8 @@ class MessagingService:
         self, by: str, room_id: str, name: str, topic: str, group: str
     ) -> RoomView:
         self.room(room_id)
+        if group and group not in self.rooms.groups:
+            raise NotFoundError("no such room group")
         await self._room_cmd(room_id, UpdateRoom(by, _check_name(name), topic.strip()[:500], group))
         return self.room(room_id)
 
