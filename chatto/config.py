@@ -280,6 +280,10 @@ def _validate_webserver(w: WebserverConfig) -> None:
     _at_least("webserver.max_upload_parts", w.max_upload_parts, 3)
     _positive("webserver.shutdown_grace_seconds", w.shutdown_grace_seconds)
     _positive("webserver.websocket_init_timeout_seconds", w.websocket_init_timeout_seconds)
+    if w.websocket_server not in ("chatto", "hypercorn"):
+        raise ConfigError("config key 'webserver.websocket_server' must be chatto or hypercorn")
+    _positive("webserver.websocket_send_buffer_bytes", w.websocket_send_buffer_bytes)
+    _positive("webserver.websocket_send_buffer_frames", w.websocket_send_buffer_frames)
     _between("webserver.workers", w.workers, 1, 64)
     for origin in w.oauth_redirect_origins:
         if origin != "*" and not origin.startswith("https://"):

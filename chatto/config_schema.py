@@ -79,6 +79,13 @@ class WebserverConfig:
     shutdown_grace_seconds: float = 10.0
     # A WebSocket must send connection_init within this (either subprotocol).
     websocket_init_timeout_seconds: float = 10.0
+    # Who speaks WebSocket on /api/graphql: "chatto" (chatto/http/ws_server.py:
+    # frames coalesced per socket) or "hypercorn" (one write per frame).
+    websocket_server: str = "chatto"
+    # A socket's frames not yet written; past either bound it is closed with
+    # 1013 (slow consumer). One frame larger than the byte bound still goes.
+    websocket_send_buffer_bytes: int = 4 * 1024 * 1024
+    websocket_send_buffer_frames: int = 2048
     # Server processes sharing the port (SO_REUSEPORT) and one NATS; the
     # first one starts the others (`chatto run --workers N` overrides).
     workers: int = 1

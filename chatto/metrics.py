@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from actors.snapshot import WriteTimes
 from chatto.errors import ChattoError
+from chatto.http.ws_frames import WriteStats
 
 if TYPE_CHECKING:
     from chatto.gql.execute import Operation
@@ -100,6 +101,8 @@ class Metrics:
             registry=r,
         )
         ProcessCollector(registry=r)
+        # Frames against socket writes on Chatto's own WebSocket path (ws_server.py).
+        self.ws_writes = WriteStats()
         self.head: int | None = None
 
     def attach(self, services: Services, checkpoint_times: WriteTimes) -> None:
@@ -163,6 +166,15 @@ class StatsCollector(Collector):
             "chatto_snapshot_write", "projector snapshot", s.projector.write_times
         )
         yield from _write_times("chatto_checkpoint_write", "room checkpoint", self._checkpoints)
+        w = self._metrics.ws_writes
+        yield _counter(
+            "chatto_websocket_frames_queued", "Frames queued on Chatto's WebSocket path.", w.frames
+        )
+        yield _counter(
+            "chatto_websocket_writes",
+            "Socket writes on Chatto's WebSocket path (several frames each when coalesced).",
+            w.writes,
+        )
         watch = s.credentials.statistics()
         yield _gauge("chatto_credentials_tracked", "Credentials of open WebSockets.", watch.tracked)
         yield _counter("chatto_credentials_ended", "Credentials ended while in use.", watch.ended)

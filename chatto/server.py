@@ -43,6 +43,9 @@ from chatto.errors import StartupError
 from chatto.eventstore import JetStreamEventStore
 from chatto.gql.schema import build_schema
 from chatto.http.app import ChattoApp
+from chatto.http.listener import Listener
+from chatto.http.ws_server import WsLimits
+from chatto.http.ws_session import MAX_MESSAGE_BYTES
 from chatto.kms_setup import open_master_key
 from chatto.mail import Outbox, make_mailer
 from chatto.messaging.attachments import Attachments, Avatars
@@ -155,6 +158,15 @@ def hypercorn_config(
     hc.accesslog = None
     hc.errorlog = _hypercorn_log()
     return hc
+
+
+def ws_limits(config: Config) -> WsLimits:
+    w = config.webserver
+    return WsLimits(
+        max_message_bytes=MAX_MESSAGE_BYTES,
+        send_buffer_bytes=w.websocket_send_buffer_bytes,
+        send_buffer_frames=w.websocket_send_buffer_frames,
+    )
 
 
 class _DropRunningOn(logging.Filter):
@@ -332,7 +344,13 @@ async def _serve_http(
                 redirect, redirect_url = await _start_tls(http, services.tls, config, shutdown)
                 hc = hypercorn_config(config, base=TlsHypercornConfig(services.tls.context))
                 listening = f"{w.host}:{w.port}"
-            binds: list[str] = await http.start(_hypercorn, app, hc, shutdown)
+            binds: list[str]
+            if services.tls is None and w.websocket_server == "chatto":
+                # GraphQL sockets on Chatto's coalescing path; the rest Hypercorn's.
+                listener = Listener(app, hc, ws_limits(config), services.metrics.ws_writes)
+                binds = await http.start(listener.serve, shutdown)
+            else:
+                binds = await http.start(_hypercorn, app, hc, shutdown)
             url = binds[0] if binds else f"http://{w.host}:{w.port}"
             bound = int(url.rsplit(":", 1)[1])
             app.cors = app.cors.with_port(bound)

@@ -27,6 +27,7 @@ from graphql import GraphQLSchema
 from chatto.errors import ChattoError
 from chatto.http import ws_apollo, ws_transport
 from chatto.http.asgi import Message, Receive, Scope, Send, header
+from chatto.http.ws_server import COALESCED
 from chatto.http.ws_session import MAX_MESSAGE_BYTES, Framing, WsSession
 from chatto.services import Services
 
@@ -107,7 +108,14 @@ async def _serve(
     adapter = ADAPTERS[protocol]
     async with trio.open_nursery() as nursery:
         session = WsSession(
-            send, services, schema, nursery, adapter.framing, protocol, header(scope, b"cookie")
+            send,
+            services,
+            schema,
+            nursery,
+            adapter.framing,
+            protocol,
+            header(scope, b"cookie"),
+            coalesced=COALESCED in scope.get("extensions", {}),
         )
         nursery.start_soon(session.expire_init)
         nursery.start_soon(session.close_on, shutdown)

@@ -7,7 +7,9 @@ limit, the credential watch (a socket whose credential ends is closed with
 4403, ``chatto.auth.ends``), the init timeout, the operation limits (id
 shape, ``MAX_OPERATIONS``), running operations (queries, mutations, and
 subscriptions through the shared fan-out), closes for slow consumers and
-server shutdown, and serialized sends. The adapters (``ws_transport.py``,
+server shutdown, and serialized sends (on the lean path,
+``chatto.http.ws_server``, sends only queue: a queue past its bound raises
+``SlowConsumer`` and closes the socket with 1013). The adapters (``ws_transport.py``,
 ``ws_apollo.py``) only translate message names and shapes; how results are
 framed is their ``Framing``.
 
@@ -34,7 +36,9 @@ from chatto.errors import BusyError, ChattoError, UnavailableError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, encode_response, execute, prepare
 from chatto.gql.fanout import subscribe_shared
-from chatto.http.asgi import Send
+from chatto.http.asgi import Message, Send
+from chatto.http.ws_frames import FRAMES
+from chatto.http.ws_server import FRAME_KEY, SlowConsumer
 from chatto.services import Services
 
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -77,8 +81,13 @@ class WsSession:
         framing: Framing,
         protocol: str,
         cookie_header: str | None = None,
+        *,
+        coalesced: bool = False,
     ) -> None:
         self._send = send
+        # Sends queue without waiting for the socket (chatto.http.ws_server):
+        # no lock needed to keep frames whole and in order.
+        self._coalesced = coalesced
         self.protocol = protocol
         self._metrics = services.metrics
         self._services = services
@@ -96,11 +105,22 @@ class WsSession:
     async def send_json(self, doc: dict[str, Any]) -> None:
         await self.send_text(json.dumps(doc))
 
-    async def send_text(self, text: str) -> None:
+    async def send_text(self, text: str, frame: bytes | None = None) -> None:
+        """Send one message; ``frame``: the same, already encoded (the lean path uses it)."""
         if self.closed:
             return
-        async with self._lock:
-            await self._send({"type": "websocket.send", "text": text})
+        message: Message = {"type": "websocket.send", "text": text}
+        if frame is not None:
+            message[FRAME_KEY] = frame
+        try:
+            if self._coalesced:
+                await self._send(message)
+                return
+            async with self._lock:
+                await self._send(message)
+        except SlowConsumer:
+            self._metrics.slow_closes.inc()
+            await self.close(1013, "Slow consumer")
 
     async def close(self, code: int, reason: str) -> None:
         """Close once (later calls do nothing) and cancel every operation."""
@@ -264,7 +284,11 @@ class WsSession:
         try:
             async with aclosing(stream):
                 async for encoded in stream:
-                    await self.send_text(head + encoded + "}")
+                    if self._coalesced:
+                        # Built and encoded once for every socket with this op id.
+                        await self.send_text(*FRAMES.get(head, encoded))
+                    else:
+                        await self.send_text(head + encoded + "}")
                     self._metrics.live_frames.inc()
         finally:
             active.dec()
