@@ -25,6 +25,7 @@ class Subscriber:
         self.send, self.receive = trio.open_memory_channel[Any](capacity)
         self.topics: set[str] = set()
         self.dropped = False
+        self.drained = 0  # items its reader has taken without waiting (a backlog)
 
     def add_topic(self, topic: str) -> None:
         """Start receiving ``topic`` from the next published item on."""

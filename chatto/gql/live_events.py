@@ -176,6 +176,37 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
     return out
 
 
+_ENDED = object()
+# Queued items are taken without a task switch; one in this many still
+# yields to the scheduler so a long backlog does not hold the loop.
+DRAIN_CHECKPOINT = 32
+
+
+async def _next_item(sub: Subscriber, deadline: float) -> Any:
+    """The next hub item; None at ``deadline``; ``_ENDED`` once the channel is closed.
+
+    A backlog (several events queued since the last wake-up) is drained with
+    ``receive_nowait``: no cancel scope and no scheduler round trip per item.
+    """
+    try:
+        item = sub.receive.receive_nowait()
+    except trio.WouldBlock:
+        sub.drained = 0
+    except trio.EndOfChannel:
+        return _ENDED
+    else:
+        sub.drained += 1
+        if sub.drained % DRAIN_CHECKPOINT == 0:
+            await trio.lowlevel.checkpoint()
+        return item
+    with trio.move_on_at(deadline):
+        try:
+            return await sub.receive.receive()
+        except trio.EndOfChannel:
+            return _ENDED
+    return None
+
+
 @live_subscription.source("myEvents")
 async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, Any], None]:
     viewer = viewer_of(info)
@@ -186,6 +217,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     topics = [f"user.{me}", notify_topic(me), SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
     seen: deque[int] = deque(maxlen=256)
+    seen_set: set[int] = set()
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
         # Subscribed first; the client's first event is its own presence.
         status = await live.come_online(me)
@@ -195,18 +227,15 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
             if cred is not None and cred.ended:
                 yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                 raise SessionEnded("session terminated")
-            item = None
-            with trio.move_on_at(next_refresh):
-                try:
-                    item = await sub.receive.receive()
-                except trio.EndOfChannel:
-                    if cred is not None and cred.ended:
-                        continue  # closed by the credential's end: say so above
-                    raise BusyError("slow consumer: live stream dropped") from None
+            item = await _next_item(sub, next_refresh)
+            if item is _ENDED:
+                if cred is not None and cred.ended:
+                    continue  # closed by the credential's end: say so above
+                raise BusyError("slow consumer: live stream dropped")
+            if trio.current_time() >= next_refresh:
+                await live.refresh_presence(me)
+                next_refresh = trio.current_time() + PRESENCE_REFRESH
             if item is None:
-                if trio.current_time() >= next_refresh:
-                    await live.refresh_presence(me)
-                    next_refresh = trio.current_time() + PRESENCE_REFRESH
                 continue
             if isinstance(item, TypingSignal):
                 if _typing_visible(info, me, item):
@@ -225,9 +254,12 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 presence = {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
                 yield presence | {SHARE: item}
             elif isinstance(item, Recorded):
-                if item.seq in seen:
+                if item.seq in seen_set:
                     continue  # a membership event can arrive on two topics
+                if len(seen) == seen.maxlen:
+                    seen_set.discard(seen[0])
                 seen.append(item.seq)
+                seen_set.add(item.seq)
                 ev = item.envelope.event
                 # Without a credential to watch (not a WebSocket), the stream
                 # still notices its own user's password change or deletion.
