@@ -13,6 +13,7 @@ encoding and writer on their own.
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import trio
@@ -22,7 +23,7 @@ from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.frame_protocol import FrameProtocol
 
 from actors.server import SetServerProfile
-from chatto.http.ws_frames import FrameCache, FrameWriter, WriteStats, text_frame
+from chatto.http.ws_frames import Flusher, FrameCache, FrameWriter, WriteStats, text_frame
 from tests.conftest import ConfigFactory, ServerHandle, start_server
 from tests.wsraw import RawWs, open_socket
 
@@ -245,3 +246,24 @@ async def test_writer_coalesces_while_busy_and_bounds_its_queue() -> None:
             assert await receive.receive_some() == b"CLOSE"
             await writer.wait_flushed()
             nursery.cancel_scope.cancel()
+
+
+async def test_flusher_writes_what_one_pass_queued_in_one_write() -> None:
+    a, b = socket.socketpair()
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(a))
+    stats, flusher = WriteStats(), Flusher()
+    writer = FrameWriter(stream, 1 << 20, 100, stats, a.fileno(), flusher)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(flusher.serve)
+            await nursery.start(writer.serve)
+            for c in b"abc":  # one task's backlog, drained in one pass
+                assert writer.push(bytes([c]))
+            await writer.wait_flushed()
+            assert b.recv(16) == b"abc"
+            assert (stats.frames, stats.writes, flusher.passes) == (3, 1, 1)
+            writer.detach()
+            assert writer.push(b"d") and stats.frames == 3  # nothing after detach
+            nursery.cancel_scope.cancel()
+    await stream.aclose()
+    b.close()

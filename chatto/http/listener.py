@@ -31,7 +31,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import parse_socket_addr, repr_socket_addr
 
-from chatto.http.ws_frames import WriteStats
+from chatto.http.ws_frames import Flusher, WriteStats
 from chatto.http.ws_server import App, WsConnection, WsLimits, is_websocket_upgrade
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class Listener:
         self._limits = limits
         self._stats = stats
         self._context = WorkerContext(None)
+        self._flusher = Flusher()
         self.lean = 0  # connections served by ws_server (tests, statistics)
         self.handed_over = 0
 
@@ -124,26 +125,29 @@ class Listener:
             sock.listen(hc.backlog)
             listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
             binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
-        async with trio.open_nursery() as connections:
-            try:
-                async with trio.open_nursery() as accepting:
-                    accepting.start_soon(
-                        partial(
-                            trio.serve_listeners,
-                            self._connection,
-                            listeners,
-                            handler_nursery=connections,
+        async with trio.open_nursery() as writing:
+            await writing.start(self._flusher.serve)  # outlives every connection
+            async with trio.open_nursery() as connections:
+                try:
+                    async with trio.open_nursery() as accepting:
+                        accepting.start_soon(
+                            partial(
+                                trio.serve_listeners,
+                                self._connection,
+                                listeners,
+                                handler_nursery=connections,
+                            )
                         )
-                    )
-                    task_status.started(binds)
-                    await shutdown.wait()
-                    accepting.cancel_scope.cancel()
-            finally:
-                for listener in listeners:
-                    await listener.aclose()
-                await self._context.terminated.set()
-
-                connections.cancel_scope.deadline = trio.current_time() + hc.graceful_timeout
+                        task_status.started(binds)
+                        await shutdown.wait()
+                        accepting.cancel_scope.cancel()
+                finally:
+                    for listener in listeners:
+                        await listener.aclose()
+                    await self._context.terminated.set()
+                    grace = hc.graceful_timeout
+                    connections.cancel_scope.deadline = trio.current_time() + grace
+            writing.cancel_scope.cancel()
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         hc = self._hc
@@ -163,7 +167,13 @@ class Listener:
             self.lean += 1
             request, trailing = upgrade
             conn = WsConnection(
-                stream, request, trailing, self._limits, self._stats, _addresses(stream)
+                stream,
+                request,
+                trailing,
+                self._limits,
+                self._stats,
+                _addresses(stream),
+                self._flusher,
             )
             await conn.serve(self._app)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

@@ -72,15 +72,48 @@ class WriteStats:
     bytes: int = 0
 
 
+class Flusher:
+    """Writes the frames every socket queued, once per scheduler pass, one write each.
+
+    A live event reaches every subscriber's task in one pass; each queues its
+    frame (several, when it drains a backlog) and the flusher, woken once for
+    all of them, then writes each socket's frames in one ``os.write``. An
+    idle socket costs the one syscall it would have cost anyway; a socket
+    with a backlog gets it in one write instead of one per frame.
+    """
+
+    def __init__(self) -> None:
+        self._dirty: list[FrameWriter] = []
+        self._wake = trio.Event()
+        self.passes = 0
+
+    def mark(self, writer: FrameWriter) -> None:
+        if not self._dirty:
+            self._wake.set()
+        self._dirty.append(writer)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Flush marked writers until cancelled."""
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            dirty, self._dirty = self._dirty, []
+            self.passes += 1
+            for writer in dirty:
+                writer.flush_now()
+
+
 class FrameWriter:
     """One socket's bounded queue of encoded frames and the task that writes it.
 
-    A frame pushed while the socket is idle is written at once, without a
-    task switch (``os.write`` on the non-blocking socket: one syscall, the
-    floor); what the kernel does not take, and every frame pushed while
-    that remainder is pending, waits for ``serve`` to write it all in one
-    ``send_all``. ``fd`` None: always through ``serve`` (streams without a
-    socket, in tests).
+    Frames queued while the socket is idle are written by the ``Flusher``
+    with ``os.write`` on the non-blocking socket (no task of its own wakes);
+    what the kernel does not take, and everything queued meanwhile, waits
+    for ``serve``, which writes it all in one ``send_all`` once the socket
+    drains. Without a flusher or ``fd`` (streams without a socket, in tests)
+    everything goes through ``serve``. ``detach`` before the socket closes:
+    a file descriptor number is reused by the next socket opened.
     """
 
     def __init__(
@@ -90,15 +123,18 @@ class FrameWriter:
         max_frames: int,
         stats: WriteStats,
         fd: int | None = None,
+        flusher: Flusher | None = None,
     ) -> None:
         self._stream = stream
-        self._fd = fd
+        self._fd = fd if flusher is not None else None
+        self._flusher = flusher
         self._max_bytes = max_bytes
         self._max_frames = max_frames
         self._stats = stats
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._sending = False
+        self._marked = False  # waiting for the flusher
+        self._sending = False  # serve() owns the queue until the socket drains
         self._wake = trio.Event()
         self._idle = trio.Event()
         self._idle.set()
@@ -106,41 +142,60 @@ class FrameWriter:
         self.broken = False
 
     def push(self, data: bytes) -> bool:
-        """Write or queue a frame (never blocks); False when the queue would pass its bound."""
+        """Queue a frame (never blocks); False when the queue would pass its bound."""
         if self._closing or self.broken:
             return True  # nothing more goes out; not the reader's fault
         pending = self._pending
-        if not pending and not self._sending and self._fd is not None:
-            self._stats.frames += 1
-            data = self._write_now(data)
-            if not data:
-                return True
-        elif pending and (
+        if pending and (
             len(pending) >= self._max_frames or self._pending_bytes + len(data) > self._max_bytes
         ):
             return False
-        else:
-            self._stats.frames += 1
         pending.append(data)
         self._pending_bytes += len(data)
+        self._stats.frames += 1
         if self._idle.is_set():
             self._idle = trio.Event()
-        self._wake.set()
+        if self._marked:
+            return True
+        if self._flusher is not None and self._fd is not None and not self._sending:
+            self._marked = True
+            self._flusher.mark(self)
+        else:
+            self._wake.set()
         return True
 
-    def _write_now(self, data: bytes) -> bytes:
-        """What the kernel did not take of ``data`` (b"" when all of it, or when broken)."""
-        assert self._fd is not None
+    def flush_now(self) -> None:
+        """Write the queue with one syscall; what the kernel leaves goes to ``serve``."""
+        self._marked = False
+        if self.broken or self._fd is None or not self._pending:
+            return
+        data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
         try:
             n = os.write(self._fd, data)
         except BlockingIOError:
-            return data
+            n = 0
         except OSError:
-            self.broken = True  # the peer is gone: the reader notices and ends the socket
-            return b""
-        self._stats.writes += 1
-        self._stats.bytes += n
-        return data[n:]
+            self._broke()  # the peer is gone: the reader notices and ends the socket
+            return
+        if n:
+            self._stats.writes += 1
+            self._stats.bytes += n
+        if n == len(data):
+            self._pending, self._pending_bytes = [], 0
+            self._idle.set()
+        else:
+            self._pending, self._pending_bytes = [data[n:]], len(data) - n
+            self._wake.set()
+
+    def detach(self) -> None:
+        """Write nothing more to this socket (it is about to close)."""
+        self._fd = None
+        self._broke()
+
+    def _broke(self) -> None:
+        self.broken = True
+        self._pending, self._pending_bytes = [], 0
+        self._idle.set()
 
     def push_last(self, data: bytes) -> None:
         """Queue the final frame (a close), even past the bound: then the unwritten
@@ -157,11 +212,13 @@ class FrameWriter:
         await self._idle.wait()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Write queued frames, all that are queued at once, until the socket breaks."""
+        """Write what the flusher could not (or everything, without one), all at once."""
         task_status.started()
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
+            if self._marked or self.broken:
+                continue
             batch, self._pending, self._pending_bytes = self._pending, [], 0
             if not batch:
                 self._idle.set()
@@ -171,13 +228,13 @@ class FrameWriter:
             try:
                 await self._stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.broken = True
-                self._pending = []
-                self._idle.set()
+                self._broke()
                 return
             finally:
                 self._sending = False
             self._stats.writes += 1
             self._stats.bytes += len(data)
-            if not self._pending:
+            if self._pending:
+                self._wake.set()  # queued meanwhile: written next, together
+            else:
                 self._idle.set()

@@ -34,7 +34,7 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token, split_c
 from chatto.errors import BusyError
 from chatto.http.asgi import Message as AsgiMessage
 from chatto.http.asgi import Scope
-from chatto.http.ws_frames import FrameWriter, WriteStats, text_frame
+from chatto.http.ws_frames import Flusher, FrameWriter, WriteStats, text_frame
 
 FRAME_KEY = "chatto.frame"  # a websocket.send's pre-encoded frame (bytes)
 COALESCED = "chatto.coalesced"  # scope extension: sends queue and never wait for the socket
@@ -89,6 +89,7 @@ class WsConnection:
         limits: WsLimits,
         stats: WriteStats,
         addresses: tuple[Any, Any],
+        flusher: Flusher,
     ) -> None:
         self._stream = stream
         self._request = request
@@ -100,6 +101,7 @@ class WsConnection:
             limits.send_buffer_frames,
             stats,
             stream.socket.fileno(),
+            flusher,
         )
         self._ws = Connection(ConnectionType.SERVER, extensions=[])
         self._inbound_send, self._inbound = trio.open_memory_channel[AsgiMessage](4)
@@ -143,6 +145,7 @@ class WsConnection:
                 nursery.cancel_scope.cancel()
         finally:
             self._inbound.close()
+            self._writer.detach()
             with trio.CancelScope(shield=True):
                 await self._stream.aclose()
 

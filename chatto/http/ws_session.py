@@ -98,6 +98,7 @@ class WsSession:
         self._ops: dict[str, trio.CancelScope] = {}
         self.acked = False
         self.closed = False
+        self._closing = False  # set before the first await of close(): one close only
         self._cookie_header = cookie_header
         self.ctx = RequestContext(services=services, auth=ANONYMOUS, transport="ws")
 
@@ -107,7 +108,7 @@ class WsSession:
 
     async def send_text(self, text: str, frame: bytes | None = None) -> None:
         """Send one message; ``frame``: the same, already encoded (the lean path uses it)."""
-        if self.closed:
+        if self.closed or self._closing:
             return
         message: Message = {"type": "websocket.send", "text": text}
         if frame is not None:
@@ -119,18 +120,24 @@ class WsSession:
             async with self._lock:
                 await self._send(message)
         except SlowConsumer:
-            self._metrics.slow_closes.inc()
-            await self.close(1013, "Slow consumer")
+            await self.close_slow()
 
     async def close(self, code: int, reason: str) -> None:
         """Close once (later calls do nothing) and cancel every operation."""
-        if self.closed:
+        if self.closed or self._closing:
             return
+        self._closing = True
         self._metrics.websocket_closes.labels(self.protocol, str(code)).inc()
         async with self._lock:
             self.closed = True
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         self._nursery.cancel_scope.cancel()
+
+    async def close_slow(self) -> None:
+        """1013: the socket fell behind its live feed (counted once, like the close)."""
+        if not (self.closed or self._closing):
+            self._metrics.slow_closes.inc()
+        await self.close(1013, "Slow consumer")
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run a task for the socket's lifetime (an adapter's keep-alive)."""
@@ -246,8 +253,7 @@ class WsSession:
             except RequestError as exc:
                 await self._fail(op_id, exc.message, exc.code)
             except BusyError:
-                self._metrics.slow_closes.inc()
-                await self.close(1013, "Slow consumer")
+                await self.close_slow()
             except ChattoError as exc:
                 if exc.code == "SESSION_TERMINATED":
                     await self.close(4403, "Session terminated")
