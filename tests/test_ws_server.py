@@ -160,7 +160,7 @@ async def test_an_upgrade_after_an_http_request_on_one_connection(chatto: Server
         assert (await ws.recv())["type"] == "next"
 
 
-async def test_size_origin_and_shutdown_rules_on_this_path(
+async def test_request_id_size_origin_and_shutdown_rules_on_this_path(
     nursery: trio.Nursery, make_config: ConfigFactory
 ) -> None:
     handle = await start_server(nursery, make_config())
@@ -169,6 +169,10 @@ async def test_size_origin_and_shutdown_rules_on_this_path(
         bad = RawWs(await open_socket(port_of(handle)))
         refused = await bad.upgrade([(b"origin", b"https://evil.example")])
         assert isinstance(refused, RejectConnection) and refused.status_code == 403
+        plain = RawWs(await open_socket(port_of(handle)))
+        accepted = await plain.upgrade()
+        assert isinstance(accepted, AcceptConnection)
+        assert len(dict(accepted.extra_headers).get(b"x-request-id", b"")) >= 8
         big = await live_raw(handle)
         await big.send(id="x", type="subscribe", payload={"query": "x" * (1024 * 1024)})
         with pytest.raises(EOFError) as info:

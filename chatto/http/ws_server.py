@@ -141,6 +141,9 @@ class WsConnection:
                 self._nursery = nursery
                 await nursery.start(self._writer.serve)
                 await app(self.scope, self.receive, self.send)
+                # Nobody reads any more: the reader must not wait to hand over
+                # a message while the peer's close is still to be read.
+                self._inbound.close()
                 await self._finish()
                 nursery.cancel_scope.cancel()
         finally:
