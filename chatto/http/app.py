@@ -1,7 +1,8 @@
 """The one ASGI application: routes, lifespan and the error boundary.
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
-``/api/server``, ``/api/playground``, ``/api/schema.graphql`` (the SDL).
+``/api/server``, ``/api/playground``, ``/api/schema.graphql`` (the SDL), and
+the web client (``/``, ``/static/*`` and its client routes: ``chatto.web``).
 Every response carries the security headers from ``chatto.http.asgi``. A
 ``ChattoError`` a route lets through answers with its own status and code
 (a NATS outage is 503 ``UNAVAILABLE``); an unexpected exception becomes a
@@ -41,6 +42,7 @@ from chatto.http.oauth_routes import handle_oauth
 from chatto.logs import REQUEST_ID, new_request_id
 from chatto.ratelimit import is_trusted
 from chatto.services import Services
+from chatto.web.routes import WebClient
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class ChattoApp:
         self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
+        self.web = WebClient()
         self._playground = (
             ExplorerGraphiQL(title="Chatto API", subscription_url=GRAPHQL_PATH).html(None).encode()
         )
@@ -156,6 +159,8 @@ class ChattoApp:
             await handle_attachment(scope, send, self.services)
         elif path.startswith("/assets/avatars/"):
             await handle_avatar(scope, send, self.services)
+        elif path not in GET_ONLY and self.web.claims(path, method):
+            await self.web.serve(scope, send)
         elif method != "GET" and path in GET_ONLY:
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":

@@ -1,0 +1,82 @@
+// One message as DOM: author, time, body, markers, attachments, reactions,
+// thread replies and its actions. Actions go to the `act` callback.
+import { cleanName, fmtSize, fmtTime, h, nameEl } from './dom.js';
+import { formatBody } from './format.js';
+import { state, user } from './store.js';
+
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '✅'];
+
+function authorOf(msg) {
+  if (state.deletedUsers?.has(msg.authorId)) return null;
+  return msg.author ? user(msg.authorId, msg.author) : null;
+}
+
+export function avatar(u, size = 'md') {
+  if (u?.avatarUrl) return h('img', { class: `avatar ${size}`, src: u.avatarUrl, alt: '' });
+  const initial = u ? cleanName(u.displayName || u.login).slice(0, 1).toUpperCase() : '?';
+  return h('span', { class: `avatar ${size} initial`, 'aria-hidden': 'true' }, initial);
+}
+
+function attachmentEl(att) {
+  const name = att.name || 'attachment (name erased)';
+  if (att.contentType.startsWith('image/') && att.contentType !== 'image/svg+xml') {
+    return h('a', { class: 'att image', href: att.url, target: '_blank', rel: 'noopener' },
+      h('img', { src: att.url, alt: name, loading: 'lazy' }));
+  }
+  return h('a', { class: 'att file', href: att.url, download: name },
+    h('span', { class: 'att-name' }, name), ' ', h('span', { class: 'muted' }, `(${fmtSize(att.size)})`));
+}
+
+function reactionsEl(msg, act) {
+  if (!msg.reactions?.length) return null;
+  return h('div', { class: 'reactions', role: 'group', 'aria-label': 'Reactions' },
+    msg.reactions.map((r) => h('button', {
+      type: 'button', class: 'reaction', 'aria-pressed': r.mine ? 'true' : 'false',
+      title: `:${r.shortcode}:`, 'aria-label': `${r.emoji || r.shortcode} ${r.count}, ${r.mine ? 'remove' : 'add'} reaction`,
+      onclick: () => act('react', msg, { code: r.emoji || r.shortcode, add: !r.mine }),
+    }, `${r.emoji || `:${r.shortcode}:`} ${r.count}`)));
+}
+
+function actionsEl(msg, { inThread }, act) {
+  const mine = msg.authorId === state.me?.id;
+  const btn = (label, action, extra = {}) => h('button', { type: 'button', class: 'icon-btn', 'aria-label': label, title: label,
+    onclick: () => act(action, msg, extra) }, ACTION_ICONS[action]);
+  return h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' },
+    btn('Add reaction', 'picker'),
+    inThread ? null : btn('Reply in thread', 'thread'),
+    mine && !msg.retracted ? btn('Edit message', 'edit') : null,
+    mine && !msg.retracted ? btn('Retract message', 'retract') : null,
+    !mine && authorOf(msg) ? btn('Message the author directly', 'dm') : null);
+}
+const ACTION_ICONS = { picker: '☺', thread: '↩', edit: '✎', retract: '🗑', dm: '✉' };
+
+export function pickerEl(msg, act) {
+  return h('div', { class: 'picker', role: 'group', 'aria-label': 'Choose a reaction' },
+    QUICK_REACTIONS.map((e) => h('button', { type: 'button', class: 'reaction', 'aria-label': `React with ${e}`,
+      onclick: () => act('react', msg, { code: e, add: true }) }, e)));
+}
+
+export function renderMessage(msg, { prev = null, inThread = false, act }) {
+  const author = authorOf(msg);
+  const cont = prev && prev.authorId === msg.authorId && !prev.retracted &&
+    new Date(msg.createdAt) - new Date(prev.createdAt) < 5 * 60 * 1000;
+  const body = msg.retracted
+    ? h('p', { class: 'retracted' }, 'This message was retracted.')
+    : h('div', { class: 'body' }, formatBody(msg.body || ''));
+  const el = h('article', {
+    class: `msg${cont ? ' cont' : ''}${msg.authorId === state.me?.id ? ' mine' : ''}`,
+    dataset: { id: msg.id }, tabindex: '-1', 'aria-label': `${author ? cleanName(author.displayName) : 'Deleted User'} at ${fmtTime(msg.createdAt)}`,
+  },
+  cont ? h('span', { class: 'gutter' }) : avatar(author),
+  h('div', { class: 'main' },
+    cont ? null : h('header', {}, nameEl(author, 'author'), ' ',
+      h('time', { datetime: msg.createdAt, title: new Date(msg.createdAt).toLocaleString() }, fmtTime(msg.createdAt))),
+    body,
+    msg.editedAt && !msg.retracted ? h('span', { class: 'edited muted', title: new Date(msg.editedAt).toLocaleString() }, '(edited)') : null,
+    msg.attachments?.length ? h('div', { class: 'atts' }, msg.attachments.map(attachmentEl)) : null,
+    reactionsEl(msg, act),
+    !inThread && msg.replyCount > 0 ? h('button', { type: 'button', class: 'link replies', onclick: () => act('thread', msg) },
+      `${msg.replyCount} ${msg.replyCount === 1 ? 'reply' : 'replies'}`) : null),
+  actionsEl(msg, { inThread }, act));
+  return el;
+}
