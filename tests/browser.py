@@ -60,16 +60,18 @@ class Page:
             self.events.append(json.loads(await self.ws.get_message()))
 
     async def js(self, expression: str) -> Any:
-        res = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        res = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return res.get("result", {}).get("value")
 
     async def load(self, url: str) -> None:
         await self.call("Page.navigate", url=url)
         await self.wait_event("Page.loadEventFired")
 
-    async def wait_js(self, expression: str, timeout: float = 15) -> Any:
-        """Poll ``expression`` until it is truthy; its value."""
-        with trio.fail_after(timeout):
+    async def wait_js(self, expression: str, within: float = 15) -> Any:
+        """Poll ``expression`` until it is truthy (for ``within`` seconds); its value."""
+        with trio.fail_after(within):
             while True:
                 value = await self.js(expression)
                 if value:
@@ -83,9 +85,16 @@ class Page:
     async def press(self, key: str, code: str = "", modifiers: int = 0) -> None:
         """A key press (``Enter``, ``ArrowUp``; modifiers: 8 is Shift)."""
         vk = {"Enter": 13, "ArrowUp": 38, "ArrowDown": 40, "Escape": 27, "Tab": 9}.get(key, 0)
-        base = {"key": key, "code": code or key, "modifiers": modifiers, "windowsVirtualKeyCode": vk}
+        base = {
+            "key": key,
+            "code": code or key,
+            "modifiers": modifiers,
+            "windowsVirtualKeyCode": vk,
+        }
         text = {"Enter": "\r"}.get(key)
-        await self.call("Input.dispatchKeyEvent", type="keyDown", **base, **({"text": text} if text else {}))
+        await self.call(
+            "Input.dispatchKeyEvent", type="keyDown", **base, **({"text": text} if text else {})
+        )
         await self.call("Input.dispatchKeyEvent", type="keyUp", **base)
 
     async def drain(self) -> None:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import base64
-import contextlib
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
 
 from tests.browser import Page, open_page
 from tests.conftest import ConfigFactory, start_mail_server
-from tests.web.ui import click, click_text, fill, need_chromium, q, send, shot, sign_up, timeline_text
+from tests.web.ui import (
+    click,
+    click_text,
+    fill,
+    need_chromium,
+    q,
+    send,
+    shot,
+    sign_up,
+    timeline_text,
+)
 
 PW = "a long enough password"
 # A 2x2 red PNG.
@@ -73,7 +84,10 @@ async def test_two_people_chat(
             await send(alice, "Hello **Bob**, see https://example.com/x.")
             await bob.wait_js(f"{timeline_text()}.includes('Hello Bob, see')")
             assert await bob.js("document.querySelector('.timeline strong').textContent") == "Bob"
-            assert await bob.js("document.querySelector('.timeline a').href") == "https://example.com/x"
+            assert (
+                await bob.js("document.querySelector('.timeline a').href")
+                == "https://example.com/x"
+            )
             await send(bob, "Hi Alice!")
             await alice.wait_js(f"{timeline_text()}.includes('Hi Alice!')")
             # Typing.
@@ -81,14 +95,149 @@ async def test_two_people_chat(
             await alice.wait_js(f"{q('.typing')}.textContent.includes('bob is typing')")
             await bob.press("Enter")
             await alice.wait_js(f"{timeline_text()}.includes('I am typ')")
+            await react_and_thread(alice, bob)
+            await attach_edit_retract(alice, bob, image)
+            await drop_without_loss(env.server.running.services, alice, bob)
+            await xss_stays_inert(alice, bob)
             await shot(alice, "room")
             await check_clean(alice, bob)
+            await delete_account(alice, bob)
+            await check_clean(alice, bob)
     await env.server.stop()
+
+
+def msg_with(text: str) -> str:
+    """The .msg article whose text contains ``text``."""
+    return f"[...document.querySelectorAll('.room-main .msg')].find((m) => m.innerText.includes({json.dumps(text)}))"
+
+
+async def act_on(page: Page, text: str, label: str) -> None:
+    """Click a message's action button (by its label)."""
+    sel = json.dumps(f"[aria-label='{label}']")
+    await page.wait_js(f"!!{msg_with(text)}")
+    await page.js(f"{msg_with(text)}.querySelector({sel}).click(); true")
+
+
+async def react_and_thread(alice: Page, bob: Page) -> None:
+    await act_on(alice, "Hi Alice!", "Add reaction")
+    await click(alice, ".picker button[aria-label='React with 👍']")
+    await bob.wait_js(
+        f"{msg_with('Hi Alice!')}?.querySelector('.reaction')?.textContent === '👍 1'"
+    )
+    # Bob replies in a thread under Alice's first message; Alice sees the count, opens it.
+    await act_on(bob, "Hello Bob", "Reply in thread")
+    await send(bob, "A thread reply", ".thread .composer-input")
+    await bob.wait_js(f"{timeline_text('.thread .timeline')}.includes('A thread reply')")
+    await alice.wait_js(
+        f"{msg_with('Hello Bob')}?.querySelector('.replies')?.textContent === '1 reply'"
+    )
+    await alice.js(f"{msg_with('Hello Bob')}.querySelector('.replies').click(); true")
+    await alice.wait_js(f"{timeline_text('.thread .timeline')}.includes('A thread reply')")
+    await shot(alice, "thread")
+    await click(alice, ".thread [aria-label='Close thread']")
+
+
+async def attach_edit_retract(alice: Page, bob: Page, image: Path) -> None:
+    doc = await alice.call("DOM.getDocument")
+    node = await alice.call(
+        "DOM.querySelector", nodeId=doc["root"]["nodeId"], selector=".room-main input[type=file]"
+    )
+    await alice.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(image)])
+    await alice.wait_js(f"{q('.room-main .uploads li.done')} !== null")
+    await send(alice, "A red square")
+    await bob.wait_js(f"{msg_with('A red square')}?.querySelector('img')?.naturalWidth === 2")
+    # Up in the empty composer edits the last message.
+    await alice.js(f"{q('.room-main .composer-input')}.focus(); true")
+    await alice.press("ArrowUp")
+    await alice.wait_js(f"{q('.room-main .composer-input')}.value === 'A red square'")
+    await fill(alice, ".room-main .composer-input", "A red square (small)")
+    await alice.press("Enter")
+    await bob.wait_js(f"{msg_with('A red square (small)')}?.querySelector('.edited') != null")
+    await alice.js("window.confirm = () => true; true")
+    await send(alice, "Oops, wrong room")
+    await bob.wait_js(f"!!{msg_with('Oops, wrong room')}")
+    await act_on(alice, "Oops, wrong room", "Retract message")
+    await bob.wait_js(f"!{msg_with('Oops, wrong room')} && {timeline_text()}.includes('retracted')")
+
+
+async def drop_without_loss(services: Any, alice: Page, bob: Page) -> None:
+    """The server drops Bob's live stream; what Alice says meanwhile still arrives, once."""
+    bob_id = await bob.js("window.chatto.store.state.me.id")
+    # Hold Bob's reconnect back so messages land while he is away.
+    await bob.js(
+        "window.__realWS = window.WebSocket; window.WebSocket = function () { throw new Error('held'); }; true"
+    )
+    subs = list(services.hub._by_topic.get(f"user.{bob_id}", ()))
+    assert subs
+    for sub in subs:
+        sub.dropped = True
+        sub.send.close()
+    await bob.wait_js("window.chatto.store.state.conn === 'offline'")
+    for i in range(3):
+        await send(alice, f"While you were away {i}")
+    await bob.js("window.WebSocket = window.__realWS; window.chatto.store.reconnectNow(); true")
+    await bob.wait_js("window.chatto.store.state.conn === 'online'")
+    for i in range(3):
+        await bob.wait_js(f"{timeline_text()}.includes('While you were away {i}')")
+    count = await bob.js(f"{timeline_text()}.split('While you were away').length - 1")
+    assert count == 3
+
+
+async def xss_stays_inert(alice: Page, bob: Page) -> None:
+    # The server refuses bidi and zero-width characters in names (the client
+    # strips them too, and isolates every name in <bdi>); markup stays text.
+    rename = "mutation($n: String!) { updateProfile(displayName: $n) { id } }"
+    bidi = json.dumps({"n": "x\u202egnp.exe"})
+    refused = await bob.js(
+        f"window.chatto.store.gql({json.dumps(rename)}, {bidi}).then(() => 'stored', (e) => e.code)"
+    )
+    assert refused == "BAD_USER_INPUT"
+    evil = {"n": "<img src=x onerror=window.__xss=1>"}
+    await bob.js(
+        f"window.chatto.store.gql({json.dumps(rename)}, {json.dumps(evil)}).then(() => true)"
+    )
+    for body in (
+        "<img src=x onerror=window.__xss=1>",
+        "<script>window.__xss=1</script>",
+        "[click](javascript:window.__xss=1) javascript:window.__xss=1",
+        "\u202egnp.exe `<b>code</b>` and\n> <i>quote</i>",
+    ):
+        await send(bob, body)
+    await alice.wait_js(f"{timeline_text()}.includes('<i>quote</i>')")
+    assert await alice.js("window.__xss") is None
+    assert (
+        await alice.js(
+            "document.querySelector('.timeline img[src=x], .timeline script, .timeline b, .timeline i')"
+        )
+        is None
+    )
+    hrefs = await alice.js("[...document.querySelectorAll('.timeline a')].map((a) => a.href)")
+    assert all(h.startswith(("https:", "http:")) for h in hrefs), hrefs
+    # The name is shown as text, isolated, without its bidi and zero-width tricks.
+    await alice.wait_js(f"{msg_with('wrong room')} || true")
+    names = await alice.js(
+        "[...document.querySelectorAll('.timeline bdi.author')].map((b) => b.textContent)"
+    )
+    assert "<img src=x onerror=window.__xss=1>" in names, names
+    assert await alice.js("document.querySelector('.timeline bdi.author').tagName") == "BDI"
+
+
+async def delete_account(alice: Page, bob: Page) -> None:
+    await bob.js(
+        "(async () => { const s = window.chatto.store;"
+        " const c = await s.gql('mutation { requestAccountDeletion { token } }');"
+        " await s.gql('mutation($t: String!) { deleteMyAccount(token: $t) }', {t: c.requestAccountDeletion.token});"
+        " })(); true"
+    )
+    await alice.wait_js(
+        "[...document.querySelectorAll('.timeline bdi.author')].some((b) => b.textContent === 'Deleted User')",
+        20,
+    )
+    signin = q('form[aria-label="Sign in to Chatto"]')
+    await bob.wait_js(f"!!{signin}", 20)
 
 
 async def check_clean(*pages: Page) -> None:
     for page in pages:
         problems = await page.problems()
         assert not problems, problems
-
-

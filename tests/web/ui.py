@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.authflow import mailed_code
 from tests.browser import Page, chromium
@@ -73,5 +74,5 @@ async def shot(page: Page, name: str) -> None:
     """A screenshot under $CHATTO_SCREENSHOTS (the README shows them)."""
     folder = os.environ.get("CHATTO_SCREENSHOTS")
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        await trio.Path(folder).mkdir(parents=True, exist_ok=True)
         await page.screenshot(str(Path(folder) / f"{name}.png"))

@@ -12,7 +12,7 @@ const EDGE = 400;
 
 export class TimelineView {
   constructor({ roomId, threadId = null, label, act }) {
-    Object.assign(this, { roomId, threadId, act, lo: 0, hi: 0 });
+    Object.assign(this, { roomId, threadId, act, lo: 0, hi: 0, tail: true });
     this.status = h('div', { class: 'tl-status muted', 'aria-live': 'off' });
     this.list = h('div', { class: 'items' });
     this.newBelow = h('button', { type: 'button', class: 'new-below', hidden: true,
@@ -50,6 +50,7 @@ export class TimelineView {
   reset() {
     const n = this.events.length;
     this.hi = n;
+    this.tail = true;
     this.lo = Math.max(0, n - INITIAL);
     this.list.replaceChildren(...this.range(this.lo, this.hi));
     this.updateStatus();
@@ -83,7 +84,7 @@ export class TimelineView {
 
   onAppend() {
     const n = this.events.length;
-    if (this.hi < n - 1) { this.newBelow.hidden = false; return; }
+    if (!this.tail) { this.newBelow.hidden = false; return; }
     const follow = this.atEnd() || this.events[n - 1].authorId === state.me?.id;
     this.list.append(...this.range(this.hi, n));
     this.hi = n;
@@ -126,7 +127,7 @@ export class TimelineView {
     this.list.prepend(...nodes);
     this.lo = from;
     this.el.scrollTop = top + (this.el.scrollHeight - before);
-    while (this.hi - this.lo > MAX_NODES) { this.list.lastElementChild.remove(); this.hi -= 1; }
+    while (this.hi - this.lo > MAX_NODES) { this.list.lastElementChild.remove(); this.hi -= 1; this.tail = false; }
     this.updateStatus();
     return undefined;
   }
@@ -135,6 +136,7 @@ export class TimelineView {
     const to = Math.min(this.events.length, this.hi + STEP);
     this.list.append(...this.range(this.hi, to));
     this.hi = to;
+    this.tail = to === this.events.length;
     this.trimTop();
   }
 
