@@ -105,8 +105,12 @@ class Page:
                 continue
             return
 
-    async def problems(self) -> list[str]:
-        """Console errors, uncaught exceptions and CSP violations seen so far."""
+    async def problems(self, statuses: tuple[int, ...] = ()) -> list[str]:
+        """Console errors, uncaught exceptions and CSP violations seen so far.
+
+        ``statuses``: HTTP refusals the test provoked on purpose (a wrong
+        password's 401), which Chromium logs as failed resource loads.
+        """
         await self.drain()
         out: list[str] = []
         for ev in self.events:
@@ -116,7 +120,9 @@ class Page:
             elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
                 out.append(json.dumps(params.get("args", []))[:500])
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-                out.append(params["entry"].get("text", "")[:500])
+                text = params["entry"].get("text", "")
+                if not any(f"status of {status} " in text for status in statuses):
+                    out.append(text[:500])
         return out
 
     async def screenshot(self, path: str) -> None:

@@ -1,7 +1,7 @@
 // Applies one myEvents event to the store and tells the views what changed.
 import * as Q from './queries.js';
 import {
-  appendLive, emit, ended, gql, loadMembers, markRead, refreshRooms, state, upsertMessage,
+  appendLive, emit, gql, loadMembers, markRead, refreshRooms, sessionEnded, state, upsertMessage,
 } from './store.js';
 
 const TYPING_TTL = 6000;
@@ -123,5 +123,5 @@ const HANDLERS = {
   ROOM_ARCHIVED: () => refreshRooms().catch(() => {}),
   PROFILE_UPDATED: (ev) => profile(ev).catch(() => {}),
   READ_MARKER: readMarker,
-  SESSION_TERMINATED: () => ended('Your session has ended. Please sign in again.'),
+  SESSION_TERMINATED: () => sessionEnded(),
 };

@@ -58,6 +58,26 @@ export async function signOut(everywhere = false) {
   try { await authCall(everywhere ? '/auth/logout-all' : '/auth/logout'); } finally { ended(''); }
 }
 
+/** The live stream says the session ended: still signed in (a password change
+ * gave this client a fresh cookie)? Then reconnect; else sign out here. */
+let renewing = null;
+export async function sessionEnded() {
+  // A password change ends every older session, this socket's too: the
+  // answer to it carries this client's fresh cookie, so wait for it first.
+  if (renewing) await renewing.catch(() => {});
+  try {
+    const doc = await authCall('/auth/session');
+    if (doc.user) {
+      setCsrf(doc.csrfToken);
+      if (socket) socket.stop();
+      socket = null;
+      startLive();
+      return;
+    }
+  } catch (e) { /* fall through */ }
+  ended('Your session has ended. Please sign in again.');
+}
+
 export function ended(notice) {
   if (socket) socket.stop();
   socket = null;
@@ -68,8 +88,12 @@ export function ended(notice) {
 }
 
 export async function changePassword(currentPassword, newPassword) {
-  const doc = await authCall('/auth/change-password', { currentPassword, newPassword });
-  setCsrf(doc.csrfToken);
+  renewing = authCall('/auth/change-password', { currentPassword, newPassword });
+  try {
+    setCsrf((await renewing).csrfToken);
+  } finally {
+    setTimeout(() => { renewing = null; }, 5000);
+  }
 }
 
 // --- loading -----------------------------------------------------------------
@@ -206,7 +230,7 @@ export function startLive() {
     onEvent: applyLive,
     onState: (s) => { state.conn = s; emit('conn'); },
     onResumed: () => catchUp().catch((e) => console.warn('catch-up failed', e.message)),
-    onRefused: () => ended('Your session has ended. Please sign in again.'),
+    onRefused: () => sessionEnded(),
   });
   socket.start();
 }

@@ -1,0 +1,107 @@
+"""Accounts and administration through the web client in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from tests.browser import Page, open_page
+from tests.conftest import OWNER_EMAIL, ConfigFactory, start_mail_server
+from tests.web.test_web_client import check_clean
+from tests.web.ui import click, click_text, fill, need_chromium, q, shot, sign_up
+
+PW = "a long enough password"
+SIGNIN = q('form[aria-label="Sign in to Chatto"]')
+
+
+async def sign_in(page: Page, url: str, login: str, pw: str) -> None:
+    await page.load(f"{url}/login")
+    await fill(page, "input[name=login]", login)
+    await fill(page, "input[name=password]", pw)
+    await click(page, "form button[type=submit]")
+
+
+async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFactory) -> None:
+    need_chromium()
+    env = await start_mail_server(
+        nursery,
+        make_config,
+        CHATTO_OWNERS_EMAILS=OWNER_EMAIL,
+        CHATTO_LIMITS_LOGIN_PER_ACCOUNT="3/300",
+    )
+    url = env.url.replace("127.0.0.1", "localhost")
+    with trio.fail_after(180):
+        async with open_page() as page:
+            await page.viewport(1200, 800)
+            await page.load(url)
+            await page.wait_js(f"!!{SIGNIN}")
+            await shot(page, "sign-in")
+            await sign_up(page, url, env.sink, OWNER_EMAIL, "boss", PW)
+            # The owner sees the administration; users are metadata only.
+            await page.load(url)
+            await click_text(page, "a.nav-link", "Server")
+            await page.wait_js(
+                "document.querySelector('table')?.innerText.includes('boss@example.com')"
+            )
+            await click_text(page, "button[role=tab]", "Permissions")
+            await fill(page, "input[name=explainLogin]", "boss")
+            await page.js("document.querySelector('select[name=permission]') && true")
+            await click_text(
+                page, "form[aria-label='Why is it allowed or denied?'] button", "Explain"
+            )
+            await page.wait_js("document.body.innerText.includes('Allowed:')")
+            await click_text(page, "button[role=tab]", "Users")
+            await page.wait_js("!!document.querySelector('table')")
+            await shot(page, "admin")
+            # Me: a new display name, a new password.
+            await click_text(page, "a.nav-link", "Me")
+            await fill(page, "input[name=displayName]", "The Boss")
+            await click_text(page, "form[aria-label='Display name'] button", "Save name")
+            await page.wait_js(f"{q('.me-row bdi')}.textContent === 'The Boss'")
+            await fill(page, "input[name=currentPassword]", PW)
+            await fill(page, "input[name=newPassword]", PW + "2")
+            await click_text(page, "form[aria-label='Change password'] button", "Change password")
+            await page.wait_js("document.body.innerText.includes('Password changed')")
+            await shot(page, "me")
+            # The session survives the change (fresh CSRF token): sign out works.
+            await click_text(page, "button", "Sign out")
+            await page.wait_js(f"!!{SIGNIN}")
+            # A wrong password says so; by email with the right one gets in.
+            await sign_in(page, url, OWNER_EMAIL, "wrong password!")
+            await page.wait_js(f"{q('.error')}?.textContent.length > 0")
+            await sign_in(page, url, OWNER_EMAIL, PW + "2")
+            await page.wait_js(f"!!{q('nav.sidebar')}")
+            # Sign out everywhere ends this session too.
+            await click_text(page, "a.nav-link", "Me")
+            await click_text(page, "button", "Sign out everywhere")
+            await page.wait_js(f"!!{SIGNIN}")
+            # Too many attempts: the wait is stated.
+            for _ in range(4):
+                await sign_in(page, url, "boss", "wrong password!")
+                await page.wait_js(f"{q('.error')}?.textContent.length > 0")
+            text = await page.js(f"{q('.error')}.textContent")
+            assert re.search(r"Too many attempts\. Try again in \d+ (seconds|minutes)\.", text), (
+                text
+            )
+            # Forgot password: the mailed link opens the reset page.
+            await click_text(page, "a", "Forgot your password?")
+            await fill(page, "input[name=email]", OWNER_EMAIL)
+            await click(page, "form button[type=submit]")
+            await page.wait_js(f"{q('.info')}?.textContent.includes('If the address can be used')")
+            mails = await env.sink.wait_for(OWNER_EMAIL, 2)
+            link = re.search(r"https?://\S+/reset-password\?token=\S+", mails[-1].get_content())
+            assert link, mails[-1].get_content()
+            reset = re.sub(r"^https?://[^/]+", url, link.group(0))
+            await page.load(reset)
+            await fill(page, "input[name=password]", PW + "3")
+            await click(page, "form button[type=submit]")
+            await page.wait_js(f"{q('.info')}?.textContent.includes('password is changed')")
+            # Phone width: the sign-in page and the room list fit.
+            await page.viewport(390, 780, mobile=True)
+            await page.load(f"{url}/login")
+            await page.wait_js(f"!!{SIGNIN}")
+            assert await page.js("document.documentElement.scrollWidth <= 390")
+            # Only the refusals provoked above (wrong password, rate limit).
+            await check_clean(page, statuses=(401, 429))
+    await env.server.stop()
