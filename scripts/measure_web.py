@@ -35,12 +35,12 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.ids import new_id  # noqa: E402
-from actors.users.actor import CreateUser  # noqa: E402
-from chatto.config import Config, load_config  # noqa: E402
-from chatto.initcmd import write_initial_config  # noqa: E402
-from chatto.server import Running, serve_chatto  # noqa: E402
-from tests.browser import Page, chromium, open_page  # noqa: E402
+from actors.ids import new_id
+from actors.users.actor import CreateUser
+from chatto.config import Config, load_config
+from chatto.initcmd import write_initial_config
+from chatto.server import Running, serve_chatto
+from tests.browser import Page, chromium, open_page
 
 STATIC = Path(__file__).resolve().parents[1] / "chatto" / "web" / "static"
 BUDGET = 300 * 1024
@@ -129,7 +129,9 @@ async def measure(messages: int, runs: int) -> dict[str, Any]:
                 times, files = [], {}
                 async with open_page() as page:
                     await page.viewport(1200, 800)
-                    await page.call("Network.setCookie", name="chatto_session", value=cookie, url=base)
+                    await page.call(
+                        "Network.setCookie", name="chatto_session", value=cookie, url=base
+                    )
                     # Every run is a first load: no HTTP cache.
                     await page.call("Network.setCacheDisabled", cacheDisabled=True)
                     for _ in range(runs):
