@@ -74,13 +74,13 @@ async def test_two_people_chat(
             await sign_up(bob, url, env.sink, "bob@example.com", "bob", PW)
             # Alice creates a room, Bob finds and joins it.
             await click_text(alice, "a.nav-link", "New room")
-            await fill(alice, "input[name=name]", "general")
+            await fill(alice, "input[name=name]", "lounge")
             await fill(alice, "input[name=topic]", "Everything")
             await click(alice, "form[aria-label='Create a room'] button[type=submit]")
-            await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#general'")
+            await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
             await click_text(bob, "a.nav-link", "Browse rooms")
-            await click(bob, "button[aria-label='Join general']")
-            await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#general'")
+            await click(bob, "button[aria-label='Join lounge']")
+            await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
             # Live both ways.
             await send(alice, "Hello **Bob**, see https://example.com/x.")
             await bob.wait_js(f"{timeline_text()}.includes('Hello Bob, see')")
@@ -101,6 +101,15 @@ async def test_two_people_chat(
             await drop_without_loss(env.server.running.services, alice, bob)
             await xss_stays_inert(alice, bob)
             await shot(alice, "room")
+            await alice.call(
+                "Emulation.setEmulatedMedia",
+                features=[{"name": "prefers-color-scheme", "value": "dark"}],
+            )
+            await shot(alice, "room-dark")
+            await alice.viewport(390, 780, mobile=True)
+            assert await alice.js("document.documentElement.scrollWidth <= 390")
+            await shot(alice, "phone-room")
+            await alice.viewport(1200, 800)
             # Every module parses and loads (the lazy views too).
             modules = json.dumps([f"/static/js/{p.name}" for p in JS.iterdir()])
             assert await alice.js(f"Promise.all({modules}.map((m) => import(m))).then(() => true)")
@@ -157,6 +166,11 @@ async def attach_edit_retract(alice: Page, bob: Page, image: Path) -> None:
     await fill(alice, ".room-main .composer-input", "A red square (small)")
     await alice.press("Enter")
     await bob.wait_js(f"{msg_with('A red square (small)')}?.querySelector('.edited') != null")
+    for page in (alice, bob):
+        assert (
+            await page.js(f"{msg_with('A red square (small)')}.querySelector('img')?.naturalWidth")
+            == 2
+        )
     await alice.js("window.confirm = () => true; true")
     await send(alice, "Oops, wrong room")
     await bob.wait_js(f"!!{msg_with('Oops, wrong room')}")

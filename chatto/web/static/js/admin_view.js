@@ -51,7 +51,7 @@ async function usersTab() {
   const d = await gql('{ admin { users { id login emails isOwner roles createdAt } } }');
   return h('div', {}, h('p', { class: 'muted' }, 'Account metadata only: administrators never see messages, DMs or files.'),
     table(['Login', 'Emails', 'Roles', 'Created', 'Id'], d.admin.users.map((u) => [
-      h('bdi', {}, u.login), u.emails.join(', '), [u.isOwner ? 'owner' : '', ...u.roles].filter(Boolean).join(', '),
+      h('bdi', {}, u.login), u.emails.join(', '), [...new Set([u.isOwner ? 'owner' : '', ...u.roles])].filter(Boolean).join(', '),
       new Date(u.createdAt).toLocaleDateString(), h('code', {}, u.id)])));
 }
 

@@ -5,7 +5,7 @@ import { Composer } from './composer.js';
 import { membersPanel } from './members.js';
 import { pickerEl } from './message.js';
 import {
-  closeThread, leaveRoom, on, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
+  closeThread, emit, leaveRoom, on, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
 } from './store.js';
 import { TimelineView } from './timeline.js';
 
@@ -25,10 +25,11 @@ export function roomView(roomId, navigate) {
     side.hidden = !view;
   };
   const title = h('h1', {}, h('bdi', {}, room.kind === 'DM' ? roomLabel(room) : `#${room.name}`));
+  const membersBtn = h('button', { type: 'button', class: 'btn', 'aria-label': 'Show members', onclick: () => setSide(sideView?.kind === 'members' ? null : Object.assign(membersPanel(roomId, navigate), { kind: 'members' })) }, `Members (${room.memberCount})`);
   const header = h('header', { class: 'room-head' },
     h('button', { type: 'button', class: 'icon-btn back', 'aria-label': 'Back to rooms', onclick: () => navigate('/') }, '←'),
     h('div', { class: 'room-title' }, title, room.topic ? h('p', { class: 'topic muted' }, room.topic) : null),
-    h('button', { type: 'button', class: 'btn', 'aria-label': 'Show members', onclick: () => setSide(sideView?.kind === 'members' ? null : Object.assign(membersPanel(roomId, navigate), { kind: 'members' })) }, `Members (${room.memberCount})`),
+    membersBtn,
     room.kind === 'DM' ? null : h('button', { type: 'button', class: 'btn', onclick: async () => {
       if (!confirm(`Leave #${room.name}?`)) return;
       try { await leaveRoom(roomId); navigate('/'); } catch (e) { toast(e.message); }
@@ -51,8 +52,9 @@ export function roomView(roomId, navigate) {
       setSide(threadPanel(roomId, d.rootId, navigate));
     }),
     on('members', (d) => { if (d.roomId === roomId && room.kind === 'DM') title.firstChild.textContent = roomLabel(room); }),
+    on('rooms', () => { membersBtn.textContent = `Members (${(state.rooms.get(roomId) || room).memberCount})`; }),
   ];
-  el.destroy = () => { offs.forEach((f) => f()); timeline.destroy(); if (sideView?.destroy) sideView.destroy(); };
+  el.destroy = () => { if (state.current === roomId) { state.current = null; emit('room', {}); } offs.forEach((f) => f()); timeline.destroy(); if (sideView?.destroy) sideView.destroy(); };
   openRoom(roomId).catch((e) => toast(e.message));
   setTimeout(() => composer.focus(), 0);
   return el;

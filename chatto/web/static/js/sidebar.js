@@ -4,7 +4,7 @@ import { can, on, roomLabel, state } from './store.js';
 
 export function sidebar(navigate) {
   const el = h('nav', { class: 'sidebar', 'aria-label': 'Rooms and direct messages' });
-  const draw = () => el.replaceChildren(...content(navigate));
+  const draw = () => el.replaceChildren(...content(navigate).filter(Boolean));
   on('rooms', draw);
   on('room', draw);
   on('presence', draw);
