@@ -96,6 +96,7 @@ async def test_two_people_chat(
             await alice.wait_js(f"{q('.typing')}.textContent.includes('bob is typing')")
             await bob.press("Enter")
             await alice.wait_js(f"{timeline_text()}.includes('I am typ')")
+            await unread_badges(alice, bob)
             await react_and_thread(alice, bob)
             await attach_edit_retract(alice, bob, image)
             await drop_without_loss(env.server.running.services, alice, bob)
@@ -129,6 +130,21 @@ async def act_on(page: Page, text: str, label: str) -> None:
     sel = json.dumps(f"[aria-label='{label}']")
     await page.wait_js(f"!!{msg_with(text)}")
     await page.js(f"{msg_with(text)}.querySelector({sel}).click(); true")
+
+
+async def unread_badges(alice: Page, bob: Page) -> None:
+    """A message in another room: a sidebar badge and the count in the title."""
+    await click_text(alice, "a.room-link", "general")
+    await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#general'")
+    await send(alice, "Over here")
+    badge = "[...document.querySelectorAll('a.room-link')].find((a) => a.textContent.includes('general'))"
+    await bob.wait_js(f"{badge}?.querySelector('.badge')?.textContent === '1'")
+    assert (await bob.js("document.title")).startswith("(1) ")
+    await click_text(bob, "a.room-link", "general")
+    await bob.wait_js(f"!{badge}.querySelector('.badge') && !document.title.startsWith('(')")
+    await click_text(bob, "a.room-link", "lounge")
+    await click_text(alice, "a.room-link", "lounge")
+    await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
 
 
 async def react_and_thread(alice: Page, bob: Page) -> None:

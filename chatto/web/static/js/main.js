@@ -32,7 +32,11 @@ async function route() {
   if (PUBLIC[path] && path !== '/reset-password') { navigate('/', true); return; }
   if (!shell) {
     const content = h('div', { class: 'content', id: 'content' });
-    shell = { content, el: h('div', { class: 'layout' }, sidebar(navigate), content) };
+    const skip = h('a', { href: '#content', class: 'skip', onclick: (e) => {
+      e.preventDefault();
+      (content.querySelector('.composer-input') || content.querySelector('h1, input, button'))?.focus();
+    } }, 'Skip to the content');
+    shell = { content, el: h('div', { class: 'layout' }, skip, sidebar(navigate), content) };
     app.replaceChildren(shell.el);
   }
   if (current?.destroy) current.destroy();
