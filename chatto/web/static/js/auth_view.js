@@ -37,11 +37,19 @@ export function signInView(navigate) {
   store.state.notice = '';
   return h('main', { class: 'center' }, notice, form('Sign in to Chatto', [field('Login or email', login), field('Password', password)], 'Sign in',
     async () => { await store.signIn(login.value.trim(), password.value); navigate('/', true); },
-    [link('/signup', 'Create an account', navigate), link('/forgot', 'Forgot your password?', navigate)]));
+    [registration() === 'closed' ? null : link('/signup', 'Create an account', navigate),
+      link('/forgot', 'Forgot your password?', navigate)]));
 }
+
+const registration = () => store.state.publicInfo?.registration || 'open';
 
 export function signUpView(navigate) {
   const main = h('main', { class: 'center' });
+  if (registration() === 'closed') {
+    main.append(h('div', { class: 'card auth' }, h('h1', {}, 'Sign-up is closed'),
+      h('p', {}, 'This server does not take new accounts at the moment.'), link('/login', 'Sign in', navigate)));
+    return main;
+  }
   const stepEmail = () => {
     const email = input('email', 'email', { autocomplete: 'email' });
     main.replaceChildren(form('Create your account', [h('p', { class: 'muted' }, 'Step 1 of 3: we mail you a six-digit code.'), field('Email', email)], 'Send the code',

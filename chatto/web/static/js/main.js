@@ -70,6 +70,7 @@ document.addEventListener('visibilitychange', () => { if (!document.hidden && st
 
 async function boot() {
   try {
+    await store.loadPublicInfo();
     await store.resume();
   } catch (e) {
     toast(`Cannot reach the server: ${e.message}`);

@@ -27,6 +27,19 @@ export const can = (perm) => state.perms.has(perm);
 export const user = (id, fallback) => state.users.get(id) || fallback || null;
 
 // --- getting in and out ------------------------------------------------------
+/** Public facts (GET /api/server): the name, and whether sign-up is open. */
+export async function loadPublicInfo() {
+  try {
+    const res = await fetch('/api/server', { credentials: 'same-origin' });
+    const doc = await res.json();
+    // `registration` (open/invite-only/closed) where the server has it.
+    const mode = doc.registration || (doc.registrationOpen === false ? 'closed' : 'open');
+    state.publicInfo = { name: doc.name, registration: String(mode).toLowerCase() };
+  } catch (e) {
+    state.publicInfo = { name: 'Chatto', registration: 'open' };
+  }
+}
+
 export async function resume() {
   try {
     const doc = await authCall('/auth/session');
