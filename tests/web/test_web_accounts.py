@@ -6,8 +6,10 @@ import re
 
 import trio
 
+from tests.authflow import mailed_code
 from tests.browser import Page, open_page
 from tests.conftest import OWNER_EMAIL, ConfigFactory, start_mail_server
+from tests.smtp_sink import SmtpSink
 from tests.web.test_web_client import check_clean
 from tests.web.ui import click, click_text, fill, need_chromium, q, shot, sign_up
 
@@ -20,6 +22,27 @@ async def sign_in(page: Page, url: str, login: str, pw: str) -> None:
     await fill(page, "input[name=login]", login)
     await fill(page, "input[name=password]", pw)
     await click(page, "form button[type=submit]")
+
+
+async def wrong_code(page: Page, url: str) -> None:
+    """A wrong code says how many tries are left (for any address: no oracle)."""
+    await page.load(f"{url}/signup")
+    await fill(page, "input[name=email]", "nobody-yet@example.com")
+    await click(page, "form button[type=submit]")
+    await fill(page, "input[name=code]", "000000")
+    await click(page, "form button[type=submit]")
+    await page.wait_js(f"/attempts? left/.test({q('.error')}?.textContent || '')")
+
+
+async def verify_email(page: Page, sink: SmtpSink) -> None:
+    """A second address, verified with the mailed code from the Me page."""
+    await fill(page, "input[name=email]", "boss2@example.com")
+    await click_text(page, "form[aria-label='Add an email address'] button", "Send a code")
+    await page.wait_js("document.body.innerText.includes('we sent')")
+    await fill(page, "input[name=code]", await mailed_code(sink, "boss2@example.com"))
+    await click_text(page, "form[aria-label='Confirm the code'] button", "Verify")
+    await page.wait_js("document.body.innerText.includes('Address verified')")
+    assert "boss2@example.com" in await page.js("document.body.innerText")
 
 
 async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFactory) -> None:
@@ -37,6 +60,7 @@ async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFact
             await page.load(url)
             await page.wait_js(f"!!{SIGNIN}")
             await shot(page, "sign-in")
+            await wrong_code(page, url)
             await sign_up(page, url, env.sink, OWNER_EMAIL, "boss", PW)
             # The owner sees the administration; users are metadata only.
             await page.load(url)
@@ -63,6 +87,7 @@ async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFact
             await fill(page, "input[name=newPassword]", PW + "2")
             await click_text(page, "form[aria-label='Change password'] button", "Change password")
             await page.wait_js("document.body.innerText.includes('Password changed')")
+            await verify_email(page, env.sink)
             await shot(page, "me")
             # The session survives the change (fresh CSRF token): sign out works.
             await click_text(page, "button", "Sign out")
@@ -103,5 +128,5 @@ async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFact
             await page.wait_js(f"!!{SIGNIN}")
             assert await page.js("document.documentElement.scrollWidth <= 390")
             # Only the refusals provoked above (wrong password, rate limit).
-            await check_clean(page, statuses=(401, 429))
+            await check_clean(page, statuses=(400, 401, 429))
     await env.server.stop()

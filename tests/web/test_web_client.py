@@ -97,6 +97,7 @@ async def test_two_people_chat(
             await bob.press("Enter")
             await alice.wait_js(f"{timeline_text()}.includes('I am typ')")
             await unread_badges(alice, bob)
+            await direct_message(alice, bob)
             await react_and_thread(alice, bob)
             await attach_edit_retract(alice, bob, image)
             await drop_without_loss(env.server.running.services, alice, bob)
@@ -145,6 +146,27 @@ async def unread_badges(alice: Page, bob: Page) -> None:
     await click_text(bob, "a.room-link", "lounge")
     await click_text(alice, "a.room-link", "lounge")
     await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
+
+
+async def direct_message(alice: Page, bob: Page) -> None:
+    """Alice starts a DM from the member list; Bob gets it live, with a presence dot."""
+    await click(alice, "button[aria-label='Show members']")
+    await click(alice, "button[aria-label='Message bob directly']")
+    await alice.wait_js(f"{q('.room-head h1')}?.textContent === 'bob'")
+    await send(alice, "Just between us")
+    dm = (
+        "[...document.querySelectorAll('a.room-link')].find((a) => a.textContent.includes('alice'))"
+    )
+    await bob.wait_js(f"!!{dm}")
+    await bob.wait_js(f"{dm}.querySelector('.dot').getAttribute('aria-label') === 'online'")
+    await bob.js(f"{dm}.click(); true")
+    await bob.wait_js(f"{timeline_text()}.includes('Just between us')")
+    await send(bob, "Sure")
+    await alice.wait_js(f"{timeline_text()}.includes('Sure')")
+    await click_text(bob, "a.room-link", "lounge")
+    await click_text(alice, "a.room-link", "lounge")
+    await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
+    await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
 
 
 async def react_and_thread(alice: Page, bob: Page) -> None:

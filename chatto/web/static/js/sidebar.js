@@ -8,6 +8,7 @@ export function sidebar(navigate) {
   on('rooms', draw);
   on('room', draw);
   on('presence', draw);
+  on('members', draw);
   on('conn', draw);
   draw();
   return el;

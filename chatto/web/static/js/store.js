@@ -139,6 +139,9 @@ export async function refreshRooms() {
   state.groups = d.roomGroups;
   state.perms = new Set(d.viewerPermissions);
   emit('rooms');
+  // A new DM: its label and presence dot come from its members.
+  const dms = d.myRooms.filter((r) => r.kind === 'DM' && !state.members.has(r.id));
+  await Promise.all(dms.map((r) => loadMembers(r.id).catch(() => {})));
 }
 
 function remember(u) {
