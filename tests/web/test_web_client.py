@@ -98,6 +98,7 @@ async def test_two_people_chat(
             await alice.wait_js(f"{timeline_text()}.includes('I am typ')")
             await unread_badges(alice, bob)
             await direct_message(alice, bob)
+            await room_settings(alice, bob)
             await react_and_thread(alice, bob)
             await attach_edit_retract(alice, bob, image)
             await drop_without_loss(env.server.running.services, alice, bob)
@@ -167,6 +168,18 @@ async def direct_message(alice: Page, bob: Page) -> None:
     await click_text(alice, "a.room-link", "lounge")
     await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
     await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
+
+
+async def room_settings(alice: Page, bob: Page) -> None:
+    """The room's creator may manage it (viewerPermissions in the room); Bob may not."""
+    visible = "[...document.querySelectorAll('.room-head button')].some((b) => !b.hidden && b.textContent === 'Settings')"
+    await alice.wait_js(visible)
+    await click_text(alice, ".room-head button", "Settings")
+    await fill(alice, "input[name=roomTopic]", "Chat about anything")
+    await click_text(alice, "section[aria-label='Room settings'] button", "Save")
+    await bob.wait_js(f"{q('.room-head .topic')}.textContent === 'Chat about anything'")
+    assert not await bob.js(visible)
+    await click_text(alice, ".room-head button", "Settings")  # closes the panel
 
 
 async def react_and_thread(alice: Page, bob: Page) -> None:

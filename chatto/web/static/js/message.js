@@ -2,7 +2,8 @@
 // thread replies and its actions. Actions go to the `act` callback.
 import { cleanName, fmtSize, fmtTime, h, nameEl } from './dom.js';
 import { formatBody } from './format.js';
-import { state, user } from './store.js';
+import { canPin, isPinned } from './pins.js';
+import { roomCan, state, user } from './store.js';
 
 export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '✅'];
 
@@ -39,16 +40,20 @@ function reactionsEl(msg, act) {
 
 function actionsEl(msg, { inThread }, act) {
   const mine = msg.authorId === state.me?.id;
+  const dm = state.rooms.get(msg.roomId)?.kind === 'DM';
+  const moderate = !mine && !dm && !msg.retracted && roomCan(msg.roomId, 'message.manage');
+  const pinned = isPinned(msg.roomId, msg.id);
   const btn = (label, action, extra = {}) => h('button', { type: 'button', class: 'icon-btn', 'aria-label': label, title: label,
     onclick: () => act(action, msg, extra) }, ACTION_ICONS[action]);
   return h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' },
     btn('Add reaction', 'picker'),
     inThread ? null : btn('Reply in thread', 'thread'),
     mine && !msg.retracted ? btn('Edit message', 'edit') : null,
-    mine && !msg.retracted ? btn('Retract message', 'retract') : null,
+    (mine && !msg.retracted) || moderate ? btn('Retract message', 'retract') : null,
+    canPin(msg.roomId) && !msg.retracted ? btn(pinned ? 'Unpin message' : 'Pin message', 'pin') : null,
     !mine && authorOf(msg) ? btn('Message the author directly', 'dm') : null);
 }
-const ACTION_ICONS = { picker: '☺', thread: '↩', edit: '✎', retract: '🗑', dm: '✉' };
+const ACTION_ICONS = { picker: '☺', thread: '↩', edit: '✎', retract: '🗑', dm: '✉', pin: '📌' };
 
 export function pickerEl(msg, act) {
   return h('div', { class: 'picker', role: 'group', 'aria-label': 'Choose a reaction' },
@@ -72,6 +77,7 @@ export function renderMessage(msg, { prev = null, inThread = false, act }) {
     cont ? null : h('header', {}, nameEl(author, 'author'), ' ',
       h('time', { datetime: msg.createdAt, title: new Date(msg.createdAt).toLocaleString() }, fmtTime(msg.createdAt))),
     body,
+    isPinned(msg.roomId, msg.id) ? h('span', { class: 'pinned muted' }, 'Pinned') : null,
     msg.editedAt && !msg.retracted ? h('span', { class: 'edited muted', title: new Date(msg.editedAt).toLocaleString() }, '(edited)') : null,
     msg.attachments?.length ? h('div', { class: 'atts' }, msg.attachments.map(attachmentEl)) : null,
     reactionsEl(msg, act),

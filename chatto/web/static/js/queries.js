@@ -18,9 +18,9 @@ export const BOOT = `query Boot {
 }`;
 
 export const CAPS = `query Caps {
-  room: __type(name: "Room") { fields { name args { name } } }
+  room: __type(name: "Room") { fields { name args { name } type { kind name ofType { kind name ofType { kind name ofType { name } } } } } }
   query: __type(name: "Query") { fields { name } }
-  mutation: __type(name: "Mutation") { fields { name } }
+  mutation: __type(name: "Mutation") { fields { name type { kind ofType { kind } } } }
   server: __type(name: "ServerInfo") { fields { name } }
 }`;
 

@@ -4,8 +4,10 @@ import { cleanName, h, toast } from './dom.js';
 import { Composer } from './composer.js';
 import { membersPanel } from './members.js';
 import { pickerEl } from './message.js';
+import { loadPins, pinsAvailable, pinsPanel, togglePin } from './pins.js';
+import { roomSettings } from './room_settings.js';
 import {
-  closeThread, emit, leaveRoom, on, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
+  closeThread, emit, leaveRoom, on, roomCan, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
 } from './store.js';
 import { TimelineView } from './timeline.js';
 
@@ -25,10 +27,16 @@ export function roomView(roomId, navigate) {
     side.hidden = !view;
   };
   const title = h('h1', {}, h('bdi', {}, room.kind === 'DM' ? roomLabel(room) : `#${room.name}`));
+  const topicEl = h('p', { class: 'topic muted' }, room.topic || '');
   const membersBtn = h('button', { type: 'button', class: 'btn', 'aria-label': 'Show members', onclick: () => setSide(sideView?.kind === 'members' ? null : Object.assign(membersPanel(roomId, navigate), { kind: 'members' })) }, `Members (${room.memberCount})`);
+  const toggle = (kind, make) => setSide(sideView?.kind === kind ? null : make());
+  const pinsBtn = pinsAvailable() ? h('button', { type: 'button', class: 'btn', onclick: () => toggle('pins', () => pinsPanel(roomId, (m) => timeline.rerender(m.id))) }, 'Pinned') : null;
+  const settingsBtn = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => toggle('settings', () => roomSettings(room, navigate)) }, 'Settings');
   const header = h('header', { class: 'room-head' },
     h('button', { type: 'button', class: 'icon-btn back', 'aria-label': 'Back to rooms', onclick: () => navigate('/') }, '←'),
-    h('div', { class: 'room-title' }, title, room.topic ? h('p', { class: 'topic muted' }, room.topic) : null),
+    h('div', { class: 'room-title' }, title, topicEl),
+    pinsBtn,
+    settingsBtn,
     membersBtn,
     room.kind === 'DM' ? null : h('button', { type: 'button', class: 'btn', onclick: async () => {
       if (!confirm(`Leave #${room.name}?`)) return;
@@ -52,10 +60,19 @@ export function roomView(roomId, navigate) {
       setSide(threadPanel(roomId, d.rootId, navigate));
     }),
     on('members', (d) => { if (d.roomId === roomId && room.kind === 'DM') title.firstChild.textContent = roomLabel(room); }),
-    on('rooms', () => { membersBtn.textContent = `Members (${(state.rooms.get(roomId) || room).memberCount})`; }),
+    on('room-perms', (d) => { if (d.roomId === roomId) { settingsBtn.hidden = !roomCan(roomId, 'room.manage') || room.kind === 'DM'; timeline.redraw(); } }),
+    on('pins', (d) => { if (d.roomId === roomId) timeline.redraw(); }),
+    on('pins-live', (d) => { if (d.roomId === roomId) loadPins(roomId).catch(() => {}); }),
+    on('rooms', () => {
+      const now = state.rooms.get(roomId) || room;
+      membersBtn.textContent = `Members (${now.memberCount})`;
+      topicEl.textContent = now.topic || '';
+      if (now.kind !== 'DM') title.firstChild.textContent = `#${now.name}`;
+    }),
   ];
   el.destroy = () => { if (state.current === roomId) { state.current = null; emit('room', {}); } offs.forEach((f) => f()); timeline.destroy(); if (sideView?.destroy) sideView.destroy(); };
   openRoom(roomId).catch((e) => toast(e.message));
+  if (pinsAvailable()) loadPins(roomId).catch(() => {});
   setTimeout(() => composer.focus(), 0);
   return el;
 }
@@ -67,6 +84,7 @@ function makeActions(roomId, composer, navigate) {
       else if (action === 'picker') togglePicker(msg, makeActions(roomId, composer, navigate));
       else if (action === 'thread') await openThread(roomId, msg.threadRootId || msg.id);
       else if (action === 'edit') composer.startEdit(msg);
+      else if (action === 'pin') await togglePin(roomId, msg);
       else if (action === 'retract') {
         if (confirm('Retract this message? Its text is erased for everyone, for good.')) await retract(roomId, msg.id);
       } else if (action === 'dm') {

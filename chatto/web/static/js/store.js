@@ -10,7 +10,7 @@ export const state = {
   caps: { room: new Map(), query: new Set(), mutation: new Set(), server: new Set() },
   rooms: new Map(), current: null, thread: null,
   timelines: new Map(), threads: new Map(), members: new Map(),
-  users: new Map(), presence: new Map(), typing: new Map(),
+  users: new Map(), presence: new Map(), typing: new Map(), roomPerms: new Map(), pinned: new Map(),
   conn: 'connecting', notice: '',
 };
 const bus = new EventTarget();
@@ -113,9 +113,18 @@ export async function changePassword(currentPassword, newPassword) {
 async function loadCaps() {
   const c = await gql(Q.CAPS);
   state.caps.room = new Map(c.room.fields.map((f) => [f.name, new Set(f.args.map((a) => a.name))]));
+  state.caps.roomTypes = new Map(c.room.fields.map((f) => [f.name, baseType(f.type)]));
   state.caps.query = new Set(c.query.fields.map((f) => f.name));
   state.caps.mutation = new Set(c.mutation.fields.map((f) => f.name));
+  // Whether a mutation answers a scalar (no selection set) or an object.
+  state.caps.mutationScalar = new Map(c.mutation.fields.map((f) => [f.name, (f.type.ofType?.kind || f.type.kind) === 'SCALAR']));
   state.caps.server = new Set(c.server.fields.map((f) => f.name));
+}
+
+function baseType(t) {
+  let x = t;
+  while (x && !x.name && x.ofType) x = x.ofType;
+  return x?.name || '';
 }
 
 async function loadEverything() {
@@ -189,12 +198,19 @@ function insert(tl, msgs, where) {
   return fresh;
 }
 
+export const roomCan = (roomId, perm) => state.roomPerms.get(roomId)?.has(perm) ?? false;
+
 export async function openRoom(roomId) {
   state.current = roomId;
   state.thread = null;
   emit('room', { roomId });
   const tl = timeline(roomId);
+  const perms = gql('query($r: ID) { viewerPermissions(roomId: $r) }', { r: roomId }).then((d) => {
+    state.roomPerms.set(roomId, new Set(d.viewerPermissions));
+    emit('room-perms', { roomId });
+  }).catch(() => {});
   if (!tl.loaded) await loadLatest(tl);
+  await perms;
   if (state.rooms.get(roomId)?.kind === 'DM' || !state.members.has(roomId)) loadMembers(roomId).catch(() => {});
   markRead(roomId);
 }
@@ -348,6 +364,13 @@ export async function startDM(userIds) {
   const r = (await gql(Q.START_DM, { ids: userIds })).startDM;
   state.rooms.set(r.id, r);
   await loadMembers(r.id);
+  emit('rooms');
+  return r;
+}
+export async function updateRoom(roomId, name, topic, groupId) {
+  const r = (await gql(`mutation($r: ID!, $n: String!, $t: String, $g: ID) { updateRoom(roomId: $r, name: $n, topic: $t, groupId: $g) { ${Q.ROOM} } }`,
+    { r: roomId, n: name, t: topic, g: groupId || null })).updateRoom;
+  state.rooms.set(r.id, r);
   emit('rooms');
   return r;
 }
