@@ -154,7 +154,17 @@ async def direct_message(alice: Page, bob: Page) -> None:
     await click(alice, "button[aria-label='Show members']")
     await click(alice, "button[aria-label='Message bob directly']")
     await alice.wait_js(f"{q('.room-head h1')}?.textContent === 'bob'")
+    # Bob's tab is in the background, notifications allowed: a stand-in for
+    # the browser's Notification records what the client shows.
+    await bob.js(
+        "window.__shown = []; Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        "window.Notification = class { static permission = 'granted';"
+        " constructor(title, opts) { window.__shown.push([title, opts.body]); } close() {} }; true"
+    )
     await send(alice, "Just between us")
+    await bob.wait_js("window.__shown.length > 0")
+    assert await bob.js("window.__shown[0]") == ["alice", "Just between us"]
+    await bob.js("delete document.hidden; true")
     dm = (
         "[...document.querySelectorAll('a.room-link')].find((a) => a.textContent.includes('alice'))"
     )
@@ -189,6 +199,12 @@ async def react_and_thread(alice: Page, bob: Page) -> None:
         f"{msg_with('Hi Alice!')}?.querySelector('.reaction')?.textContent === '👍 1'"
     )
     # Bob replies in a thread under Alice's first message; Alice sees the count, opens it.
+    # A reply (not a thread): quoted above the answer, on both sides.
+    await act_on(bob, "Hi Alice!", "Reply")
+    await send(bob, "Replying to myself")
+    await alice.wait_js(
+        f"{msg_with('Replying to myself')}?.querySelector('.reply-ref')?.textContent.includes('bob: Hi Alice!')"
+    )
     await act_on(bob, "Hello Bob", "Reply in thread")
     await send(bob, "A thread reply", ".thread .composer-input")
     await bob.wait_js(f"{timeline_text('.thread .timeline')}.includes('A thread reply')")

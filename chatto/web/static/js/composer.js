@@ -1,12 +1,12 @@
 // The composer: multi-line text, Enter sends, Shift+Enter breaks the line,
 // Up (in an empty box) edits your last message, Escape cancels an edit;
 // attachments upload at once, with progress, and go out with the message.
-import { fmtSize, h, toast } from './dom.js';
+import { cleanName, fmtSize, h, toast } from './dom.js';
 import { edit, send, state, timelineOf, typing, uploadFile } from './store.js';
 
 export class Composer {
   constructor({ roomId, threadId = null, label = 'Message' }) {
-    Object.assign(this, { roomId, threadId, editing: null, uploads: [] });
+    Object.assign(this, { roomId, threadId, editing: null, replyTo: null, uploads: [] });
     this.input = h('textarea', { class: 'composer-input', rows: '1', 'aria-label': label, placeholder: label,
       maxlength: '10000', onkeydown: (e) => this.onKey(e), oninput: () => this.onInput() });
     this.file = h('input', { type: 'file', multiple: true, class: 'visually-hidden', tabindex: '-1',
@@ -39,7 +39,23 @@ export class Composer {
     } else if (e.key === 'Escape' && this.editing) {
       e.preventDefault();
       this.cancelEdit();
+    } else if (e.key === 'Escape' && this.replyTo) {
+      e.preventDefault();
+      this.cancelReply();
     }
+  }
+
+  startReply(msg) {
+    this.replyTo = msg;
+    const who = msg.author ? cleanName(msg.author.displayName) : 'Deleted User';
+    this.mode.replaceChildren(`Replying to ${who} — Escape cancels `,
+      h('button', { type: 'button', class: 'link', onclick: () => this.cancelReply() }, 'Cancel'));
+    this.focus();
+  }
+
+  cancelReply() {
+    this.replyTo = null;
+    this.mode.replaceChildren();
   }
 
   startEdit(msg) {
@@ -91,7 +107,8 @@ export class Composer {
     this.onInput();
     typing(this.roomId, false);
     try {
-      await send(this.roomId, body || ' ', { thread: this.threadId, attachments });
+      await send(this.roomId, body || ' ', { thread: this.threadId, attachments, reply: this.replyTo?.id });
+      this.cancelReply();
       this.uploads = [];
       this.tray.replaceChildren();
     } catch (err) {

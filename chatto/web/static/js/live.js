@@ -11,9 +11,11 @@ export function applyLive(ev) {
   if (handler) handler(ev);
 }
 
-function posted(ev) {
+async function posted(ev) {
   const msg = ev.message;
   if (!msg) return;
+  // The first message of a DM can arrive before the room is known here.
+  if (!state.rooms.has(msg.roomId)) await refreshRooms().catch(() => {});
   const mine = msg.authorId === state.me?.id;
   // A posted message ends its author's typing indicator.
   const typers = state.typing.get(msg.roomId);

@@ -47,18 +47,28 @@ function actionsEl(msg, { inThread }, act) {
     onclick: () => act(action, msg, extra) }, ACTION_ICONS[action]);
   return h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' },
     btn('Add reaction', 'picker'),
+    msg.retracted ? null : btn('Reply', 'reply'),
     inThread ? null : btn('Reply in thread', 'thread'),
     mine && !msg.retracted ? btn('Edit message', 'edit') : null,
     (mine && !msg.retracted) || moderate ? btn('Retract message', 'retract') : null,
     canPin(msg.roomId) && !msg.retracted ? btn(pinned ? 'Unpin message' : 'Pin message', 'pin') : null,
     !mine && authorOf(msg) ? btn('Message the author directly', 'dm') : null);
 }
-const ACTION_ICONS = { picker: '☺', thread: '↩', edit: '✎', retract: '🗑', dm: '✉', pin: '📌' };
+const ACTION_ICONS = { reply: '❝', picker: '☺', thread: '↩', edit: '✎', retract: '🗑', dm: '✉', pin: '📌' };
 
 export function pickerEl(msg, act) {
   return h('div', { class: 'picker', role: 'group', 'aria-label': 'Choose a reaction' },
     QUICK_REACTIONS.map((e) => h('button', { type: 'button', class: 'reaction', 'aria-label': `React with ${e}`,
       onclick: () => act('react', msg, { code: e, add: true }) }, e)));
+}
+
+function replyRef(msg, act) {
+  const tl = state.timelines.get(msg.roomId);
+  const target = tl?.byId.get(msg.inReplyTo);
+  const who = target ? (authorOf(target) ? cleanName(authorOf(target).displayName) : 'Deleted User') : null;
+  const snippet = target ? (target.retracted ? 'a retracted message' : (target.body || '').slice(0, 80)) : 'an earlier message';
+  return h('button', { type: 'button', class: 'reply-ref link muted', onclick: () => act('goto', { id: msg.inReplyTo }) },
+    '↪ ', who ? h('bdi', {}, who) : null, who ? ': ' : '', snippet);
 }
 
 export function renderMessage(msg, { prev = null, inThread = false, act }) {
@@ -74,7 +84,8 @@ export function renderMessage(msg, { prev = null, inThread = false, act }) {
   },
   cont ? h('span', { class: 'gutter' }) : avatar(author),
   h('div', { class: 'main' },
-    cont ? null : h('header', {}, nameEl(author, 'author'), ' ',
+    msg.inReplyTo ? replyRef(msg, act) : null,
+    cont && !msg.inReplyTo ? null : h('header', {}, nameEl(author, 'author'), ' ',
       h('time', { datetime: msg.createdAt, title: new Date(msg.createdAt).toLocaleString() }, fmtTime(msg.createdAt))),
     body,
     isPinned(msg.roomId, msg.id) ? h('span', { class: 'pinned muted' }, 'Pinned') : null,

@@ -84,6 +84,8 @@ function makeActions(roomId, composer, navigate) {
       else if (action === 'picker') togglePicker(msg, makeActions(roomId, composer, navigate));
       else if (action === 'thread') await openThread(roomId, msg.threadRootId || msg.id);
       else if (action === 'edit') composer.startEdit(msg);
+      else if (action === 'reply') composer.startReply(msg);
+      else if (action === 'goto') document.querySelector(`.msg[data-id="${CSS.escape(msg.id)}"]`)?.focus();
       else if (action === 'pin') await togglePin(roomId, msg);
       else if (action === 'retract') {
         if (confirm('Retract this message? Its text is erased for everyone, for good.')) await retract(roomId, msg.id);

@@ -292,9 +292,9 @@ export function appendLive(msg) {
 }
 
 // --- intents on messages ---------------------------------------------------------
-export async function send(roomId, body, { thread = null, attachments = [] } = {}) {
+export async function send(roomId, body, { thread = null, attachments = [], reply = null } = {}) {
   const cid = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
-  const vars = { roomId, body, thread, att: attachments.length ? attachments : null, cid };
+  const vars = { roomId, body, thread, reply, att: attachments.length ? attachments : null, cid };
   const d = await gql(Q.POST, vars);
   appendLive(d.postMessage);
   return d.postMessage;
