@@ -2,8 +2,9 @@
 
 Files come from ``chatto/web/static`` through ``importlib.resources`` (so an
 installed wheel serves them), read once and kept in memory with a strong
-ETag. ``/static/<path>`` serves a file; any other GET that looks like a
-client route (no file extension, not an API prefix) gets ``index.html``.
+ETag. ``/static/<path>`` serves a file; the client's own routes (``/``,
+``/rooms/<id>``, ``/me``, ``/admin``, ``/login``, ...) get ``index.html``;
+anything else stays a 404 from the app.
 Every answer carries a strict CSP: scripts, styles and connections only from
 this origin (plus its WebSocket origin), no framing.
 """
@@ -19,8 +20,10 @@ import attrs
 from chatto.http.asgi import SECURITY_HEADERS, Scope, Send, header, respond_error
 
 STATIC_PREFIX = "/static/"
-# Prefixes that belong to the server; a miss there is a real 404.
-RESERVED = ("/api/", "/auth/", "/oauth/", "/assets/", "/static/", "/metrics")
+# First path segments the client routes on (main.js); others are the server's.
+CLIENT_ROUTES = frozenset(
+    {"", "login", "signup", "forgot", "reset-password", "browse", "me", "admin", "rooms"}
+)
 TYPES = {
     "html": b"text/html; charset=utf-8",
     "js": b"text/javascript; charset=utf-8",
@@ -94,12 +97,8 @@ class WebClient:
             return False
         if path.startswith(STATIC_PREFIX):
             return True
-        if path == "/":
-            return True
-        if any(path.startswith(p) or path == p.rstrip("/") for p in RESERVED):
-            return False
-        last = path.rsplit("/", 1)[-1]
-        return "." not in last and bool(_PATH.fullmatch(path.lstrip("/") or "x"))
+        first = path.lstrip("/").split("/", 1)[0]
+        return first in CLIENT_ROUTES and bool(_PATH.fullmatch(path.lstrip("/") or "x"))
 
     async def serve(self, scope: Scope, send: Send) -> None:
         path: str = scope["path"]

@@ -53,6 +53,8 @@ async def test_static_serving_headers(nursery: trio.Nursery, make_config: Config
             assert (await c.get("/static/nope.js")).status_code == 404
             assert (await c.get("/static/../routes.py")).status_code == 404
             assert (await c.get("/api/nope")).status_code == 404
+            assert (await c.get("/nope")).status_code == 404
+            assert (await c.get("/reset-password?token=x")).text == r.text
             css = await c.get("/static/app.css")
             assert css.headers["content-type"].startswith("text/css")
     await env.server.stop()
