@@ -66,7 +66,18 @@ window.addEventListener('popstate', route);
 store.on('auth', (d) => {
   if (!d.signedIn) { shell = null; if (current?.destroy) current.destroy(); current = null; navigate('/login', true); }
 });
-document.addEventListener('visibilitychange', () => { if (!document.hidden && store.state.current) store.markRead(store.state.current); });
+// Away after five minutes in the background; online again when seen.
+let awayTimer = 0;
+document.addEventListener('visibilitychange', () => {
+  clearTimeout(awayTimer);
+  if (!store.state.me) return;
+  if (document.hidden) {
+    awayTimer = setTimeout(() => store.setPresence('AWAY'), 5 * 60 * 1000);
+  } else {
+    store.setPresence('ONLINE');
+    if (store.state.current) store.markRead(store.state.current);
+  }
+});
 
 async function boot() {
   try {

@@ -3,7 +3,7 @@
 import { cleanName, h, toast } from './dom.js';
 import { Composer } from './composer.js';
 import { membersPanel } from './members.js';
-import { pickerEl } from './message.js';
+import { pickerEl, renderMessage } from './message.js';
 import { loadPins, pinsAvailable, pinsPanel, togglePin } from './pins.js';
 import { roomSettings } from './room_settings.js';
 import {
@@ -113,9 +113,11 @@ function threadPanel(roomId, rootId, navigate) {
   const composer = new Composer({ roomId, threadId: rootId, label: 'Reply in thread' });
   const act = makeActions(roomId, composer, navigate);
   const tl = new TimelineView({ roomId, threadId: rootId, label: 'Thread replies', act });
+  const root = state.timelines.get(roomId)?.byId.get(rootId);
   const el = h('section', { class: 'panel thread', 'aria-label': 'Thread' },
     h('header', { class: 'panel-head' }, h('h2', {}, 'Thread'),
       h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close thread', onclick: () => closeThread() }, '✕')),
+    root ? h('div', { class: 'thread-root' }, renderMessage(root, { inThread: true, act })) : null,
     tl.wrap, composer.el);
   setTimeout(() => composer.focus(), 0);
   return { el, kind: 'thread', rootId, destroy: () => tl.destroy() };

@@ -374,5 +374,11 @@ export async function updateRoom(roomId, name, topic, groupId) {
   emit('rooms');
   return r;
 }
+let presenceSent = 'ONLINE';
+export function setPresence(status) {
+  if (status === presenceSent) return;
+  presenceSent = status;
+  gql('mutation($s: PresenceStatus!) { setPresence(status: $s) }', { s: status }).catch(() => {});
+}
 export async function findUser(login) { return (await gql(Q.USER_BY_LOGIN, { login })).userByLogin; }
 export { gql, upload };
