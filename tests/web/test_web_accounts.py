@@ -88,6 +88,7 @@ async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFact
             await click_text(page, "form[aria-label='Change password'] button", "Change password")
             await page.wait_js("document.body.innerText.includes('Password changed')")
             await verify_email(page, env.sink)
+            await page.js("document.querySelector('.page').scrollTop = 0; true")
             await shot(page, "me")
             # The session survives the change (fresh CSRF token): sign out works.
             await click_text(page, "button", "Sign out")
