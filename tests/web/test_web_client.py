@@ -306,6 +306,9 @@ async def xss_stays_inert(alice: Page, bob: Page) -> None:
         "[...document.querySelectorAll('.timeline bdi.author')].map((b) => b.textContent)"
     )
     assert "<img src=x onerror=window.__xss=1>" in names, names
+    # A bidi override in a body does not reverse what follows it.
+    assert not await alice.js(f"{timeline_text()}.includes('\\u202e')")
+    assert await alice.js(f"{timeline_text()}.includes('gnp.exe')")
     assert await alice.js("document.querySelector('.timeline bdi.author').tagName") == "BDI"
 
 

@@ -3,7 +3,11 @@
 // created as elements and text nodes; no markup from the message is parsed.
 import { h } from './dom.js';
 
-const INLINE = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\s][^*\n]*\*)|(_[^_\s][^_\n]*_)|(https?:\/\/[^\s<>"'`]+)/g;
+const INLINE = /(`[^`\n]+`)|(\*\*[^*\n]+\*\*)|(\*[^*\s][^*\n]*\*)|((?<![\w])_[^_\s][^_\n]*_(?![\w]))|(https?:\/\/[^\s<>"'`]+)/g;
+// Bidi embeddings, overrides and isolates can make text read backwards
+// ("\u202Egnp.exe" shows as "exe.png"); they are dropped from what is shown.
+const BIDI = /[\u202A-\u202E\u2066-\u2069]/g;
+export const stripBidi = (text) => String(text ?? '').replace(BIDI, '');
 
 export function safeUrl(raw) {
   try {
@@ -45,13 +49,13 @@ function paragraphs(text) {
   let quote = null;
   let para = [];
   const flush = () => {
-    if (para.length) out.push(h('p', {}, ...para.flatMap((l, i) => (i ? [h('br'), ...inline(l)] : inline(l)))));
+    if (para.length) out.push(h('p', { dir: 'auto' }, ...para.flatMap((l, i) => (i ? [h('br'), ...inline(l)] : inline(l)))));
     para = [];
   };
   for (const line of text.split('\n')) {
     if (line.startsWith('>')) {
       flush();
-      if (!quote) { quote = []; out.push(h('blockquote', {}, quote)); }
+      if (!quote) { quote = []; out.push(h('blockquote', { dir: 'auto' }, quote)); }
       quote.push(line.replace(/^> ?/, ''));
     } else {
       if (quote) {
@@ -77,7 +81,7 @@ const toNode = (x) => (x instanceof Node ? x : document.createTextNode(String(x)
 /** The body of a message as a fragment. */
 export function formatBody(text) {
   const frag = document.createDocumentFragment();
-  const parts = String(text).split(/```/);
+  const parts = stripBidi(text).split(/```/);
   parts.forEach((part, i) => {
     if (i % 2 === 1 && i < parts.length - 1) {
       const code = part.replace(/^[a-z0-9+-]*\n/i, '');

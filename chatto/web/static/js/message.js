@@ -1,7 +1,7 @@
 // One message as DOM: author, time, body, markers, attachments, reactions,
 // thread replies and its actions. Actions go to the `act` callback.
 import { cleanName, fmtSize, fmtTime, h, nameEl } from './dom.js';
-import { formatBody } from './format.js';
+import { formatBody, stripBidi } from './format.js';
 import { canPin, isPinned } from './pins.js';
 import { roomCan, state, user } from './store.js';
 
@@ -19,10 +19,10 @@ export function avatar(u, size = 'md') {
 }
 
 function attachmentEl(att) {
-  const name = att.name || 'attachment (name erased)';
+  const name = stripBidi(att.name) || 'attachment (name erased)';
   if (att.contentType.startsWith('image/') && att.contentType !== 'image/svg+xml') {
     return h('a', { class: 'att image', href: att.url, target: '_blank', rel: 'noopener' },
-      h('img', { src: att.url, alt: name, loading: 'lazy' }));
+      h('img', { src: att.url, alt: name }));
   }
   return h('a', { class: 'att file', href: att.url, download: name },
     h('span', { class: 'att-name' }, name), ' ', h('span', { class: 'muted' }, `(${fmtSize(att.size)})`));
