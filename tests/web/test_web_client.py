@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,22 @@ from tests.web.ui import (
 
 PW = "a long enough password"
 JS = Path(__file__).parents[2] / "chatto" / "web" / "static" / "js"
-# A 2x2 red PNG.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEklEQVR4nGP4z8DAwMDAwMDAAAAMAAH8Vb2CAAAAAElFTkSuQmCC"
-)
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG, big enough to show in the screenshots."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    head = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    idat = chunk(b"IDAT", zlib.compress(rows))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + idat + chunk(b"IEND", b"")
+
+
+PNG = png(160, 90, (214, 48, 49))
 
 
 async def test_static_serving_headers(nursery: trio.Nursery, make_config: ConfigFactory) -> None:
@@ -227,7 +239,7 @@ async def attach_edit_retract(alice: Page, bob: Page, image: Path) -> None:
     await alice.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(image)])
     await alice.wait_js(f"{q('.room-main .uploads li.done')} !== null")
     await send(alice, "A red square")
-    await bob.wait_js(f"{msg_with('A red square')}?.querySelector('img')?.naturalWidth === 2")
+    await bob.wait_js(f"{msg_with('A red square')}?.querySelector('img')?.naturalWidth === 160")
     # Up in the empty composer edits the last message.
     await alice.js(f"{q('.room-main .composer-input')}.focus(); true")
     await alice.press("ArrowUp")
@@ -235,10 +247,11 @@ async def attach_edit_retract(alice: Page, bob: Page, image: Path) -> None:
     await fill(alice, ".room-main .composer-input", "A red square (small)")
     await alice.press("Enter")
     await bob.wait_js(f"{msg_with('A red square (small)')}?.querySelector('.edited') != null")
+    await trio.sleep(0.5)  # every live echo of the edit has arrived
     for page in (alice, bob):
         assert (
             await page.js(f"{msg_with('A red square (small)')}.querySelector('img')?.naturalWidth")
-            == 2
+            == 160
         )
     await alice.js("window.confirm = () => true; true")
     await send(alice, "Oops, wrong room")

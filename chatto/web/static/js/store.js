@@ -299,13 +299,7 @@ export async function send(roomId, body, { thread = null, attachments = [], repl
   appendLive(d.postMessage);
   return d.postMessage;
 }
-export async function edit(roomId, id, body) {
-  const msg = (await gql(Q.EDIT, { roomId, id, body })).editMessage;
-  // editMessage answers without the attachments (server side, seen here);
-  // an edit never changes them, so keep the ones we have.
-  if (!msg.attachments?.length) delete msg.attachments;
-  upsertMessage(msg);
-}
+export async function edit(roomId, id, body) { upsertMessage((await gql(Q.EDIT, { roomId, id, body })).editMessage); }
 export async function retract(roomId, id) { await gql(Q.RETRACT, { roomId, id }); }
 export async function react(roomId, id, code, add = true) {
   upsertMessage((await gql(Q.REACT, { roomId, id, code, add })).react);
