@@ -23,8 +23,7 @@ export class Composer {
   focus() { this.input.focus(); }
 
   onInput() {
-    this.input.style.height = 'auto';
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 200)}px`;
+    // The box grows with its text by CSS (field-sizing), not by inline styles.
     if (!this.editing) typing(this.roomId, this.input.value.length > 0);
   }
 

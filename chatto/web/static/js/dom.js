@@ -6,8 +6,9 @@ export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on') && typeof value === 'function') {
-      el.addEventListener(key.slice(2), value);
+    if (key.startsWith('on') || key === 'style' || key === 'srcdoc') {
+      // Handlers only as functions; never inline handler or style strings.
+      if (typeof value === 'function' && key.startsWith('on')) el.addEventListener(key.slice(2), value);
     } else if (key === 'dataset') {
       Object.assign(el.dataset, value);
     } else if (key === 'value' || key === 'checked' || key === 'disabled') {
