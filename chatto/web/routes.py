@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 import attrs
 
@@ -50,7 +51,7 @@ def _load() -> dict[str, StaticFile]:
     files: dict[str, StaticFile] = {}
     root = resources.files("chatto.web").joinpath("static")
 
-    def walk(node: resources.abc.Traversable, prefix: str) -> None:
+    def walk(node: Traversable, prefix: str) -> None:
         for child in node.iterdir():
             name = f"{prefix}{child.name}"
             if child.is_dir():
@@ -83,13 +84,8 @@ class WebClient:
     """Answers GET/HEAD for the client's files and routes."""
 
     def __init__(self) -> None:
-        self._files: dict[str, StaticFile] | None = None
-
-    @property
-    def files(self) -> dict[str, StaticFile]:
-        if self._files is None:
-            self._files = _load()
-        return self._files
+        # Read once at start (about 100 KB), never on the serving loop.
+        self.files = _load()
 
     def claims(self, path: str, method: str) -> bool:
         """Is this request for the web client (a file or a client route)?"""
