@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import trio
 
@@ -10,7 +11,7 @@ from tests.authflow import mailed_code
 from tests.browser import Page, open_page
 from tests.conftest import OWNER_EMAIL, ConfigFactory, start_mail_server
 from tests.smtp_sink import SmtpSink
-from tests.web.test_web_client import check_clean
+from tests.web.test_web_client import check_clean, png
 from tests.web.ui import click, click_text, fill, need_chromium, q, shot, sign_up
 
 PW = "a long enough password"
@@ -45,7 +46,21 @@ async def verify_email(page: Page, sink: SmtpSink) -> None:
     assert "boss2@example.com" in await page.js("document.body.innerText")
 
 
-async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFactory) -> None:
+async def upload_avatar(page: Page, tmp_path: Path) -> None:
+    avatar = tmp_path / "avatar.png"
+    avatar.write_bytes(png(64, 64, (63, 91, 216)))
+    doc = await page.call("DOM.getDocument")
+    node = await page.call(
+        "DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="input[name=avatar]"
+    )
+    await page.call("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(avatar)])
+    await click_text(page, "form[aria-label='Avatar'] button", "Upload avatar")
+    await page.wait_js(f"{q('img.avatar.lg')}?.naturalWidth === 64")
+
+
+async def test_accounts_and_admin(
+    nursery: trio.Nursery, make_config: ConfigFactory, tmp_path: Path
+) -> None:
     need_chromium()
     env = await start_mail_server(
         nursery,
@@ -83,6 +98,7 @@ async def test_accounts_and_admin(nursery: trio.Nursery, make_config: ConfigFact
             await fill(page, "input[name=displayName]", "The Boss")
             await click_text(page, "form[aria-label='Display name'] button", "Save name")
             await page.wait_js(f"{q('.me-row bdi')}.textContent === 'The Boss'")
+            await upload_avatar(page, tmp_path)
             await fill(page, "input[name=currentPassword]", PW)
             await fill(page, "input[name=newPassword]", PW + "2")
             await click_text(page, "form[aria-label='Change password'] button", "Change password")
