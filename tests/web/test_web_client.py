@@ -131,6 +131,7 @@ async def test_two_people_chat(
             modules = json.dumps([f"/static/js/{p.name}" for p in JS.iterdir()])
             assert await alice.js(f"Promise.all({modules}.map((m) => import(m))).then(() => true)")
             await check_clean(alice, bob)
+            await leave_room(bob)
             await delete_account(alice, bob)
             await check_clean(alice, bob)
     await env.server.stop()
@@ -323,6 +324,17 @@ async def xss_stays_inert(alice: Page, bob: Page) -> None:
     assert not await alice.js(f"{timeline_text()}.includes('\\u202e')")
     assert await alice.js(f"{timeline_text()}.includes('gnp.exe')")
     assert await alice.js("document.querySelector('.timeline bdi.author').tagName") == "BDI"
+
+
+async def leave_room(bob: Page) -> None:
+    await click_text(bob, "a.room-link", "general")
+    await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#general'")
+    await bob.js("window.confirm = () => true; true")
+    await click_text(bob, ".room-head button", "Leave")
+    general = "[...document.querySelectorAll('a.room-link')].some((a) => a.textContent.includes('general'))"
+    await bob.wait_js(f"!{general}")
+    await click_text(bob, "a.room-link", "lounge")
+    await bob.wait_js(f"{q('.room-head h1')}?.textContent === '#lounge'")
 
 
 async def delete_account(alice: Page, bob: Page) -> None:
