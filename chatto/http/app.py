@@ -64,7 +64,7 @@ class ChattoApp:
         self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
-        self.web = WebClient()
+        self.web = WebClient(w.url)
         self._playground = (
             ExplorerGraphiQL(title="Chatto API", subscription_url=GRAPHQL_PATH).html(None).encode()
         )

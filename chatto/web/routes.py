@@ -66,12 +66,16 @@ def _load() -> dict[str, StaticFile]:
     return files
 
 
-def content_security_policy(scope: Scope) -> bytes:
-    """The client's CSP: this origin only, plus its own WebSocket origin."""
+def content_security_policy(scope: Scope, https: bool = False) -> bytes:
+    """The client's CSP: this origin only, plus its own WebSocket origin.
+
+    ``https``: the public URL is https (TLS may end at a proxy, where the
+    request itself arrives as plain http), so the socket is ``wss``.
+    """
     host = header(scope, b"host") or ""
     ws = ""
     if _HOST.fullmatch(host):
-        ws = f" {'wss' if scope.get('scheme') == 'https' else 'ws'}://{host}"
+        ws = f" {'wss' if https or scope.get('scheme') == 'https' else 'ws'}://{host}"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' blob:; media-src 'self' blob:; font-src 'self'; "
@@ -83,9 +87,10 @@ def content_security_policy(scope: Scope) -> bytes:
 class WebClient:
     """Answers GET/HEAD for the client's files and routes."""
 
-    def __init__(self) -> None:
+    def __init__(self, public_url: str = "") -> None:
         # Read once at start (about 100 KB), never on the serving loop.
         self.files = _load()
+        self.https = public_url.lower().startswith("https://")
 
     def claims(self, path: str, method: str) -> bool:
         """Is this request for the web client (a file or a client route)?"""
@@ -105,7 +110,7 @@ class WebClient:
             return
         extra = [
             (b"etag", found.etag),
-            (b"content-security-policy", content_security_policy(scope)),
+            (b"content-security-policy", content_security_policy(scope, self.https)),
             (b"cross-origin-opener-policy", b"same-origin"),
         ]
         # Revalidate every time: file names carry no hash, and a 304 is cheap.
