@@ -1,12 +1,12 @@
 // Browse and join channels; create one (with room.create).
 import { field, h, toast } from './dom.js';
-import { browseRooms, can, createRoom, joinRoom, state } from './store.js';
+import { browseRooms, can, createRoom, findUser, joinRoom, startDM, state } from './store.js';
 
 export function browseView(navigate) {
   const list = h('ul', { class: 'browse-list' }, h('li', { class: 'muted' }, 'Loading…'));
   const el = h('div', { class: 'page' }, h('h1', {}, 'Rooms'));
   if (can('room.create')) el.append(createForm(navigate));
-  el.append(h('h2', {}, 'All rooms'), list);
+  el.append(dmForm(navigate), h('h2', {}, 'All rooms'), list);
   browseRooms().then(({ rooms }) => {
     if (!rooms.length) { list.replaceChildren(h('li', { class: 'muted' }, 'No rooms yet.')); return; }
     list.replaceChildren(...rooms.map((r) => h('li', { class: 'browse-item' },
@@ -35,4 +35,20 @@ function createForm(navigate) {
   h('button', { type: 'submit', class: 'btn primary' }, 'Create room'));
   if (open) setTimeout(() => name.focus(), 0);
   return form;
+}
+
+function dmForm(navigate) {
+  const login = h('input', { name: 'dmLogin', required: true, autocomplete: 'off' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  return h('form', { class: 'card', 'aria-label': 'Start a direct message', onsubmit: async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    try {
+      const u = await findUser(login.value.trim().replace(/^@/, ''));
+      if (!u) { error.textContent = 'No one has that login.'; return; }
+      const r = await startDM([u.id]);
+      navigate(`/rooms/${r.id}`);
+    } catch (err) { error.textContent = err.message; }
+  } }, h('h2', {}, 'Start a direct message'), field('Their login', login), error,
+  h('button', { type: 'submit', class: 'btn' }, 'Message'));
 }
