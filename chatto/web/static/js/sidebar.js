@@ -1,0 +1,67 @@
+// The sidebar: rooms by group, DMs, unread and mention badges, navigation.
+import { h, nameEl } from './dom.js';
+import { can, on, roomLabel, state } from './store.js';
+
+export function sidebar(navigate) {
+  const el = h('nav', { class: 'sidebar', 'aria-label': 'Rooms and direct messages' });
+  const draw = () => el.replaceChildren(...content(navigate).filter(Boolean));
+  on('rooms', draw);
+  on('room', draw);
+  on('presence', draw);
+  on('members', draw);
+  on('conn', draw);
+  draw();
+  return el;
+}
+
+function badge(room) {
+  const out = [];
+  if (room.mentionCount > 0) out.push(h('span', { class: 'badge mention', 'aria-label': `${room.mentionCount} mentions` }, `@${room.mentionCount}`));
+  if (room.unreadCount > 0) out.push(h('span', { class: 'badge', 'aria-label': `${room.unreadCount} unread` }, String(room.unreadCount)));
+  return out;
+}
+
+function roomLink(room, navigate) {
+  const current = state.current === room.id;
+  let dot = null;
+  if (room.kind === 'DM') {
+    const other = (state.members.get(room.id) || []).find((u) => u.id !== state.me?.id);
+    const status = (other && state.presence.get(other.id)) || 'OFFLINE';
+    dot = h('span', { class: `dot ${status.toLowerCase()}`, role: 'img', 'aria-label': status.toLowerCase() });
+  }
+  return h('li', {}, h('a', {
+    href: `/rooms/${encodeURIComponent(room.id)}`, class: `room-link${current ? ' current' : ''}${room.unreadCount > 0 ? ' unread' : ''}`,
+    'aria-current': current ? 'page' : null,
+    onclick: (e) => { e.preventDefault(); navigate(`/rooms/${room.id}`); },
+  }, dot || h('span', { class: 'hash', 'aria-hidden': 'true' }, '#'), h('bdi', { class: 'room-name' }, roomLabel(room)), ...badge(room)));
+}
+
+function content(navigate) {
+  const rooms = [...state.rooms.values()];
+  const channels = rooms.filter((r) => r.kind !== 'DM' && !r.archived).sort((a, b) => a.name.localeCompare(b.name));
+  const dms = rooms.filter((r) => r.kind === 'DM');
+  const groups = new Map();
+  for (const r of channels) {
+    const key = r.group?.name || 'Rooms';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r);
+  }
+  const link = (href, label) => h('a', { href, class: 'nav-link', onclick: (e) => { e.preventDefault(); navigate(href); } }, label);
+  const conn = state.conn === 'online' ? null
+    : h('p', { class: `conn ${state.conn}`, role: 'status' }, state.conn === 'offline' ? 'Offline — reconnecting…' : 'Connecting…');
+  return [
+    h('div', { class: 'me-row' }, nameEl(state.me), h('span', { class: 'muted' }, state.server?.name || '')),
+    conn,
+    h('div', { class: 'nav-actions' }, link('/browse', 'Browse rooms'), can('room.create') ? link('/browse?create=1', 'New room') : null),
+    ...[...groups].map(([name, list]) => h('section', { class: 'group' },
+      h('h2', {}, h('bdi', {}, name)), h('ul', {}, list.map((r) => roomLink(r, navigate))))),
+    h('section', { class: 'group' }, h('h2', {}, 'Direct messages'),
+      dms.length ? h('ul', {}, dms.map((r) => roomLink(r, navigate))) : h('p', { class: 'muted small' }, 'None yet. Open a member list to start one.')),
+    h('div', { class: 'nav-foot' }, link('/me', 'Me'), isAdmin() ? link('/admin', 'Server') : null),
+  ];
+}
+
+export function isAdmin() {
+  return ['admin.view-users', 'admin.view-system', 'role.manage', 'role.assign', 'user.manage-permissions', 'server.manage']
+    .some((p) => can(p));
+}
