@@ -1,6 +1,6 @@
 // Boot and routing: signed-out pages, or the sidebar beside the current view.
 import { h, toast } from './dom.js';
-import { forgotView, resetView, signInView, signUpView } from './auth_view.js';
+import { forgotView, inviteView, resetView, signInView, signUpView } from './auth_view.js';
 import { browseView } from './browse.js';
 import { startNotifications } from './notify.js';
 import { roomView } from './room_view.js';
@@ -11,8 +11,11 @@ const app = document.getElementById('app');
 let shell = null;
 let current = null;
 
-const PUBLIC = { '/signup': signUpView, '/forgot': forgotView, '/reset-password': resetView, '/login': signInView };
-const LAZY = { '/me': ['./me_view.js', 'meView'], '/admin': ['./admin_view.js', 'adminView'] };
+const PUBLIC = { '/signup': signUpView, '/invite': inviteView, '/forgot': forgotView, '/reset-password': resetView, '/login': signInView };
+const LAZY = {
+  '/me': ['./me_view.js', 'meView'], '/admin': ['./admin_view.js', 'adminView'],
+  '/notifications': ['./notifications_view.js', 'notificationsView'], '/threads': ['./threads_view.js', 'threadsView'],
+};
 
 export function navigate(path, replace = false) {
   if (replace) history.replaceState({}, '', path);
@@ -43,6 +46,7 @@ async function route() {
   current = await viewFor(path);
   shell.el.classList.toggle('in-view', path !== '/');
   shell.content.replaceChildren(current);
+  store.emit('route');
 }
 
 async function viewFor(path) {
