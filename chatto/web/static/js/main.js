@@ -67,6 +67,8 @@ async function viewFor(path) {
 }
 
 window.addEventListener('popstate', route);
+// A second invite link pasted into the same tab only changes the fragment.
+window.addEventListener('hashchange', () => { if (location.pathname === '/invite') route(); });
 store.on('auth', (d) => {
   if (!d.signedIn) { shell = null; if (current?.destroy) current.destroy(); current = null; navigate('/login', true); }
 });

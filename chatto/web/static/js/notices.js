@@ -46,7 +46,7 @@ export function notificationArrived(ev) {
   remember(n.message?.author);
   if (!state.notifications.some((x) => x.id === n.id)) state.notifications.unshift(n);
   state.notificationCount = (state.notificationCount || 0) + 1;
-  if (n.kind === 'THREAD_REPLY') { state.hasUnreadThreads = true; emit('rooms'); }
+  if (n.kind === 'THREAD_REPLY') { state.hasUnreadThreads = true; emit('rooms'); emit('threads'); }
   emit('notifications');
   emit('notify', { notification: n });
 }
