@@ -93,7 +93,12 @@ async def mention_and_notifications(alice: Page, bob: Page) -> None:
     """Bob mentions Alice while she is elsewhere: badge, notification, highlight; dismiss."""
     await click_text(alice, NAV, "Notifications")
     await alice.wait_js("document.body.innerText.includes('No notifications')")
-    await send(bob, "Have a look @alice please")
+    # The composer completes "@al" from the room's members.
+    await fill(bob, ".room-main .composer-input", "Have a look @al")
+    await bob.wait_js(f"{q('.mention-list [aria-selected=true]')}?.textContent.includes('@alice')")
+    await bob.press("Enter")
+    await bob.insert_text("please")
+    await bob.press("Enter")
     await alice.wait_js(
         f"{room_link('lounge')}?.querySelector('.badge.mention')?.textContent === '@1'"
     )
