@@ -166,6 +166,8 @@ async def members_and_bans(alice: Page, bob: Page) -> None:
     await click(alice, "button[aria-label='Show members']")
     members = "[...document.querySelectorAll('.side .members li')].map((li) => li.innerText)"
     await alice.wait_js(f"{members}.length === 2")
+    # Presence is off on this server: no dots.
+    assert await alice.js("!document.querySelector('.side .members .dot')")
     await fill(alice, "input[name=memberSearch]", "bo")
     await alice.wait_js(f"{members}.length === 1 && {members}[0].includes('bob')")
     await fill(alice, "input[name=memberSearch]", "zzz")
@@ -189,6 +191,25 @@ async def server_settings_live(alice: Page, bob: Page) -> None:
     await bob.wait_js(f"{q('.server-name')}?.textContent === 'Chatto Club'")
 
 
+async def room_order(alice: Page) -> None:
+    """A second channel moved above the first: the sidebar follows."""
+    await click_text(alice, NAV, "New room")
+    await fill(alice, "input[name=name]", "annex")
+    await click(alice, "form[aria-label='Create a room'] button[type=submit]")
+    await alice.wait_js(f"{q('.room-head h1')}?.textContent === '#annex'")
+    mine = ".map((n) => n.textContent.replace('#', '')).filter((n) => n !== 'alice').join()"
+    order = f"[...document.querySelectorAll('a.room-link .room-name')]{mine}"
+    assert await alice.js(order) == "annex,announcements,general,lounge"  # by name
+    await click_text(alice, NAV, "Server")
+    await click_text(alice, "button[role=tab]", "Groups")
+    await click(alice, "button[aria-label='Move #lounge up']")
+    await alice.wait_js(f"{order} === 'annex,announcements,lounge,general'")
+    listed = f"[...document.querySelectorAll('.order li bdi')]{mine}"
+    await alice.wait_js(f"{listed} === 'annex,announcements,lounge,general'")
+    await click(alice, "button[aria-label='Move #lounge up']")
+    await alice.wait_js(f"{order} === 'annex,lounge,announcements,general'")
+
+
 async def test_invites_notifications_and_more(
     nursery: trio.Nursery, make_config: ConfigFactory
 ) -> None:
@@ -198,6 +219,7 @@ async def test_invites_notifications_and_more(
         make_config,
         CHATTO_OWNERS_EMAILS=OWNER_EMAIL,
         CHATTO_AUTH_REGISTRATION="invite-only",
+        CHATTO_PRESENCE_ENABLED="false",
     )
     url = env.url.replace("127.0.0.1", "localhost")
     with trio.fail_after(240):
@@ -219,5 +241,6 @@ async def test_invites_notifications_and_more(
             await shot(bob, "pins")
             await members_and_bans(alice, bob)
             await server_settings_live(alice, bob)
+            await room_order(alice)
             await check_clean(alice, bob, statuses=(400, 403, 404))
     await env.server.stop()

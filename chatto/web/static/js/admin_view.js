@@ -208,10 +208,27 @@ async function invitesTab() {
   return el;
 }
 
+/** The channels of each group (and the ungrouped ones) in sidebar order, with up/down. */
+function roomOrder(d, reload) {
+  const sections = [{ id: null, name: 'Ungrouped' }, ...d.roomGroups].map((g) => {
+    const rooms = d.rooms.filter((r) => (r.group?.id || null) === g.id).sort((a, b) => (a.position - b.position) || a.name.localeCompare(b.name));
+    if (!rooms.length) return null;
+    const move = async (i, by) => {
+      const ids = rooms.map((r) => r.id);
+      [ids[i], ids[i + by]] = [ids[i + by], ids[i]];
+      try { await gql('mutation($g: ID, $ids: [ID!]!) { reorderRooms(groupId: $g, roomIds: $ids) { id } }', { g: g.id, ids }); await reload(); refreshRooms(); } catch (x) { toast(explain(x)); }
+    };
+    return h('section', {}, h('h3', {}, h('bdi', {}, g.name)), h('ol', { class: 'order' }, rooms.map((r, i) => h('li', {}, h('bdi', {}, `#${r.name}`), ' ',
+      i > 0 ? h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Move #${r.name} up`, onclick: () => move(i, -1) }, '↑') : null,
+      i < rooms.length - 1 ? h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Move #${r.name} down`, onclick: () => move(i, 1) }, '↓') : null))));
+  });
+  return h('section', { class: 'card', 'aria-label': 'Room order' }, h('h2', {}, 'Room order in the sidebar'), sections);
+}
+
 async function groupsTab() {
   const el = h('div', {});
   const reload = async () => {
-    const d = await gql(`{ roomGroups { ${GROUPS} } }`);
+    const d = await gql(`{ roomGroups { ${GROUPS} } rooms { id name position group { id } } }`);
     state.groups = d.roomGroups;
     const ids = d.roomGroups.map((g) => g.id);
     const move = async (i, by) => {
@@ -232,7 +249,7 @@ async function groupsTab() {
           if (!confirm(`Delete the group ${g.name}? Its rooms become ungrouped.`)) return;
           try { await gql('mutation($g: ID!) { deleteRoomGroup(groupId: $g) }', { g: g.id }); await reload(); refreshRooms(); } catch (x) { toast(explain(x)); }
         } }, 'Delete'))];
-    })) : h('p', { class: 'muted' }, 'No room groups yet.'), create);
+    })) : h('p', { class: 'muted' }, 'No room groups yet.'), create, roomOrder(d, reload));
   };
   const newName = h('input', { name: 'groupName', required: true, maxlength: '64' });
   const create = actionForm('Create a group', [field('Name', newName)], 'Create', async () => {

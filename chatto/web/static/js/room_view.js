@@ -8,9 +8,10 @@ import { loadPins, pinsPanel, togglePin } from './pins.js';
 import { setFollow } from './notices.js';
 import { roomNotifications, roomSettings } from './room_settings.js';
 import {
-  closeThread, emit, leaveRoom, on, roomCan, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
+  closeThread, emit, gql, leaveRoom, on, roomCan, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
 } from './store.js';
 import { TimelineView } from './timeline.js';
+import { ONE_EVENT } from './queries.js';
 
 export function roomView(roomId, navigate) {
   const room = state.rooms.get(roomId);
@@ -129,11 +130,20 @@ function threadPanel(roomId, rootId, navigate) {
   };
   drawFollow(!!root?.viewerFollowsThread);
   const off = on('follow', (d) => { if (d.rootId === rootId) drawFollow(d.follows); });
+  const rootBox = h('div', { class: 'thread-root' }, root ? renderMessage(root, { inThread: true, act }) : null);
+  // Opened from a notification or the Threads page: the root may be older than the loaded timeline.
+  if (!root) {
+    gql(ONE_EVENT, { roomId, id: rootId }).then((d) => {
+      const msg = d.room?.event;
+      if (!msg) return;
+      rootBox.replaceChildren(renderMessage(msg, { inThread: true, act }));
+      drawFollow(msg.viewerFollowsThread);
+    }).catch(() => {});
+  }
   const el = h('section', { class: 'panel thread', 'aria-label': 'Thread' },
     h('header', { class: 'panel-head' }, h('h2', {}, 'Thread'), follow,
       h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close thread', onclick: () => closeThread() }, '✕')),
-    root ? h('div', { class: 'thread-root' }, renderMessage(root, { inThread: true, act })) : null,
-    tl.wrap, composer.el);
+    rootBox, tl.wrap, composer.el);
   setTimeout(() => composer.focus(), 0);
   return { el, kind: 'thread', rootId, destroy: () => { off(); tl.destroy(); } };
 }
