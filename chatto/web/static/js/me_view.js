@@ -110,7 +110,7 @@ export function meView(navigate) {
 function levelForm() {
   const level = h('select', { name: 'serverLevel' }, LEVELS.map(([v, label]) => h('option', { value: v }, label)));
   serverLevel().then((l) => { level.value = l; }).catch(() => {});
-  return form('Notification level', [h('p', { class: 'muted small' }, 'For every room without its own setting (the 🔔 in a room). Direct messages notify you unless you mute them.'),
+  return form('Notification level', [h('p', { class: 'muted small' }, 'For every room without its own setting (the Notify button in a room). Direct messages notify you unless you mute them.'),
     field('Notify me of', level)], 'Save level', async () => { await setServerLevel(level.value); return 'Saved.'; }, 'btn');
 }
 

@@ -34,7 +34,7 @@ export function roomView(roomId, navigate) {
   const toggle = (kind, make) => setSide(sideView?.kind === kind ? null : make());
   const pinsBtn = h('button', { type: 'button', class: 'btn', onclick: () => toggle('pins', () => pinsPanel(roomId, (m) => act('goto', m))) }, 'Pinned');
   const bellBtn = h('button', { type: 'button', class: 'btn', 'aria-label': 'Notification settings for this room',
-    onclick: () => toggle('bell', () => roomNotifications(room)) }, '🔔');
+    onclick: () => toggle('bell', () => roomNotifications(room)) }, 'Notify');
   const settingsBtn = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => toggle('settings', () => roomSettings(room, navigate)) }, 'Settings');
   const header = h('header', { class: 'room-head' },
     h('button', { type: 'button', class: 'icon-btn back', 'aria-label': 'Back to rooms', onclick: () => navigate('/') }, '←'),
