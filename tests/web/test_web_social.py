@@ -150,6 +150,24 @@ async def followed_thread(alice: Page, bob: Page) -> None:
     await click(alice, "button[aria-label='Close thread']")
 
 
+async def levels(bob: Page) -> None:
+    """A room's level and mute (the Notify panel), and the server-wide level (Me)."""
+    await open_room(bob, "lounge")
+    await click_text(bob, ".room-head button", "Notify")
+    await bob.wait_js("document.body.innerText.includes('In force: mentions')")
+    await bob.js("const m = document.querySelector('input[name=roomMuted]'); m.click(); true")
+    await bob.wait_js("document.body.innerText.includes('In force: nothing (muted)')")
+    await bob.js("document.querySelector('input[name=roomMuted]').click(); true")
+    await bob.wait_js("document.body.innerText.includes('In force: mentions.')")
+    await click_text(bob, ".room-head button", "Notify")
+    await click_text(bob, NAV, "Me")
+    await bob.wait_js(f"{q('select[name=serverLevel]')}?.value === 'MENTIONS'")
+    await bob.js("document.querySelector('select[name=serverLevel]').value = 'ALL'; true")
+    await click_text(bob, "form[aria-label='Notification level'] button", "Save level")
+    await bob.wait_js("document.body.innerText.includes('Saved.')")
+    await open_room(bob, "lounge")
+
+
 async def pins(alice: Page, bob: Page) -> None:
     await act_on(alice, "Morning all", "Pin message")
     await bob.wait_js(
@@ -237,6 +255,7 @@ async def test_invites_notifications_and_more(
             await status_shown(alice, bob)
             await mention_and_notifications(alice, bob)
             await followed_thread(alice, bob)
+            await levels(bob)
             await pins(alice, bob)
             await shot(bob, "pins")
             await members_and_bans(alice, bob)
