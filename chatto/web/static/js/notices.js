@@ -45,7 +45,6 @@ export function notificationArrived(ev) {
   if (!n) return;
   remember(n.message?.author);
   if (!state.notifications.some((x) => x.id === n.id)) state.notifications.unshift(n);
-  state.notificationCount = (state.notificationCount || 0) + 1;
   if (n.kind === 'THREAD_REPLY') { state.hasUnreadThreads = true; emit('rooms'); emit('threads'); }
   emit('notifications');
   emit('notify', { notification: n });

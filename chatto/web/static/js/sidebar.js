@@ -14,6 +14,8 @@ export function sidebar(navigate) {
   on('conn', draw);
   on('notifications', draw);
   on('server', draw);
+  // Whatever arrived while the socket was down.
+  on('resumed', () => loadNotifications().catch(() => {}));
   draw();
   loadNotifications().catch(() => {});
   return el;

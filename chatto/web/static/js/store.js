@@ -97,8 +97,8 @@ export function ended(notice) {
   if (socket) socket.stop();
   socket = null;
   setCsrf('');
-  Object.assign(state, { me: null, current: null, thread: null, notice });
-  for (const m of [state.rooms, state.timelines, state.threads, state.members, state.typing]) m.clear();
+  Object.assign(state, { me: null, current: null, thread: null, notice, notifications: [], notificationsMore: false, hasUnreadThreads: false });
+  for (const m of [state.rooms, state.timelines, state.threads, state.members, state.typing, state.roomPerms, state.pinned]) m.clear();
   emit('auth', { signedIn: false });
 }
 
@@ -253,6 +253,7 @@ async function catchUp() {
     }
   }
   await refreshRooms();
+  emit('resumed');
 }
 
 export function startLive() {
