@@ -23,7 +23,20 @@ from chatto.http.asgi import SECURITY_HEADERS, Scope, Send, header, respond_erro
 STATIC_PREFIX = "/static/"
 # First path segments the client routes on (main.js); others are the server's.
 CLIENT_ROUTES = frozenset(
-    {"", "login", "signup", "forgot", "reset-password", "browse", "me", "admin", "rooms"}
+    {
+        "",
+        "login",
+        "signup",
+        "invite",
+        "forgot",
+        "reset-password",
+        "browse",
+        "me",
+        "admin",
+        "rooms",
+        "notifications",
+        "threads",
+    }
 )
 TYPES = {
     "html": b"text/html; charset=utf-8",

@@ -67,6 +67,8 @@ async def test_static_serving_headers(nursery: trio.Nursery, make_config: Config
             assert (await c.get("/api/nope")).status_code == 404
             assert (await c.get("/nope")).status_code == 404
             assert (await c.get("/reset-password?token=x")).text == r.text
+            for route in ("/invite", "/notifications", "/threads"):
+                assert (await c.get(route)).text == r.text
             css = await c.get("/static/app.css")
             assert css.headers["content-type"].startswith("text/css")
     await env.server.stop()

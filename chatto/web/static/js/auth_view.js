@@ -37,23 +37,40 @@ export function signInView(navigate) {
   store.state.notice = '';
   return h('main', { class: 'center' }, notice, form('Sign in to Chatto', [field('Login or email', login), field('Password', password)], 'Sign in',
     async () => { await store.signIn(login.value.trim(), password.value); navigate('/', true); },
-    [registration() === 'closed' ? null : link('/signup', 'Create an account', navigate),
+    [registration() === 'open' ? link('/signup', 'Create an account', navigate) : null,
       link('/forgot', 'Forgot your password?', navigate)]));
 }
 
 const registration = () => store.state.publicInfo?.registration || 'open';
 
-export function signUpView(navigate) {
+/** /invite#<code>: the code is checked, then the sign-up steps carry it. */
+export function inviteView(navigate) {
+  const code = decodeURIComponent(location.hash.slice(1));
+  // The code leaves the address bar and history: it is a secret until used.
+  if (location.hash) history.replaceState({}, '', '/invite');
+  const main = h('main', { class: 'center' }, h('p', { class: 'muted' }, 'Checking your invite…'));
+  const bad = (why) => main.replaceChildren(h('div', { class: 'card auth' }, h('h1', {}, 'This invite cannot be used'),
+    h('p', { class: 'error', role: 'alert' }, why), h('p', {}, 'Ask whoever invited you for a new link.'), link('/login', 'Sign in', navigate)));
+  if (!code) { bad('The link has no invite code. Copy the whole link, including the part after #.'); return main; }
+  store.checkInvite(code).then(() => main.replaceChildren(signUpView(navigate, code)), (e) => {
+    bad(e.code === 'RATE_LIMITED' || e.code === 'NETWORK' ? explain(e) : 'The invite link is invalid, expired or used up.');
+  });
+  return main;
+}
+
+export function signUpView(navigate, invite = null) {
   const main = h('main', { class: 'center' });
   if (registration() === 'closed') {
     main.append(h('div', { class: 'card auth' }, h('h1', {}, 'Sign-up is closed'),
       h('p', {}, 'This server does not take new accounts at the moment.'), link('/login', 'Sign in', navigate)));
     return main;
   }
+  const note = invite ? h('p', { class: 'info' }, 'You were invited: welcome!')
+    : registration() === 'invite-only' ? h('p', { class: 'info' }, 'This server takes new accounts through invite links: open the link you were given.') : null;
   const stepEmail = () => {
     const email = input('email', 'email', { autocomplete: 'email' });
-    main.replaceChildren(form('Create your account', [h('p', { class: 'muted' }, 'Step 1 of 3: we mail you a six-digit code.'), field('Email', email)], 'Send the code',
-      async () => { await store.requestCode(email.value.trim()); stepCode(email.value.trim()); },
+    main.replaceChildren(form('Create your account', [note, h('p', { class: 'muted' }, 'Step 1 of 3: we mail you a six-digit code.'), field('Email', email)], 'Send the code',
+      async () => { await store.requestCode(email.value.trim(), invite); stepCode(email.value.trim()); },
       [link('/login', 'I already have an account', navigate)]));
     email.focus();
   };
@@ -62,7 +79,7 @@ export function signUpView(navigate) {
     main.replaceChildren(form('Check your mail', [
       h('p', { class: 'muted' }, 'Step 2 of 3: if the address can be used, a code is on its way to ', h('strong', {}, email), '. It is valid for 15 minutes.'),
       field('Code', code)], 'Verify',
-    async () => { const token = await store.verifyCode(email, code.value.trim()); stepAccount(token); },
+    async () => { const token = await store.verifyCode(email, code.value.trim(), invite); stepAccount(token); },
     [h('button', { type: 'button', class: 'link', onclick: stepEmail }, 'Use another address or send a new code')]));
     code.focus();
   };

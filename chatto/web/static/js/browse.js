@@ -1,12 +1,13 @@
 // Browse and join channels; create one (with room.create).
 import { field, h, toast } from './dom.js';
-import { browseRooms, can, createRoom, findUser, joinRoom, startDM, state } from './store.js';
+import { memberRow } from './members.js';
+import { browseRooms, can, createRoom, findUser, joinRoom, searchMembers, startDM, state } from './store.js';
 
 export function browseView(navigate) {
   const list = h('ul', { class: 'browse-list' }, h('li', { class: 'muted' }, 'Loading…'));
   const el = h('div', { class: 'page' }, h('h1', {}, 'Rooms'));
   if (can('room.create')) el.append(createForm(navigate));
-  el.append(dmForm(navigate), h('h2', {}, 'All rooms'), list);
+  el.append(dmForm(navigate), people(navigate), h('h2', {}, 'All rooms'), list);
   browseRooms().then(({ rooms }) => {
     if (!rooms.length) { list.replaceChildren(h('li', { class: 'muted' }, 'No rooms yet.')); return; }
     list.replaceChildren(...rooms.map((r) => h('li', { class: 'browse-item' },
@@ -51,4 +52,28 @@ function dmForm(navigate) {
     } catch (err) { error.textContent = err.message; }
   } }, h('h2', {}, 'Start a direct message'), field('Their login', login), error,
   h('button', { type: 'submit', class: 'btn' }, 'Message'));
+}
+
+/** The server's directory (Query.members): search by name or login, message anyone. */
+function people(navigate) {
+  const search = h('input', { type: 'search', name: 'peopleSearch', autocomplete: 'off', placeholder: 'Name or login' });
+  const list = h('ul', { class: 'members' });
+  const more = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => page(true) }, 'Show more');
+  let cursor = null;
+  let seq = 0;
+  const page = async (append) => {
+    const mine = ++seq;
+    try {
+      const p = await searchMembers(null, search.value.trim(), append ? cursor : null);
+      if (mine !== seq) return;
+      const rows = p.users.map((u) => memberRow(u, navigate));
+      if (append) list.append(...rows); else list.replaceChildren(...(rows.length ? rows : [h('li', { class: 'muted' }, 'Nobody matches.')]));
+      cursor = p.endCursor;
+      more.hidden = !p.hasMore;
+    } catch (e) { toast(e.message); }
+  };
+  let timer = 0;
+  search.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => page(false), 200); });
+  page(false);
+  return h('section', { class: 'card', 'aria-label': 'People' }, h('h2', {}, 'People on this server'), field('Search people', search), list, more);
 }

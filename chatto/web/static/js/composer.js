@@ -1,6 +1,7 @@
 // The composer: multi-line text, Enter sends, Shift+Enter breaks the line,
 // Up (in an empty box) edits your last message, Escape cancels an edit;
 // attachments upload at once, with progress, and go out with the message.
+import { MentionComplete } from './autocomplete.js';
 import { cleanName, fmtSize, h, toast } from './dom.js';
 import { edit, send, state, timelineOf, typing, uploadFile } from './store.js';
 
@@ -16,8 +17,9 @@ export class Composer {
     const attach = h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Attach files', title: 'Attach files',
       onclick: () => this.file.click() }, '📎');
     const sendBtn = h('button', { type: 'submit', class: 'send', 'aria-label': 'Send' }, 'Send');
+    this.complete = new MentionComplete(this.input, roomId);
     this.el = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      this.mode, this.tray, h('div', { class: 'composer-row' }, attach, this.input, sendBtn), this.file);
+      this.complete.list, this.mode, this.tray, h('div', { class: 'composer-row' }, attach, this.input, sendBtn), this.file);
   }
 
   focus() { this.input.focus(); }
@@ -25,9 +27,11 @@ export class Composer {
   onInput() {
     // The box grows with its text by CSS (field-sizing), not by inline styles.
     if (!this.editing) typing(this.roomId, this.input.value.length > 0);
+    this.complete.update();
   }
 
   onKey(e) {
+    if (this.complete.onKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       this.submit();
@@ -104,6 +108,7 @@ export class Composer {
     if (!body && !attachments.length) return;
     this.input.value = '';
     this.onInput();
+    this.complete.close();
     typing(this.roomId, false);
     try {
       await send(this.roomId, body || ' ', { thread: this.threadId, attachments, reply: this.replyTo?.id });

@@ -54,6 +54,14 @@ export function nameEl(user, extraClass = '') {
     cleanName(user.displayName || user.login));
 }
 
+/** A user's custom status (emoji and text) beside their name; null if none. */
+export function statusEl(user) {
+  const st = user?.status;
+  if (!st || (!st.text && !st.emoji)) return null;
+  const label = [st.emoji, cleanName(st.text) === '(no name)' ? '' : cleanName(st.text)].filter(Boolean).join(' ');
+  return h('bdi', { class: 'status muted', title: label, 'aria-label': `status: ${label}` }, label);
+}
+
 let toastTimer = 0;
 export function toast(message) {
   const el = document.getElementById('toast');

@@ -1,7 +1,8 @@
 // Applies one myEvents event to the store and tells the views what changed.
 import * as Q from './queries.js';
+import { notificationArrived, notificationsDismissed, threadChanged } from './notices.js';
 import {
-  appendLive, emit, gql, loadMembers, markRead, refreshRooms, sessionEnded, state, upsertMessage,
+  appendLive, emit, gql, loadMembers, markRead, markThreadRead, refreshRooms, refreshServer, sessionEnded, state, upsertMessage,
 } from './store.js';
 
 const TYPING_TTL = 6000;
@@ -21,17 +22,22 @@ async function posted(ev) {
   const typers = state.typing.get(msg.roomId);
   if (typers?.delete(msg.authorId)) emit('typing', { roomId: msg.roomId });
   appendLive(msg);
-  if (msg.threadRootId && !msg.echo) bumpReplies(msg);
+  if (msg.threadRootId && !msg.echo) {
+    bumpReplies(msg);
+    if (!mine && state.thread?.rootId === msg.threadRootId && !document.hidden) markThreadRead(msg.roomId, msg.threadRootId);
+  }
   const room = state.rooms.get(msg.roomId);
   if (!room || mine || (msg.threadRootId && !msg.echo)) return;
   const visible = state.current === msg.roomId && !document.hidden;
   if (visible) markRead(msg.roomId);
   else {
     room.unreadCount = (room.unreadCount || 0) + 1;
+    if (mentionsMe(msg)) room.mentionCount = (room.mentionCount || 0) + 1;
     emit('rooms');
   }
-  emit('notify', { room, msg });
 }
+
+export const mentionsMe = (msg) => !!msg && (msg.mentionsRoom || (msg.mentions || []).includes(state.me?.id));
 
 function bumpReplies(msg) {
   const tl = state.timelines.get(msg.roomId);
@@ -98,7 +104,7 @@ async function profile(ev) {
 }
 
 function readMarker(ev) {
-  if (ev.threadRootId) return;
+  if (ev.threadRootId) { threadChanged(ev).catch(() => {}); return; }
   const room = state.rooms.get(ev.roomId);
   if (!room) return;
   room.unreadCount = ev.unreadCount ?? 0;
@@ -125,5 +131,12 @@ const HANDLERS = {
   ROOM_ARCHIVED: () => refreshRooms().catch(() => {}),
   PROFILE_UPDATED: (ev) => profile(ev).catch(() => {}),
   READ_MARKER: readMarker,
+  NOTIFICATION: notificationArrived,
+  NOTIFICATION_DISMISSED: notificationsDismissed,
+  THREAD_FOLLOWED: (ev) => threadChanged(ev).catch(() => {}),
+  THREAD_UNFOLLOWED: (ev) => threadChanged(ev).catch(() => {}),
+  NOTIFICATION_SETTINGS: (ev) => emit('notification-settings', { roomId: ev.roomId }),
+  SERVER_UPDATED: () => refreshServer().catch(() => {}),
+  GROUPS_UPDATED: () => refreshRooms().catch(() => {}),
   SESSION_TERMINATED: () => sessionEnded(),
 };

@@ -1,6 +1,6 @@
 // Boot and routing: signed-out pages, or the sidebar beside the current view.
 import { h, toast } from './dom.js';
-import { forgotView, resetView, signInView, signUpView } from './auth_view.js';
+import { forgotView, inviteView, resetView, signInView, signUpView } from './auth_view.js';
 import { browseView } from './browse.js';
 import { startNotifications } from './notify.js';
 import { roomView } from './room_view.js';
@@ -11,8 +11,11 @@ const app = document.getElementById('app');
 let shell = null;
 let current = null;
 
-const PUBLIC = { '/signup': signUpView, '/forgot': forgotView, '/reset-password': resetView, '/login': signInView };
-const LAZY = { '/me': ['./me_view.js', 'meView'], '/admin': ['./admin_view.js', 'adminView'] };
+const PUBLIC = { '/signup': signUpView, '/invite': inviteView, '/forgot': forgotView, '/reset-password': resetView, '/login': signInView };
+const LAZY = {
+  '/me': ['./me_view.js', 'meView'], '/admin': ['./admin_view.js', 'adminView'],
+  '/notifications': ['./notifications_view.js', 'notificationsView'], '/threads': ['./threads_view.js', 'threadsView'],
+};
 
 export function navigate(path, replace = false) {
   if (replace) history.replaceState({}, '', path);
@@ -43,6 +46,7 @@ async function route() {
   current = await viewFor(path);
   shell.el.classList.toggle('in-view', path !== '/');
   shell.content.replaceChildren(current);
+  store.emit('route');
 }
 
 async function viewFor(path) {
@@ -63,6 +67,8 @@ async function viewFor(path) {
 }
 
 window.addEventListener('popstate', route);
+// A second invite link pasted into the same tab only changes the fragment.
+window.addEventListener('hashchange', () => { if (location.pathname === '/invite') route(); });
 store.on('auth', (d) => {
   if (!d.signedIn) { shell = null; if (current?.destroy) current.destroy(); current = null; navigate('/login', true); }
 });

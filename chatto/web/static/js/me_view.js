@@ -1,13 +1,14 @@
 // Me: profile, avatar, email verification, password, notifications,
 // sessions, and deleting the account (with its confirmation step).
 import { explain } from './auth_view.js';
-import { field, h, nameEl } from './dom.js';
+import { field, h, nameEl, statusEl } from './dom.js';
 import { avatar } from './message.js';
+import { LEVELS, serverLevel, setServerLevel } from './notices.js';
 import { askPermission, notificationState } from './notify.js';
 import * as store from './store.js';
 import { authCall } from './api.js';
 
-const USER = 'id login displayName avatarUrl emails';
+const USER = 'id login displayName avatarUrl emails status { text emoji }';
 
 function section(title, ...body) { return h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), ...body); }
 
@@ -26,7 +27,8 @@ function form(label, fields, submit, onSubmit, cls = 'btn primary') {
 export function meView(navigate) {
   const me = store.state.me;
   const page = h('div', { class: 'page' }, h('h1', {}, 'Me'));
-  const pic = h('div', { class: 'row' }, avatar(me, 'lg'), nameEl(me), h('span', { class: 'muted' }, `@${me.login}`));
+  const pic = h('div', { class: 'row' }, avatar(me, 'lg'), nameEl(me), h('span', { class: 'muted' }, `@${me.login}`), statusEl(me));
+  const mine = (u) => { Object.assign(me, u); store.remember(u); pic.replaceChildren(avatar(me, 'lg'), nameEl(me), h('span', { class: 'muted' }, `@${me.login}`), statusEl(me)); store.emit('rooms'); };
 
   const name = h('input', { name: 'displayName', value: me.displayName, maxlength: '64', required: true });
   const file = h('input', { type: 'file', name: 'avatar', accept: 'image/png,image/jpeg,image/gif,image/webp' });
@@ -47,11 +49,22 @@ export function meView(navigate) {
       pic.firstChild.replaceWith(avatar(me, 'lg'));
       return 'Avatar updated.';
     }, 'btn'),
-    store.has('mutation', 'removeAvatar') && me.avatarUrl ? h('button', { type: 'button', class: 'link', onclick: async () => {
-      await store.gql(`mutation { removeAvatar { ${USER} } }`);
-      me.avatarUrl = null;
-      pic.firstChild.replaceWith(avatar(me, 'lg'));
-    } }, 'Remove avatar') : null);
+    h('button', { type: 'button', class: 'link', onclick: async () => {
+      mine((await store.gql(`mutation { removeAvatar { ${USER} } }`)).removeAvatar);
+    } }, 'Remove avatar'));
+
+  const emoji = h('input', { name: 'statusEmoji', value: me.status?.emoji || '', maxlength: '32', placeholder: '🌴 or :palm_tree:' });
+  const text = h('input', { name: 'statusText', value: me.status?.text || '', maxlength: '128', placeholder: 'On holiday until Monday' });
+  const status = section('Status',
+    form('Set your status', [h('div', { class: 'row' }, field('Emoji', emoji), field('Status', text))], 'Set status', async () => {
+      mine((await store.gql(`mutation($t: String, $e: String) { setStatus(text: $t, emoji: $e) { ${USER} } }`,
+        { t: text.value.trim(), e: emoji.value.trim() })).setStatus);
+      return 'Status set: everyone sees it next to your name.';
+    }),
+    h('button', { type: 'button', class: 'link', onclick: async () => {
+      mine((await store.gql(`mutation { clearStatus { ${USER} } }`)).clearStatus);
+      emoji.value = ''; text.value = '';
+    } }, 'Clear status'));
 
   const email = h('input', { type: 'email', name: 'email', required: true });
   const code = h('input', { name: 'code', inputmode: 'numeric', pattern: '[0-9]{6}', maxlength: '6', required: true });
@@ -82,7 +95,7 @@ export function meView(navigate) {
   const notif = section('Notifications',
     h('p', {}, 'Get a browser notification for direct messages and mentions while Chatto is in the background.'),
     h('button', { type: 'button', class: 'btn', onclick: async () => { notifState.textContent = ` (now: ${await askPermission()})`; } },
-      'Enable browser notifications'), notifState);
+      'Enable browser notifications'), notifState, levelForm());
 
   const sessions = section('Sessions',
     h('div', { class: 'row' },
@@ -90,8 +103,15 @@ export function meView(navigate) {
       h('button', { type: 'button', class: 'btn', onclick: () => store.signOut(true) }, 'Sign out everywhere')),
     h('p', { class: 'muted small' }, '"Everywhere" ends every session, app token and open connection of your account, this one included.'));
 
-  page.append(profile, emailSec, password, notif, sessions, deletion(me));
+  page.append(profile, status, emailSec, password, notif, sessions, deletion(me));
   return page;
+}
+
+function levelForm() {
+  const level = h('select', { name: 'serverLevel' }, LEVELS.map(([v, label]) => h('option', { value: v }, label)));
+  serverLevel().then((l) => { level.value = l; }).catch(() => {});
+  return form('Notification level', [h('p', { class: 'muted small' }, 'For every room without its own setting (the Notify button in a room). Direct messages notify you unless you mute them.'),
+    field('Notify me of', level)], 'Save level', async () => { await setServerLevel(level.value); return 'Saved.'; }, 'btn');
 }
 
 function deletion(me) {

@@ -1,6 +1,6 @@
 // One message as DOM: author, time, body, markers, attachments, reactions,
 // thread replies and its actions. Actions go to the `act` callback.
-import { cleanName, fmtSize, fmtTime, h, nameEl } from './dom.js';
+import { cleanName, fmtSize, fmtTime, h, nameEl, statusEl } from './dom.js';
 import { formatBody, stripBidi } from './format.js';
 import { canPin, isPinned } from './pins.js';
 import { roomCan, state, user } from './store.js';
@@ -78,14 +78,16 @@ export function renderMessage(msg, { prev = null, inThread = false, act }) {
   const body = msg.retracted
     ? h('p', { class: 'retracted' }, 'This message was retracted.')
     : h('div', { class: 'body' }, formatBody(msg.body || ''));
+  const mention = !msg.retracted && msg.authorId !== state.me?.id && (msg.mentionsRoom || (msg.mentions || []).includes(state.me?.id));
   const el = h('article', {
-    class: `msg${cont ? ' cont' : ''}${msg.authorId === state.me?.id ? ' mine' : ''}`,
+    class: `msg${cont && !mention ? ' cont' : ''}${msg.authorId === state.me?.id ? ' mine' : ''}${mention ? ' mention' : ''}`,
     dataset: { id: msg.id }, tabindex: '-1', 'aria-label': `${author ? cleanName(author.displayName) : 'Deleted User'} at ${fmtTime(msg.createdAt)}`,
   },
-  cont ? h('span', { class: 'gutter' }) : avatar(author),
+  cont && !mention ? h('span', { class: 'gutter' }) : avatar(author),
   h('div', { class: 'main' },
     msg.inReplyTo ? replyRef(msg, act) : null,
-    cont && !msg.inReplyTo ? null : h('header', {}, nameEl(author, 'author'), ' ',
+    cont && !msg.inReplyTo && !mention ? null : h('header', {}, nameEl(author, 'author'), ' ', statusEl(author), ' ',
+      mention ? h('span', { class: 'mention-tag' }, msg.mentionsRoom ? '@room' : 'mentions you') : null, ' ',
       h('time', { datetime: msg.createdAt, title: new Date(msg.createdAt).toLocaleString() }, fmtTime(msg.createdAt))),
     body,
     isPinned(msg.roomId, msg.id) ? h('span', { class: 'pinned muted' }, 'Pinned') : null,
@@ -93,7 +95,8 @@ export function renderMessage(msg, { prev = null, inThread = false, act }) {
     msg.attachments?.length ? h('div', { class: 'atts' }, msg.attachments.map(attachmentEl)) : null,
     reactionsEl(msg, act),
     !inThread && msg.replyCount > 0 ? h('button', { type: 'button', class: 'link replies', onclick: () => act('thread', msg) },
-      `${msg.replyCount} ${msg.replyCount === 1 ? 'reply' : 'replies'}`) : null),
+      `${msg.replyCount} ${msg.replyCount === 1 ? 'reply' : 'replies'}`,
+      msg.threadUnreadCount > 0 ? h('span', { class: 'badge', 'aria-label': `${msg.threadUnreadCount} unread` }, String(msg.threadUnreadCount)) : null) : null),
   actionsEl(msg, { inThread }, act));
   return el;
 }

@@ -1,8 +1,11 @@
-// Notifications: unread count in the title, and the browser's Notification
-// API for DMs and mentions while the tab is hidden. Permission is asked only
-// from a click (askPermission), never on load.
+// Browser-level signals: the unread count in the title, and the browser's
+// Notification API for the server's NOTIFICATION events (DMs, mentions,
+// replies, followed threads, per the viewer's levels) while the tab is
+// hidden. Permission is asked only from a click (askPermission), never on load.
 import { cleanName } from './dom.js';
-import { on, roomLabel, state } from './store.js';
+import { on, roomLabel, state, user } from './store.js';
+
+const KIND = { MENTION: 'mentioned you', REPLY: 'replied to you', THREAD_REPLY: 'replied in a thread', MESSAGE: 'wrote' };
 
 export function startNotifications() {
   const title = () => {
@@ -13,16 +16,14 @@ export function startNotifications() {
   };
   on('rooms', title);
   on('auth', title);
-  on('notify', ({ room, msg }) => {
+  on('notify', ({ notification: n }) => {
     if (!document.hidden || !('Notification' in window) || Notification.permission !== 'granted') return;
-    const me = state.me;
-    const mention = me && msg.body && new RegExp(`@${me.login}\\b`, 'i').test(msg.body);
-    if (room.kind !== 'DM' && !mention) return;
-    const who = msg.author ? cleanName(msg.author.displayName) : 'Deleted User';
-    const n = new Notification(room.kind === 'DM' ? who : `${who} in #${roomLabel(room)}`, {
-      body: (msg.body || '').slice(0, 140), tag: room.id, silent: false,
-    });
-    n.onclick = () => { window.focus(); window.chatto.navigate(`/rooms/${room.id}`); n.close(); };
+    const room = state.rooms.get(n.roomId);
+    const author = user(n.actorId, n.message?.author);
+    const who = author ? cleanName(author.displayName || author.login) : 'Deleted User';
+    const title = n.kind === 'DM' ? who : `${who} ${KIND[n.kind] || 'wrote'} in #${roomLabel(room) || 'a room'}`;
+    const shown = new Notification(title, { body: (n.message?.body || '').slice(0, 140), tag: n.id, silent: false });
+    shown.onclick = () => { window.focus(); window.chatto.navigate(`/rooms/${n.roomId}`); shown.close(); };
   });
 }
 

@@ -1,13 +1,10 @@
-// Pinned messages, wired only when the server has them (pinMessage,
-// unpinMessage, Room.pinnedMessages: detected from the schema at sign-in).
+// Pinned messages: the pin action (message.pin in the room), the pins panel,
+// and the "Pinned" marker; MESSAGE_PINNED/UNPINNED refresh them live.
 import { h, nameEl, toast } from './dom.js';
 import { MESSAGE } from './queries.js';
-import { emit, gql, has, on, roomCan, state } from './store.js';
-
-export const pinsAvailable = () => has('mutation', 'pinMessage') && state.caps.room.has('pinnedMessages');
+import { emit, gql, on, roomCan, state } from './store.js';
 
 export async function loadPins(roomId) {
-  if (!pinsAvailable() || state.caps.roomTypes.get('pinnedMessages') !== 'Message') return [];
   const d = await gql(`query($r: ID!) { room(id: $r) { id pinnedMessages { ${MESSAGE} } } }`, { r: roomId });
   const list = d.room?.pinnedMessages || [];
   state.pinned.set(roomId, new Set(list.map((m) => m.id)));
@@ -16,12 +13,11 @@ export async function loadPins(roomId) {
 }
 
 export const isPinned = (roomId, id) => state.pinned.get(roomId)?.has(id) ?? false;
-export const canPin = (roomId) => pinsAvailable() && (roomCan(roomId, 'message.manage') || roomCan(roomId, 'room.manage') || state.rooms.get(roomId)?.kind === 'DM');
+export const canPin = (roomId) => roomCan(roomId, 'message.pin');
 
 export async function togglePin(roomId, msg) {
   const name = isPinned(roomId, msg.id) ? 'unpinMessage' : 'pinMessage';
-  const sel = state.caps.mutationScalar.get(name) ? '' : '{ __typename }';
-  await gql(`mutation($r: ID!, $e: ID!) { ${name}(roomId: $r, eventId: $e) ${sel} }`, { r: roomId, e: msg.id });
+  await gql(`mutation($r: ID!, $e: ID!) { ${name}(roomId: $r, eventId: $e) }`, { r: roomId, e: msg.id });
   await loadPins(roomId);
 }
 

@@ -1,32 +1,30 @@
 // GraphQL documents of the web client (one place, so API changes land here).
 
-export const USER = 'id login displayName avatarUrl';
+export const USER = 'id login displayName avatarUrl status { text emoji }';
 export const MESSAGE = `id roomId authorId author { ${USER} } body createdAt editedAt retracted
   inReplyTo threadRootId echo replyCount cursor
   reactions { shortcode emoji count userIds mine }
-  attachments { id name contentType size url }`;
+  attachments { id name contentType size url }
+  mentions mentionsRoom viewerFollowsThread threadUnreadCount`;
 export const ROOM = `id name topic kind archived readOnly memberCount isMember unreadCount mentionCount
-  group { id name }`;
+  position unreadFollowedThreads group { id name position }`;
+export const SERVER = 'name description version registration logoUrl presenceEnabled';
+export const GROUPS = 'id name position';
+export const NOTIFICATION = `id kind roomId actorId threadRootId createdAt seq
+  message { id roomId body threadRootId author { ${USER} } }`;
 
 export const BOOT = `query Boot {
   viewer { ${USER} isOwner emails createdAt }
-  server { name description version }
+  server { ${SERVER} }
   myRooms { ${ROOM} }
-  roomGroups { id name }
+  roomGroups { ${GROUPS} }
   viewerPermissions
-  unread { total mentionTotal }
-}`;
-
-export const CAPS = `query Caps {
-  room: __type(name: "Room") { fields { name args { name } type { kind name ofType { kind name ofType { kind name ofType { name } } } } } }
-  query: __type(name: "Query") { fields { name } }
-  mutation: __type(name: "Mutation") { fields { name type { kind ofType { kind } } } }
-  server: __type(name: "ServerInfo") { fields { name } }
+  hasUnreadFollowedThreads
 }`;
 
 export const LIVE = `subscription Live { myEvents {
   type roomId eventId seq userId reaction added typing presence threadRootId unreadCount mentionCount
-  message { ${MESSAGE} }
+  message { ${MESSAGE} } notification { ${NOTIFICATION} } notificationIds
 } }`;
 
 export const EVENTS = `query Events($roomId: ID!, $before: String, $after: String, $limit: Int, $thread: ID) {
@@ -36,11 +34,13 @@ export const EVENTS = `query Events($roomId: ID!, $before: String, $after: Strin
 
 export const ONE_EVENT = `query One($roomId: ID!, $id: ID!) { room(id: $roomId) { id event(id: $id) { ${MESSAGE} } } }`;
 
-export const MEMBERS_OLD = `query Members($roomId: ID!) { room(id: $roomId) { id members(limit: 100) { ${USER} } } }`;
-export const MEMBERS_NEW = `query Members($roomId: ID!) { room(id: $roomId) { id members(first: 100) { users { ${USER} } } } }`;
+export const MEMBERS = `query Members($roomId: ID!, $search: String, $after: String) {
+  room(id: $roomId) { id members(search: $search, first: 50, after: $after) { users { ${USER} } endCursor hasMore } } }`;
+export const DIRECTORY = `query Dir($search: String, $after: String) {
+  members(search: $search, first: 50, after: $after) { users { ${USER} } endCursor hasMore } }`;
 
 export const ROOM_ONE = `query Room($id: ID!) { room(id: $id) { ${ROOM} } }`;
-export const ROOMS = `query Rooms { rooms { ${ROOM} } roomGroups { id name } }`;
+export const ROOMS = `query Rooms { rooms { ${ROOM} } roomGroups { ${GROUPS} } }`;
 export const PRESENCE = `query Presence($ids: [ID!]!) { presence(userIds: $ids) { userId status } }`;
 export const USER_BY_LOGIN = `query U($login: String!) { userByLogin(login: $login) { ${USER} } }`;
 

@@ -1,6 +1,8 @@
-// A room's settings (name, topic, group, archive), for room.manage in it.
+// A room's settings (name, topic, group, archive), for room.manage in it;
+// and the viewer's own notification level and mute for the room.
 import { explain } from './auth_view.js';
 import { field, h } from './dom.js';
+import { LEVELS, roomPreference, setRoomLevel } from './notices.js';
 import { gql, state, updateRoom } from './store.js';
 
 export function roomSettings(room, navigate) {
@@ -26,4 +28,30 @@ export function roomSettings(room, navigate) {
       } catch (x) { error.textContent = explain(x); }
     } }, 'Archive this room'));
   return { el, kind: 'settings' };
+}
+
+export function roomNotifications(room) {
+  const level = h('select', { name: 'roomLevel' }, h('option', { value: '' }, 'As on the whole server'),
+    LEVELS.map(([v, label]) => h('option', { value: v }, label)));
+  const muted = h('input', { type: 'checkbox', name: 'roomMuted' });
+  const info = h('p', { class: 'info', role: 'status' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const show = (p) => {
+    if (!p) return;
+    level.value = p.level || '';
+    muted.checked = p.muted;
+    info.textContent = `In force: ${p.effectiveLevel.toLowerCase()}${p.muted ? ' (muted)' : ''}.`;
+  };
+  const save = async () => {
+    error.textContent = '';
+    try { show(await setRoomLevel(room.id, level.value, muted.checked)); } catch (x) { error.textContent = explain(x); }
+  };
+  level.addEventListener('change', save);
+  muted.addEventListener('change', save);
+  roomPreference(room.id).then(show).catch((x) => { error.textContent = explain(x); });
+  const el = h('section', { class: 'panel', 'aria-label': 'Notifications for this room' }, h('h2', {}, 'Notifications'),
+    field('Notify me of', level),
+    h('div', { class: 'field check' }, muted, h('label', { for: (muted.id = `mute-${room.id}`) }, 'Mute this room')),
+    h('p', { class: 'muted small' }, 'Muted: nothing notifies you here; mentions still count in the sidebar.'), info, error);
+  return { el, kind: 'bell' };
 }

@@ -4,12 +4,14 @@ import { cleanName, h, toast } from './dom.js';
 import { Composer } from './composer.js';
 import { membersPanel } from './members.js';
 import { pickerEl, renderMessage } from './message.js';
-import { loadPins, pinsAvailable, pinsPanel, togglePin } from './pins.js';
-import { roomSettings } from './room_settings.js';
+import { loadPins, pinsPanel, togglePin } from './pins.js';
+import { setFollow } from './notices.js';
+import { roomNotifications, roomSettings } from './room_settings.js';
 import {
-  closeThread, emit, leaveRoom, on, roomCan, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
+  closeThread, emit, gql, leaveRoom, on, roomCan, openRoom, openThread, react, retract, roomLabel, startDM, state, user,
 } from './store.js';
 import { TimelineView } from './timeline.js';
+import { ONE_EVENT } from './queries.js';
 
 export function roomView(roomId, navigate) {
   const room = state.rooms.get(roomId);
@@ -30,12 +32,15 @@ export function roomView(roomId, navigate) {
   const topicEl = h('p', { class: 'topic muted' }, room.topic || '');
   const membersBtn = h('button', { type: 'button', class: 'btn', 'aria-label': 'Show members', onclick: () => setSide(sideView?.kind === 'members' ? null : Object.assign(membersPanel(roomId, navigate), { kind: 'members' })) }, `Members (${room.memberCount})`);
   const toggle = (kind, make) => setSide(sideView?.kind === kind ? null : make());
-  const pinsBtn = pinsAvailable() ? h('button', { type: 'button', class: 'btn', onclick: () => toggle('pins', () => pinsPanel(roomId, (m) => timeline.rerender(m.id))) }, 'Pinned') : null;
+  const pinsBtn = h('button', { type: 'button', class: 'btn', onclick: () => toggle('pins', () => pinsPanel(roomId, (m) => act('goto', m))) }, 'Pinned');
+  const bellBtn = h('button', { type: 'button', class: 'btn', 'aria-label': 'Notification settings for this room',
+    onclick: () => toggle('bell', () => roomNotifications(room)) }, 'Notify');
   const settingsBtn = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => toggle('settings', () => roomSettings(room, navigate)) }, 'Settings');
   const header = h('header', { class: 'room-head' },
     h('button', { type: 'button', class: 'icon-btn back', 'aria-label': 'Back to rooms', onclick: () => navigate('/') }, '←'),
     h('div', { class: 'room-title' }, title, topicEl),
     pinsBtn,
+    bellBtn,
     settingsBtn,
     membersBtn,
     room.kind === 'DM' ? null : h('button', { type: 'button', class: 'btn', onclick: async () => {
@@ -72,7 +77,7 @@ export function roomView(roomId, navigate) {
   ];
   el.destroy = () => { if (state.current === roomId) { state.current = null; emit('room', {}); } offs.forEach((f) => f()); timeline.destroy(); if (sideView?.destroy) sideView.destroy(); };
   openRoom(roomId).catch((e) => toast(e.message));
-  if (pinsAvailable()) loadPins(roomId).catch(() => {});
+  loadPins(roomId).catch(() => {});
   setTimeout(() => composer.focus(), 0);
   return el;
 }
@@ -114,11 +119,31 @@ function threadPanel(roomId, rootId, navigate) {
   const act = makeActions(roomId, composer, navigate);
   const tl = new TimelineView({ roomId, threadId: rootId, label: 'Thread replies', act });
   const root = state.timelines.get(roomId)?.byId.get(rootId);
+  const follow = h('button', { type: 'button', class: 'btn', 'aria-pressed': String(!!root?.viewerFollowsThread),
+    onclick: async () => {
+      try { await setFollow(roomId, rootId, follow.getAttribute('aria-pressed') !== 'true'); } catch (e) { toast(e.message); }
+    } });
+  const drawFollow = (follows) => {
+    follow.setAttribute('aria-pressed', String(follows));
+    follow.textContent = follows ? 'Following' : 'Follow';
+    follow.title = follows ? 'Replies notify you; click to stop following' : 'Get notified of replies';
+  };
+  drawFollow(!!root?.viewerFollowsThread);
+  const off = on('follow', (d) => { if (d.rootId === rootId) drawFollow(d.follows); });
+  const rootBox = h('div', { class: 'thread-root' }, root ? renderMessage(root, { inThread: true, act }) : null);
+  // Opened from a notification or the Threads page: the root may be older than the loaded timeline.
+  if (!root) {
+    gql(ONE_EVENT, { roomId, id: rootId }).then((d) => {
+      const msg = d.room?.event;
+      if (!msg) return;
+      rootBox.replaceChildren(renderMessage(msg, { inThread: true, act }));
+      drawFollow(msg.viewerFollowsThread);
+    }).catch(() => {});
+  }
   const el = h('section', { class: 'panel thread', 'aria-label': 'Thread' },
-    h('header', { class: 'panel-head' }, h('h2', {}, 'Thread'),
+    h('header', { class: 'panel-head' }, h('h2', {}, 'Thread'), follow,
       h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close thread', onclick: () => closeThread() }, '✕')),
-    root ? h('div', { class: 'thread-root' }, renderMessage(root, { inThread: true, act })) : null,
-    tl.wrap, composer.el);
+    rootBox, tl.wrap, composer.el);
   setTimeout(() => composer.focus(), 0);
-  return { el, kind: 'thread', rootId, destroy: () => tl.destroy() };
+  return { el, kind: 'thread', rootId, destroy: () => { off(); tl.destroy(); } };
 }

@@ -7,10 +7,10 @@ import { applyLive } from './live.js';
 export { ApiError };
 export const state = {
   me: null, server: null, perms: new Set(), groups: [],
-  caps: { room: new Map(), query: new Set(), mutation: new Set(), server: new Set() },
   rooms: new Map(), current: null, thread: null,
   timelines: new Map(), threads: new Map(), members: new Map(),
   users: new Map(), presence: new Map(), typing: new Map(), roomPerms: new Map(), pinned: new Map(),
+  notifications: [], notificationsMore: false, notificationsCursor: null, hasUnreadThreads: false,
   conn: 'connecting', notice: '',
 };
 const bus = new EventTarget();
@@ -22,7 +22,6 @@ export function on(topic, fn) {
   bus.addEventListener(topic, handler);
   return () => bus.removeEventListener(topic, handler);
 }
-export const has = (kind, name) => (kind === 'room' ? state.caps.room.has(name) : state.caps[kind].has(name));
 export const can = (perm) => state.perms.has(perm);
 export const user = (id, fallback) => state.users.get(id) || fallback || null;
 
@@ -60,8 +59,11 @@ async function signedIn(doc) {
 }
 
 export const signIn = async (login, password) => signedIn(await authCall('/auth/login', { login, password }));
-export const requestCode = (email) => authCall('/auth/register', { email });
-export const verifyCode = async (email, code) => (await authCall('/auth/register/verify-code', { email, code })).token;
+// `invite`: the code of an invite link (null without one).
+export const checkInvite = (invite) => authCall('/auth/invite', { invite });
+export const requestCode = (email, invite = null) => authCall('/auth/register', { email, ...(invite ? { invite } : {}) });
+export const verifyCode = async (email, code, invite = null) =>
+  (await authCall('/auth/register/verify-code', { email, code, ...(invite ? { invite } : {}) })).token;
 export const completeSignUp = async (token, login, password) =>
   signedIn(await authCall('/auth/register/complete', { token, login, password }));
 export const forgotPassword = (email) => authCall('/auth/forgot-password', { email });
@@ -95,8 +97,8 @@ export function ended(notice) {
   if (socket) socket.stop();
   socket = null;
   setCsrf('');
-  Object.assign(state, { me: null, current: null, thread: null, notice });
-  for (const m of [state.rooms, state.timelines, state.threads, state.members, state.typing]) m.clear();
+  Object.assign(state, { me: null, current: null, thread: null, notice, notifications: [], notificationsMore: false, hasUnreadThreads: false });
+  for (const m of [state.rooms, state.timelines, state.threads, state.members, state.typing, state.roomPerms, state.pinned]) m.clear();
   emit('auth', { signedIn: false });
 }
 
@@ -110,31 +112,14 @@ export async function changePassword(currentPassword, newPassword) {
 }
 
 // --- loading -----------------------------------------------------------------
-async function loadCaps() {
-  const c = await gql(Q.CAPS);
-  state.caps.room = new Map(c.room.fields.map((f) => [f.name, new Set(f.args.map((a) => a.name))]));
-  state.caps.roomTypes = new Map(c.room.fields.map((f) => [f.name, baseType(f.type)]));
-  state.caps.query = new Set(c.query.fields.map((f) => f.name));
-  state.caps.mutation = new Set(c.mutation.fields.map((f) => f.name));
-  // Whether a mutation answers a scalar (no selection set) or an object.
-  state.caps.mutationScalar = new Map(c.mutation.fields.map((f) => [f.name, (f.type.ofType?.kind || f.type.kind) === 'SCALAR']));
-  state.caps.server = new Set(c.server.fields.map((f) => f.name));
-}
-
-function baseType(t) {
-  let x = t;
-  while (x && !x.name && x.ofType) x = x.ofType;
-  return x?.name || '';
-}
-
 async function loadEverything() {
-  await loadCaps();
   const d = await gql(Q.BOOT);
   state.me = d.viewer;
   state.server = d.server;
   state.groups = d.roomGroups;
   state.perms = new Set(d.viewerPermissions);
   state.rooms = new Map(d.myRooms.map((r) => [r.id, r]));
+  state.hasUnreadThreads = d.hasUnreadFollowedThreads;
   remember(d.viewer);
   startLive();
   emit('rooms');
@@ -143,9 +128,10 @@ async function loadEverything() {
 }
 
 export async function refreshRooms() {
-  const d = await gql(`query { myRooms { ${Q.ROOM} } roomGroups { id name } viewerPermissions }`);
+  const d = await gql(`query { myRooms { ${Q.ROOM} } roomGroups { ${Q.GROUPS} } viewerPermissions hasUnreadFollowedThreads }`);
   state.rooms = new Map(d.myRooms.map((r) => [r.id, r]));
   state.groups = d.roomGroups;
+  state.hasUnreadThreads = d.hasUnreadFollowedThreads;
   state.perms = new Set(d.viewerPermissions);
   emit('rooms');
   // A new DM: its label and presence dot come from its members.
@@ -153,25 +139,38 @@ export async function refreshRooms() {
   await Promise.all(dms.map((r) => loadMembers(r.id).catch(() => {})));
 }
 
-function remember(u) {
+/** SERVER_UPDATED: the name, description or logo changed. */
+export async function refreshServer() {
+  state.server = (await gql(`query { server { ${Q.SERVER} } }`)).server;
+  emit('server');
+  emit('rooms');
+}
+
+export function remember(u) {
   if (u && u.id) state.users.set(u.id, { ...state.users.get(u.id), ...u });
 }
 
 function rememberMessages(list) { for (const m of list) remember(m.author); }
 
+/** The first page of a room's members (state.members); searchMembers pages on. */
 export async function loadMembers(roomId) {
-  const paged = state.caps.room.get('members')?.has('first');
-  const d = await gql(paged ? Q.MEMBERS_NEW : Q.MEMBERS_OLD, { roomId });
-  const list = paged ? d.room.members.users : d.room.members;
-  list.forEach(remember);
-  state.members.set(roomId, list);
-  const ids = list.map((u) => u.id).filter((id) => !state.presence.has(id));
-  if (ids.length) {
+  const page = await searchMembers(roomId, '');
+  state.members.set(roomId, page.users);
+  emit('members', { roomId });
+  return page.users;
+}
+
+/** One page of a room's members (roomId null: the server's directory), with presence. */
+export async function searchMembers(roomId, search, after = null) {
+  const vars = { roomId, search: search || null, after };
+  const page = roomId ? (await gql(Q.MEMBERS, vars)).room.members : (await gql(Q.DIRECTORY, vars)).members;
+  page.users.forEach(remember);
+  const ids = page.users.map((u) => u.id).filter((id) => !state.presence.has(id));
+  if (ids.length && state.server?.presenceEnabled) {
     const p = await gql(Q.PRESENCE, { ids });
     for (const x of p.presence) state.presence.set(x.userId, x.status);
   }
-  emit('members', { roomId });
-  return list;
+  return page;
 }
 
 export function roomLabel(room) {
@@ -254,6 +253,7 @@ async function catchUp() {
     }
   }
   await refreshRooms();
+  emit('resumed');
 }
 
 export function startLive() {
@@ -331,6 +331,17 @@ export async function openThread(roomId, rootId) {
   const tl = timeline(roomId, rootId);
   emit('thread', { roomId, rootId });
   if (!tl.loaded) await loadLatest(tl);
+  markThreadRead(roomId, rootId);
+}
+
+/** The thread's marker moves to its newest reply (followed threads count from it). */
+export function markThreadRead(roomId, rootId) {
+  const tl = state.threads.get(rootId);
+  const last = tl?.events[tl.events.length - 1];
+  if (!last || readSent.get(rootId) === last.id) return;
+  readSent.set(rootId, last.id);
+  gql(`mutation($r: ID!, $e: ID!, $t: ID) { markRead(roomId: $r, eventId: $e, threadRootId: $t) }`, { r: roomId, e: last.id, t: rootId })
+    .catch(() => readSent.delete(rootId));
 }
 export function closeThread() { state.thread = null; emit('thread', {}); }
 
