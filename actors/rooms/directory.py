@@ -16,6 +16,7 @@ import attrs
 
 from actors.events import Recorded
 from actors.groups import GroupDeleted, GroupRenamed
+from actors.rooms.coldcache import PageCache
 from actors.rooms.events import (
     AttachmentUploaded,
     GroupCreated,
@@ -36,7 +37,9 @@ from actors.rooms.events import (
 )
 from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
+from actors.rooms.touches import TouchIndex
 from actors.rooms.unread import UnreadIndex
+from actors.users.events import UserDeleted
 
 
 @attrs.define
@@ -104,6 +107,11 @@ class RoomView:
     ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
     # Pinned message ids, oldest pin first (actors/rooms/pins.py).
     pins: list[str] = attrs.Factory(list)
+    # For reading old pages back from the stream (chatto/messaging/cold.py):
+    # every edit/reaction/retraction by target seq, and retracted messages
+    # (their stored post is erased) by seq.
+    touches: TouchIndex = attrs.Factory(TouchIndex)
+    tombstones: dict[int, MessageView] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -126,9 +134,11 @@ class RoomDirectory:
     snapshot_name = "rooms"
     # 2: reaction keys in canonical form (actors/rooms/reactions.py).
     # 3: ban details and pinned messages per room.
-    snapshot_schema = 3
+    # 4: touch index and tombstones per room (issue #22).
+    snapshot_schema = 4
 
-    def __init__(self) -> None:
+    def __init__(self, cold_pages: int = 256) -> None:
+        self.cold_pages = PageCache(cold_pages)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
@@ -146,8 +156,8 @@ class RoomDirectory:
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
-        self.rooms = {i: _room(row) for i, row in state["rooms"].items()}
         self.messages = {i: _message(row) for i, row in state["messages"].items()}
+        self.rooms = {i: _room(row, self.messages) for i, row in state["rooms"].items()}
         for room in self.rooms.values():
             rows = (self.messages[i] for i in room.timeline.ids)
             room.unread = UnreadIndex.rebuild((m.seq, m.author_id, m.retracted) for m in rows)
@@ -180,6 +190,9 @@ class RoomDirectory:
 
     def apply(self, rec: Recorded) -> None:
         kind = rec.envelope.entity.kind
+        if kind == "user" and isinstance(rec.envelope.event, UserDeleted):
+            self.cold_pages.clear()  # shredded: nothing of theirs outlives it
+            return
         if kind == "group":
             ev = rec.envelope.event
             gid = rec.envelope.entity.id
@@ -239,6 +252,7 @@ class RoomDirectory:
         elif isinstance(ev, MemberDeleted):
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
+            self.cold_pages.forget_room(room.id)
             for att in self.attachments.values():
                 if att.author_id == ev.user_id and att.room_id == room.id:
                     att.removed = True
@@ -279,6 +293,7 @@ class RoomDirectory:
                 root = self.messages.get(ev.thread_root)
                 if root is not None:
                     root.reply_count += 1
+                    self.cold_pages.forget(room.id, root.seq)
             if not ev.thread_root or ev.echo:
                 room.timeline.add(rec.seq, env.id)
                 room.unread.posted(ev.author_id, rec.seq)
@@ -289,6 +304,9 @@ class RoomDirectory:
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None:
             return
+        if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
+            room.touches.add(msg.seq, rec.seq)
+            self.cold_pages.forget(room.id, msg.seq)
         if isinstance(ev, MessageEdited):
             if not msg.retracted:
                 msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
@@ -297,6 +315,7 @@ class RoomDirectory:
             if not msg.retracted and (not msg.thread_root or msg.echo):
                 room.unread.retract(msg.author_id, msg.seq)
             msg.retracted, msg.body, msg.reactions = True, "", {}
+            room.tombstones[msg.seq] = msg
             for att in msg.attachments:
                 if att in self.attachments:
                     self.attachments[att].removed = True
@@ -309,6 +328,35 @@ class RoomDirectory:
                 users.remove(ev.user_id)
             if not users:
                 del msg.reactions[key]
+
+
+def fold_page(room: RoomView, seqs: list[int], records: Iterable[Recorded]) -> list[MessageView]:
+    """Views of ``room``'s messages at ``seqs`` rebuilt from their stored events.
+
+    ``records`` (stream order) hold the posts and every later change aimed
+    at them; they are applied by this model's own rules to a scratch room,
+    so a view read back from the stream equals the live one. Reply counts
+    come from the room's thread index; a post the stream no longer holds
+    (erased by its retraction) is the room's tombstone.
+    """
+    scratch = RoomDirectory(cold_pages=0)
+    blank = RoomView(room.id, room.name, room.topic, room.kind, room.created_by, room.created_ms)
+    scratch.rooms[room.id] = blank
+    for rec in records:
+        scratch._apply_message(blank, rec)
+    by_seq = {m.seq: m for m in scratch.messages.values()}
+    out = []
+    for seq in seqs:
+        view = by_seq.get(seq)
+        if view is None:
+            tomb = room.tombstones.get(seq)
+            if tomb is None:
+                continue
+            view = attrs.evolve(tomb, reactions={})
+        thread = room.threads.get(view.id)
+        view.reply_count = len(thread.seqs) if thread is not None else 0
+        out.append(view)
+    return out
 
 
 # --- snapshot rows ---------------------------------------------------------------
@@ -336,11 +384,13 @@ def _room_row(r: RoomView) -> list[Any]:
     timeline = [list(r.timeline.seqs), list(r.timeline.ids)]
     details = {u: list(d) for u, d in r.ban_details.items()}
     members, pins = sorted(r.members), list(r.pins)
-    return [*row, members, dict(r.bans), details, pins, timeline, threads]
+    tombs = {str(seq): m.id for seq, m in r.tombstones.items()}
+    extra = [r.touches.export(), tombs]
+    return [*row, members, dict(r.bans), details, pins, timeline, threads, *extra]
 
 
-def _room(row: list[Any]) -> RoomView:
-    *scalars, members, bans, details, pins, timeline, threads = row
+def _room(row: list[Any], messages: dict[str, MessageView]) -> RoomView:
+    *scalars, members, bans, details, pins, timeline, threads, touches, tombs = row
     scalars[-1] = tuple(scalars[-1])  # participants
     room = RoomView(*scalars)
     room.members, room.bans = set(members), dict(bans)
@@ -348,4 +398,6 @@ def _room(row: list[Any]) -> RoomView:
     room.pins = list(pins)
     room.timeline = Timeline(*timeline)
     room.threads = {root: Timeline(*t) for root, t in threads.items()}
+    room.touches = TouchIndex.restore(touches)
+    room.tombstones = {int(seq): messages[mid] for seq, mid in tombs.items()}
     return room
