@@ -14,7 +14,9 @@ models' and nothing the writer left behind:
    (``before`` cursors) through ``History`` (RSS after); then ``--readers``
    users each read the latest page of every room they are in (RSS after);
    page latency p50/p99 for hot pages (the room's newest ``--hot-pages``)
-   and cold ones (all the others).
+   and cold ones (all the others); then the big room again, both ways, each
+   page read back from the stream by ``ColdReader`` (the cold path of issue
+   #22: latency, stream reads, the bounded page cache, RSS after).
 
 Figures are this machine's (2 shared cores). RSS is ``VmRSS`` from
 ``/proc/self/status``; peak is ``VmHWM``. Run:
@@ -63,6 +65,7 @@ from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
+from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
 from chatto.snapshot_store import NatsSnapshotStore
 
@@ -177,6 +180,34 @@ def page_big_room(history: History, page: int, hot_pages: int) -> dict[str, Any]
     return {"pages": pages, "views": views, "hot_ms": _ms(hot), "cold_ms": _ms(cold)}
 
 
+async def cold_big_room(history: History, cold: ColdReader, page: int) -> dict[str, Any]:
+    """Both ways through the big room with every page read back from the stream."""
+    samples: list[float] = []
+    hits: list[float] = []
+    views = 0
+    cache = history.rooms.cold_pages
+    for forwards in (False, True):
+        cursor: str | None = encode_cursor(0) if forwards else None
+        while True:
+            if forwards:
+                got = history.page(BIG_ROOM, None, cursor, page)
+            else:
+                got = history.page(BIG_ROOM, cursor, None, page)
+            misses, t0 = cache.misses, time.perf_counter()
+            read = await cold.views(BIG_ROOM, [v.seq for v in got.events])
+            (samples if cache.misses > misses else hits).append(time.perf_counter() - t0)
+            views += len(read)
+            if not (got.has_newer if forwards else got.has_older) or not got.events:
+                break
+            cursor = encode_cursor((got.events[-1] if forwards else got.events[0]).seq)
+    return {
+        "views": views,
+        "read_ms": _ms(samples),
+        "cached_ms": _ms(hits),
+        "stream_reads": cold.reads,
+    }
+
+
 def readers_latest(
     rooms: RoomDirectory, history: History, readers: int, page: int
 ) -> dict[str, Any]:
@@ -219,6 +250,11 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
         out["big_room"] = page_big_room(history, args.page, args.hot_pages)
         gc.collect()
         out["after_paging_big_room"] = rss_mb()
+        cold = ColdReader(bridge, rooms)
+        out["cold_path"] = await cold_big_room(history, cold, args.page)
+        out["cold_path"]["cache"] = rooms.cold_pages.statistics()
+        gc.collect()
+        out["after_cold_paging"] = rss_mb()
         out["readers"] = readers_latest(rooms, history, args.readers, args.page)
         gc.collect()
         out["after_readers"] = rss_mb()

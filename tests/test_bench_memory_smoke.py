@@ -19,6 +19,9 @@ def test_bench_memory_smoke(tmp_path: Path) -> None:
     assert serve["big_room"]["views"] == 2 * 1000
     assert serve["big_room"]["hot_ms"]["n"] > 0 and serve["big_room"]["cold_ms"]["n"] > 0
     assert serve["readers"]["readers"] == 20 and serve["readers"]["latest_ms"]["n"] >= 20
-    for phase in ("after_start", "after_paging_big_room", "after_readers"):
+    cold = serve["cold_path"]
+    assert cold["views"] == 2 * 1000 and cold["read_ms"]["n"] > 0
+    assert cold["cache"]["pages"] <= cold["cache"]["max_pages"]
+    for phase in ("after_start", "after_paging_big_room", "after_readers", "after_cold_paging"):
         assert serve[phase]["rss_mb"] > 0
     assert serve["start_s"] > 0 and report["full_replay"]["snapshot"]["bytes"] > 0
