@@ -9,6 +9,7 @@ per thread, both ordered by stream sequence for cursor paging.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -156,7 +157,12 @@ class RoomDirectory:
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
-        self.messages = {i: _message(row) for i, row in state["messages"].items()}
+        self.messages = {m.id: m for m in map(_message, state["messages"].values())}
+        for m in self.messages.values():  # one string object per id, as live
+            m.thread_root, m.in_reply_to = (
+                self._same_id(m.thread_root),
+                self._same_id(m.in_reply_to),
+            )
         self.rooms = {i: _room(row, self.messages) for i, row in state["rooms"].items()}
         for room in self.rooms.values():
             rows = (self.messages[i] for i in room.timeline.ids)
@@ -259,6 +265,10 @@ class RoomDirectory:
         else:
             self._apply_message(room, rec)
 
+    def _same_id(self, message_id: str) -> str:
+        known = self.messages.get(message_id) if message_id else None
+        return known.id if known is not None else message_id
+
     def _apply_message(self, room: RoomView, rec: Recorded) -> None:
         ev, env = rec.envelope.event, rec.envelope
         if isinstance(ev, AttachmentUploaded):
@@ -273,17 +283,19 @@ class RoomDirectory:
             )
             return
         if isinstance(ev, MessagePosted):
+            # Shared strings (room, author, the ids a reply names): one
+            # object each instead of one per message.
             posted = MessageView(
                 env.id,
                 room.id,
-                ev.author_id,
+                sys.intern(ev.author_id),
                 rec.seq,
                 env.at_ms,
                 ev.body,
                 env.id,
                 ev.epoch,
-                ev.in_reply_to,
-                ev.thread_root,
+                self._same_id(ev.in_reply_to),
+                self._same_id(ev.thread_root),
                 ev.echo,
                 attachments=ev.attachments,
             )
@@ -323,40 +335,11 @@ class RoomDirectory:
             key = stored_reaction(ev.shortcode)
             users = msg.reactions.setdefault(key, [])
             if ev.added and ev.user_id not in users:
-                users.append(ev.user_id)
+                users.append(sys.intern(ev.user_id))
             elif not ev.added and ev.user_id in users:
                 users.remove(ev.user_id)
             if not users:
                 del msg.reactions[key]
-
-
-def fold_page(room: RoomView, seqs: list[int], records: Iterable[Recorded]) -> list[MessageView]:
-    """Views of ``room``'s messages at ``seqs`` rebuilt from their stored events.
-
-    ``records`` (stream order) hold the posts and every later change aimed
-    at them; they are applied by this model's own rules to a scratch room,
-    so a view read back from the stream equals the live one. Reply counts
-    come from the room's thread index; a post the stream no longer holds
-    (erased by its retraction) is the room's tombstone.
-    """
-    scratch = RoomDirectory(cold_pages=0)
-    blank = RoomView(room.id, room.name, room.topic, room.kind, room.created_by, room.created_ms)
-    scratch.rooms[room.id] = blank
-    for rec in records:
-        scratch._apply_message(blank, rec)
-    by_seq = {m.seq: m for m in scratch.messages.values()}
-    out = []
-    for seq in seqs:
-        view = by_seq.get(seq)
-        if view is None:
-            tomb = room.tombstones.get(seq)
-            if tomb is None:
-                continue
-            view = attrs.evolve(tomb, reactions={})
-        thread = room.threads.get(view.id)
-        view.reply_count = len(thread.seqs) if thread is not None else 0
-        out.append(view)
-    return out
 
 
 # --- snapshot rows ---------------------------------------------------------------
@@ -374,7 +357,16 @@ def _message_row(m: MessageView) -> list[Any]:
 def _message(row: list[Any]) -> MessageView:
     m = MessageView(*row)
     m.attachments = tuple(m.attachments)
+    m.room_id, m.author_id = sys.intern(m.room_id), sys.intern(m.author_id)
+    if m.body_event_id == m.id:
+        m.body_event_id = m.id
+    m.reactions = {k: [sys.intern(u) for u in users] for k, users in m.reactions.items()}
     return m
+
+
+def _timeline(row: list[Any], messages: dict[str, MessageView]) -> Timeline:
+    seqs, ids = row
+    return Timeline(seqs, [m.id if (m := messages.get(i)) is not None else i for i in ids])
 
 
 def _room_row(r: RoomView) -> list[Any]:
@@ -396,8 +388,8 @@ def _room(row: list[Any], messages: dict[str, MessageView]) -> RoomView:
     room.members, room.bans = set(members), dict(bans)
     room.ban_details = {u: (str(b), str(r), int(t)) for u, (b, r, t) in details.items()}
     room.pins = list(pins)
-    room.timeline = Timeline(*timeline)
-    room.threads = {root: Timeline(*t) for root, t in threads.items()}
+    room.timeline = _timeline(timeline, messages)
+    room.threads = {root: _timeline(t, messages) for root, t in threads.items()}
     room.touches = TouchIndex.restore(touches)
     room.tombstones = {int(seq): messages[mid] for seq, mid in tombs.items()}
     return room

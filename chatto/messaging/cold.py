@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 
 from actors.events import Recorded
-from actors.rooms.directory import MessageView, RoomDirectory, fold_page
+from actors.rooms.directory import MessageView, RoomDirectory
+from actors.rooms.fold import fold_page
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM
 from chatto.codec import CodecError, decode_envelope
