@@ -178,6 +178,10 @@ async def test_cold_pages_equal_hot_pages_both_ways(bridge: NatsBridge) -> None:
                     edge = page.events[-1] if forwards else page.events[0]
                     cursor = encode_cursor(edge.seq)
             assert pages >= 2 * (len(top) // PAGE)
+            # The walk read the whole history back; what stays is the bound.
+            stats = rooms.cold_pages.statistics()
+            assert stats["pages"] <= 64 and stats["evicted"] > 0, stats
+            assert stats["views"] <= 64 * PAGE
             assert all(n > 0 for n in seen.values()), seen
             room = rooms.rooms[ROOM]
             for root, line in room.threads.items():
