@@ -27,6 +27,7 @@ from chatto.config_schema import (
     REGISTRATION_MODES,
     ActorsConfig,
     AuthConfig,
+    CacheConfig,
     Config,
     CoreConfig,
     EmbeddedNatsConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "MIN_SECRET",
     "ActorsConfig",
     "AuthConfig",
+    "CacheConfig",
     "Config",
     "CoreConfig",
     "EmbeddedNatsConfig",
@@ -235,6 +237,7 @@ def validate(config: Config) -> None:
     _positive("snapshots.min_interval_seconds", config.snapshots.min_interval_seconds)
     _positive("snapshots.shutdown_timeout_seconds", config.snapshots.shutdown_timeout_seconds)
     _at_least("snapshots.actor_events", config.snapshots.actor_events, 0)
+    _at_least("cache.cold_pages", config.cache.cold_pages, 0)
     _validate_auth(config.auth)
     _validate_smtp(config.smtp)
     _validate_limits(config.limits)

@@ -159,6 +159,18 @@ class SnapshotsConfig:
 
 
 @attrs.frozen
+class CacheConfig:
+    """``[cache]``: what a process keeps of history besides its read models (issue #22).
+
+    ``cold_pages``: history pages read back from the event stream that are
+    kept (least recently used first out; 0: none). A page is at most 500
+    sealed message views, typically 50 (~30 KB).
+    """
+
+    cold_pages: int = 256
+
+
+@attrs.frozen
 class KmsConfig:
     """``[kms]``: the master key that seals every KEK (never stored in NATS).
 
@@ -286,6 +298,7 @@ class Config:
     nats: NatsConfig = attrs.Factory(NatsConfig)
     actors: ActorsConfig = attrs.Factory(ActorsConfig)
     snapshots: SnapshotsConfig = attrs.Factory(SnapshotsConfig)
+    cache: CacheConfig = attrs.Factory(CacheConfig)
     kms: KmsConfig = attrs.Factory(KmsConfig)
     auth: AuthConfig = attrs.Factory(AuthConfig)
     smtp: SmtpConfig = attrs.Factory(SmtpConfig)

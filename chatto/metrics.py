@@ -161,6 +161,7 @@ class StatsCollector(Collector):
         yield from self._projector()
         yield from self._actors()
         yield from self._limits()
+        yield from self._cache()
         s = self._s
         yield from _write_times(
             "chatto_snapshot_write", "projector snapshot", s.projector.write_times
@@ -230,6 +231,19 @@ class StatsCollector(Collector):
             "Subscribers dropped for falling behind their bounded feed.",
             hub.dropped,
         )
+
+    def _cache(self) -> Iterator[Metric]:
+        cache = self._s.messaging.rooms.cold_pages.statistics()
+        yield _gauge(
+            "chatto_cold_pages", "History pages read from the stream, cached.", cache["pages"]
+        )
+        yield _gauge("chatto_cold_pages_max", "The [cache] cold_pages bound.", cache["max_pages"])
+        yield _gauge("chatto_cold_views", "Message views in cached cold pages.", cache["views"])
+        for name in ("hits", "misses", "evicted", "forgotten"):
+            what = {"evicted": "pushed out by newer pages", "forgotten": "dropped by a change"}
+            yield _counter(
+                f"chatto_cold_pages_{name}", f"Cold page cache {what.get(name, name)}.", cache[name]
+            )
 
     def _limits(self) -> Iterator[Metric]:
         refusals = CounterMetricFamily(

@@ -229,7 +229,7 @@ async def serve_chatto(
             )
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)
-            rooms = RoomDirectory()
+            rooms = RoomDirectory(config.cache.cold_pages)
             rbac = RbacView()
             keys = BodyKeys(actors, kms, directory)
             shreds = ShredFollower(actors, directory, keys)

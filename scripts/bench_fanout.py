@@ -152,7 +152,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             target = await start_own(nursery, params, Path(tmp), sink.port)
             url, pid = target.urls[0], target.pids[0]
             ws_url = url.replace("http://", "ws://") + "/api/graphql"
-            async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            # Idle connections go before the server's 5 s keep-alive ends, so a
+            # request never races the server closing its connection.
+            limits = httpx.Limits(keepalive_expiry=2.0)
+            async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
                 users = await prepare_users(http, sink, n_sub, "fan-out bench password", None)
                 await prepare_rooms(http, users, 1)
                 poster, flight = users[0], args.in_flight

@@ -2,7 +2,8 @@
 
 Waits for the "listening on" line in the server's log (the port is chosen by
 the server), then checks readiness, one GraphQL query, the SDL (package
-data), the playground and one of its vendored assets (package data too).
+data), the playground and one of its vendored assets, and the web client
+(``/`` and one of its JS modules; package data too).
 Exits 0 when all pass; otherwise prints what failed and exits 1.
 """
 
@@ -91,6 +92,16 @@ def main() -> None:
     check(
         status == 200 and kind.startswith("text/javascript") and "window.GraphiQL" in script,
         f"GET {found.group(1)} -> {status} {kind} ({len(script)} chars)",
+    )
+    status, kind, body = fetch(base + "/")
+    check(
+        status == 200 and kind.startswith("text/html") and "/static/js/main.js" in body,
+        f"GET / (web client) -> {status} {kind}",
+    )
+    status, kind, body = fetch(base + "/static/js/store.js")
+    check(
+        status == 200 and kind.startswith("text/javascript") and "export" in body,
+        f"GET /static/js/store.js -> {status} {kind}",
     )
 
 

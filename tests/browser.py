@@ -60,12 +60,86 @@ class Page:
             self.events.append(json.loads(await self.ws.get_message()))
 
     async def js(self, expression: str) -> Any:
-        res = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        res = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return res.get("result", {}).get("value")
 
     async def load(self, url: str) -> None:
         await self.call("Page.navigate", url=url)
         await self.wait_event("Page.loadEventFired")
+
+    async def wait_js(self, expression: str, within: float = 15) -> Any:
+        """Poll ``expression`` until it is truthy (for ``within`` seconds); its value."""
+        with trio.fail_after(within):
+            while True:
+                value = await self.js(expression)
+                if value:
+                    return value
+                await trio.sleep(0.05)
+
+    async def insert_text(self, text: str) -> None:
+        """Type into the focused element (as an IME commit: one input event)."""
+        await self.call("Input.insertText", text=text)
+
+    async def press(self, key: str, code: str = "", modifiers: int = 0) -> None:
+        """A key press (``Enter``, ``ArrowUp``; modifiers: 8 is Shift)."""
+        vk = {"Enter": 13, "ArrowUp": 38, "ArrowDown": 40, "Escape": 27, "Tab": 9}.get(key, 0)
+        base = {
+            "key": key,
+            "code": code or key,
+            "modifiers": modifiers,
+            "windowsVirtualKeyCode": vk,
+        }
+        text = {"Enter": "\r"}.get(key)
+        await self.call(
+            "Input.dispatchKeyEvent", type="keyDown", **base, **({"text": text} if text else {})
+        )
+        await self.call("Input.dispatchKeyEvent", type="keyUp", **base)
+
+    async def drain(self) -> None:
+        """Read the events the browser has sent so far (console, network)."""
+        while True:
+            with trio.move_on_after(0.05):
+                self.events.append(json.loads(await self.ws.get_message()))
+                continue
+            return
+
+    async def problems(self, statuses: tuple[int, ...] = ()) -> list[str]:
+        """Console errors, uncaught exceptions and CSP violations seen so far.
+
+        ``statuses``: HTTP refusals the test provoked on purpose (a wrong
+        password's 401), which Chromium logs as failed resource loads.
+        """
+        await self.drain()
+        out: list[str] = []
+        for ev in self.events:
+            method, params = ev.get("method"), ev.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                out.append(json.dumps(params.get("exceptionDetails", {}))[:500])
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                out.append(json.dumps(params.get("args", []))[:500])
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                text = params["entry"].get("text", "")
+                if not any(f"status of {status} " in text for status in statuses):
+                    out.append(text[:500])
+        return out
+
+    async def screenshot(self, path: str) -> None:
+        import base64
+
+        shot = await self.call("Page.captureScreenshot", format="png")
+        with open(path, "wb") as f:  # noqa: ASYNC230
+            f.write(base64.b64decode(shot["data"]))
+
+    async def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        await self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=mobile,
+        )
 
 
 @asynccontextmanager
@@ -98,6 +172,8 @@ async def open_page(extra_flags: Sequence[str] = ()) -> AsyncIterator[Page]:
             page = Page(ws)
             await page.call("Page.enable")
             await page.call("Network.enable")
+            await page.call("Runtime.enable")
+            await page.call("Log.enable")
             yield page
     finally:
         proc.kill()

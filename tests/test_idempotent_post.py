@@ -101,6 +101,11 @@ async def test_same_key_returns_the_first_message_on_any_process(two: Two) -> No
                 )
                 live = [e["message"]["id"] for e in bob_live.of_type("MESSAGE_POSTED", room)]
             assert live == [first["id"], other["id"], bobs["id"], plain["id"]]
+            # Reads are eventually consistent across processes: once each has
+            # projected everything written, both answer the same history.
+            for proc in (two.one, two.two):
+                services = proc.running.services
+                await services.projector.wait_for(await services.store.head())
             for c in (c1, c2):
                 bodies = [m["body"] for m in await history(c, ta, room)]
                 assert bodies == ["hello", "second", "bob's", "no key"]

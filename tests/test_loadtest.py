@@ -71,12 +71,21 @@ async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_
     assert len(json.loads(state.read_text())[auth_env.url]) == 4
 
 
-def _report(achieved: float, p99: float, incomplete: int = 0) -> dict[str, Any]:
+def _report(
+    achieved: float, p99: float, incomplete: int = 0, offered: float = 200.0
+) -> dict[str, Any]:
     return {
-        "parameters": {"min_rate_share": 0.95, "p99_budget_ms": 100.0},
-        "posts": {"failed": 0, "acked": 10, "offered_per_s": 200.0, "achieved_per_s": achieved},
+        "parameters": {"min_rate_share": 0.95, "p99_budget_ms": 100.0, "rate": 200.0},
+        "posts": {
+            "failed": 0,
+            "acked": 10,
+            "offered_per_s": offered,
+            "achieved_per_s": achieved,
+            "in_flight_bound_waits": 0,
+        },
         "delivery": {"lost": 0, "latency": {"p99_ms": p99, "count": 10}},
         "clients": {"errors": {"live: message without body or author": incomplete}},
+        "loadgen_cpu_percent": 50,
     }
 
 
@@ -85,6 +94,9 @@ def test_a_run_that_falls_behind_fails_even_without_loss() -> None:
     assert "below 95% of the 200.0/s offered" in verdict(_report(achieved=100.0, p99=50.0))[0]
     assert "over the 100 ms budget" in verdict(_report(achieved=200.0, p99=8300.0))[0]
     assert "without body or author" in verdict(_report(200.0, 50.0, incomplete=3))[0]
+    # Answers so slow that the generator could not even offer the rate asked for.
+    slow = verdict(_report(achieved=97.0, p99=50.0, offered=97.3))
+    assert len(slow) == 1 and "offered only 97.3 of the 200 posts/s" in slow[0]
 
 
 def test_hot_room_preset_and_shapes() -> None:

@@ -184,6 +184,8 @@ async def test_scrapes_under_load_count_the_traffic_without_personal_data(
         "chatto_snapshot_write_seconds_count",
         "chatto_checkpoint_write_seconds_count",
         "process_resident_memory_bytes",
+        "chatto_cold_pages",
+        "chatto_cold_pages_misses_total",
     ):
         assert (name, frozenset()) in final, name
     # Counters only grow between scrapes taken while the traffic ran.

@@ -9,6 +9,7 @@ per thread, both ordered by stream sequence for cursor paging.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ import attrs
 
 from actors.events import Recorded
 from actors.groups import GroupDeleted, GroupRenamed
+from actors.rooms.coldcache import PageCache
 from actors.rooms.events import (
     AttachmentUploaded,
     GroupCreated,
@@ -36,7 +38,9 @@ from actors.rooms.events import (
 )
 from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
+from actors.rooms.touches import TouchIndex
 from actors.rooms.unread import UnreadIndex
+from actors.users.events import UserDeleted
 
 
 @attrs.define
@@ -104,6 +108,11 @@ class RoomView:
     ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
     # Pinned message ids, oldest pin first (actors/rooms/pins.py).
     pins: list[str] = attrs.Factory(list)
+    # For reading old pages back from the stream (chatto/messaging/cold.py):
+    # every edit/reaction/retraction by target seq, and retracted messages
+    # (their stored post is erased) by seq.
+    touches: TouchIndex = attrs.Factory(TouchIndex)
+    tombstones: dict[int, MessageView] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -126,9 +135,11 @@ class RoomDirectory:
     snapshot_name = "rooms"
     # 2: reaction keys in canonical form (actors/rooms/reactions.py).
     # 3: ban details and pinned messages per room.
-    snapshot_schema = 3
+    # 4: touch index and tombstones per room (issue #22).
+    snapshot_schema = 4
 
-    def __init__(self) -> None:
+    def __init__(self, cold_pages: int = 256) -> None:
+        self.cold_pages = PageCache(cold_pages)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
@@ -146,8 +157,13 @@ class RoomDirectory:
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
-        self.rooms = {i: _room(row) for i, row in state["rooms"].items()}
-        self.messages = {i: _message(row) for i, row in state["messages"].items()}
+        self.messages = {m.id: m for m in map(_message, state["messages"].values())}
+        for m in self.messages.values():  # one string object per id, as live
+            m.thread_root, m.in_reply_to = (
+                self._same_id(m.thread_root),
+                self._same_id(m.in_reply_to),
+            )
+        self.rooms = {i: _room(row, self.messages) for i, row in state["rooms"].items()}
         for room in self.rooms.values():
             rows = (self.messages[i] for i in room.timeline.ids)
             room.unread = UnreadIndex.rebuild((m.seq, m.author_id, m.retracted) for m in rows)
@@ -180,6 +196,9 @@ class RoomDirectory:
 
     def apply(self, rec: Recorded) -> None:
         kind = rec.envelope.entity.kind
+        if kind == "user" and isinstance(rec.envelope.event, UserDeleted):
+            self.cold_pages.clear()  # shredded: nothing of theirs outlives it
+            return
         if kind == "group":
             ev = rec.envelope.event
             gid = rec.envelope.entity.id
@@ -239,11 +258,16 @@ class RoomDirectory:
         elif isinstance(ev, MemberDeleted):
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
+            self.cold_pages.forget_room(room.id)
             for att in self.attachments.values():
                 if att.author_id == ev.user_id and att.room_id == room.id:
                     att.removed = True
         else:
             self._apply_message(room, rec)
+
+    def _same_id(self, message_id: str) -> str:
+        known = self.messages.get(message_id) if message_id else None
+        return known.id if known is not None else message_id
 
     def _apply_message(self, room: RoomView, rec: Recorded) -> None:
         ev, env = rec.envelope.event, rec.envelope
@@ -259,17 +283,19 @@ class RoomDirectory:
             )
             return
         if isinstance(ev, MessagePosted):
+            # Shared strings (room, author, the ids a reply names): one
+            # object each instead of one per message.
             posted = MessageView(
                 env.id,
                 room.id,
-                ev.author_id,
+                sys.intern(ev.author_id),
                 rec.seq,
                 env.at_ms,
                 ev.body,
                 env.id,
                 ev.epoch,
-                ev.in_reply_to,
-                ev.thread_root,
+                self._same_id(ev.in_reply_to),
+                self._same_id(ev.thread_root),
                 ev.echo,
                 attachments=ev.attachments,
             )
@@ -279,6 +305,7 @@ class RoomDirectory:
                 root = self.messages.get(ev.thread_root)
                 if root is not None:
                     root.reply_count += 1
+                    self.cold_pages.forget(room.id, root.seq)
             if not ev.thread_root or ev.echo:
                 room.timeline.add(rec.seq, env.id)
                 room.unread.posted(ev.author_id, rec.seq)
@@ -289,6 +316,9 @@ class RoomDirectory:
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None:
             return
+        if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
+            room.touches.add(msg.seq, rec.seq)
+            self.cold_pages.forget(room.id, msg.seq)
         if isinstance(ev, MessageEdited):
             if not msg.retracted:
                 msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
@@ -297,6 +327,7 @@ class RoomDirectory:
             if not msg.retracted and (not msg.thread_root or msg.echo):
                 room.unread.retract(msg.author_id, msg.seq)
             msg.retracted, msg.body, msg.reactions = True, "", {}
+            room.tombstones[msg.seq] = msg
             for att in msg.attachments:
                 if att in self.attachments:
                     self.attachments[att].removed = True
@@ -304,7 +335,7 @@ class RoomDirectory:
             key = stored_reaction(ev.shortcode)
             users = msg.reactions.setdefault(key, [])
             if ev.added and ev.user_id not in users:
-                users.append(ev.user_id)
+                users.append(sys.intern(ev.user_id))
             elif not ev.added and ev.user_id in users:
                 users.remove(ev.user_id)
             if not users:
@@ -326,7 +357,16 @@ def _message_row(m: MessageView) -> list[Any]:
 def _message(row: list[Any]) -> MessageView:
     m = MessageView(*row)
     m.attachments = tuple(m.attachments)
+    m.room_id, m.author_id = sys.intern(m.room_id), sys.intern(m.author_id)
+    if m.body_event_id == m.id:
+        m.body_event_id = m.id
+    m.reactions = {k: [sys.intern(u) for u in users] for k, users in m.reactions.items()}
     return m
+
+
+def _timeline(row: list[Any], messages: dict[str, MessageView]) -> Timeline:
+    seqs, ids = row
+    return Timeline(seqs, [m.id if (m := messages.get(i)) is not None else i for i in ids])
 
 
 def _room_row(r: RoomView) -> list[Any]:
@@ -336,16 +376,20 @@ def _room_row(r: RoomView) -> list[Any]:
     timeline = [list(r.timeline.seqs), list(r.timeline.ids)]
     details = {u: list(d) for u, d in r.ban_details.items()}
     members, pins = sorted(r.members), list(r.pins)
-    return [*row, members, dict(r.bans), details, pins, timeline, threads]
+    tombs = {str(seq): m.id for seq, m in r.tombstones.items()}
+    extra = [r.touches.export(), tombs]
+    return [*row, members, dict(r.bans), details, pins, timeline, threads, *extra]
 
 
-def _room(row: list[Any]) -> RoomView:
-    *scalars, members, bans, details, pins, timeline, threads = row
+def _room(row: list[Any], messages: dict[str, MessageView]) -> RoomView:
+    *scalars, members, bans, details, pins, timeline, threads, touches, tombs = row
     scalars[-1] = tuple(scalars[-1])  # participants
     room = RoomView(*scalars)
     room.members, room.bans = set(members), dict(bans)
     room.ban_details = {u: (str(b), str(r), int(t)) for u, (b, r, t) in details.items()}
     room.pins = list(pins)
-    room.timeline = Timeline(*timeline)
-    room.threads = {root: Timeline(*t) for root, t in threads.items()}
+    room.timeline = _timeline(timeline, messages)
+    room.threads = {root: _timeline(t, messages) for root, t in threads.items()}
+    room.touches = TouchIndex.restore(touches)
+    room.tombstones = {int(seq): messages[mid] for seq, mid in tombs.items()}
     return room

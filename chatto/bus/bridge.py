@@ -293,6 +293,33 @@ class NatsBridge(BucketOps):
                 if done:
                     return
 
+    async def get_msgs(
+        self, stream: str, seqs: Sequence[int], in_flight: int = 128
+    ) -> list[StoredMsg | None]:
+        """The messages stored at ``seqs``, in that order (None: erased or never stored).
+
+        Direct look-ups by sequence, ``in_flight`` at a time: for scattered
+        sequences (an old page and the later events that changed it) where
+        an ordered consumer would have to read everything in between.
+        """
+        js = self.js
+
+        async def one(seq: int) -> StoredMsg | None:
+            try:
+                m = await js.get_msg(stream, seq)
+            except nats.js.errors.NotFoundError:
+                return None
+            return StoredMsg(m.subject or "", int(m.seq or seq), m.data or b"", m.headers or {})
+
+        async def chunk(part: Sequence[int]) -> list[StoredMsg | None]:
+            return list(await asyncio.gather(*(one(seq) for seq in part)))
+
+        out: list[StoredMsg | None] = []
+        for i in range(0, len(seqs), in_flight):
+            part = seqs[i : i + in_flight]
+            out.extend(await self.call(lambda part=part: chunk(part)))  # type: ignore[misc]
+        return out
+
     @asynccontextmanager
     async def ordered_reader(
         self, stream: str, subject_filter: str, start_seq: int, max_buffer: int = 4096

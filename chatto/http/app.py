@@ -2,7 +2,8 @@
 
 Routes: ``/api/graphql`` (HTTP and WebSocket), ``/healthz``, ``/readyz``,
 ``/api/server``, ``/api/playground`` (and its ``/api/playground/assets/``),
-``/api/schema.graphql`` (the SDL).
+``/api/schema.graphql`` (the SDL), and the web client (``/``, ``/static/*``
+and its client routes: ``chatto.web``).
 Every response carries the security headers from ``chatto.http.asgi``. A
 ``ChattoError`` a route lets through answers with its own status and code
 (a NATS outage is 503 ``UNAVAILABLE``); an unexpected exception becomes a
@@ -44,6 +45,7 @@ from chatto.logs import REQUEST_ID, new_request_id
 from chatto.ratelimit import is_trusted
 from chatto.server_settings import LOGO_PATH
 from chatto.services import Services
+from chatto.web.routes import WebClient
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class ChattoApp:
         self._sdl = load_sdl().encode()
         w = services.config.webserver
         self.cors = CorsPolicy.build(w.url, w.port, w.allowed_origins)
+        self.web = WebClient(w.url)
         self._playground = Playground.load()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,6 +162,12 @@ class ChattoApp:
             await handle_avatar(scope, send, self.services)
         elif path == LOGO_PATH:
             await handle_logo(scope, send, self.services)
+        elif (
+            path not in GET_ONLY
+            and not path.startswith(ASSET_PREFIX)
+            and self.web.claims(path, method)
+        ):
+            await self.web.serve(scope, send)
         elif method != "GET" and (path in GET_ONLY or path.startswith(ASSET_PREFIX)):
             await respond_error(send, 405, "METHOD_NOT_ALLOWED", "use GET")
         elif path == "/healthz":
@@ -171,6 +180,7 @@ class ChattoApp:
                 "ready": ready,
                 "checks": checks,
                 "nats": {"disconnects": stats.disconnects, "reconnects": stats.reconnects},
+                "cache": self.services.messaging.rooms.cold_pages.statistics(),
             }
             await respond_json(send, 200 if ready else 503, doc)
         elif path == "/api/server":

@@ -154,6 +154,29 @@ async def logout(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     return {"ok": True}, [authn.cookies.clear_cookie()]
 
 
+async def session(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    """The cookie session's user and CSRF token (a reloaded web client needs it).
+
+    Only a same-origin page can read the answer: the cookie is sent and the
+    answer readable only for origins trusted with credentials (CORS). Without
+    a cookie session the answer is ``{"user": null}`` (200: a signed-out
+    page load is not an error).
+    """
+    auth = req.auth
+    if auth.user is None or auth.via != "cookie":
+        return {"user": None, "csrfToken": None}, []
+    csrf = req.services.authn.cookies.csrf_token(auth.sid)
+    return {"user": user_json(auth.user), "csrfToken": csrf}, []
+
+
+async def logout_all(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
+    """End every session and token of the signed-in user, this one included."""
+    user = req.require_user()
+    await req.services.authn.sessions.revoke_all(user.id)
+    await req.services.accounts.record_revocation(user.id, "all")
+    return {"ok": True}, [req.services.authn.cookies.clear_cookie()]
+
+
 async def revoke_token(req: AuthRequest) -> tuple[dict[str, Any], Headers]:
     sessions = req.services.authn.sessions
     # Anonymous by design (a client may lose everything but the token), so
@@ -212,6 +235,8 @@ ROUTES: dict[str, Handler] = {
     "/auth/invite": invite_check,
     "/auth/login": login,
     "/auth/logout": logout,
+    "/auth/logout-all": logout_all,
+    "/auth/session": session,
     "/auth/revoke-token": revoke_token,
     "/auth/change-password": change_password,
     "/auth/forgot-password": forgot_password,

@@ -56,6 +56,12 @@ def verdict(report: dict[str, Any]) -> list[str]:
     p, d, prm = report["posts"], report["delivery"], report["parameters"]
     out = []
     share = prm["min_rate_share"]
+    if p["offered_per_s"] < share * prm["rate"]:
+        out.append(
+            f"offered only {p['offered_per_s']} of the {prm['rate']:g} posts/s asked for "
+            f"({p['in_flight_bound_waits']} waits at the in-flight bound: answers too slow; "
+            f"load generator CPU {report['loadgen_cpu_percent']}%)"
+        )
     if p["achieved_per_s"] < share * p["offered_per_s"]:
         out.append(
             f"achieved {p['achieved_per_s']} posts/s, below {share:.0%} of the "

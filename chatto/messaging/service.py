@@ -9,11 +9,8 @@ stream (JetStream secure delete) once the retraction is stored.
 from __future__ import annotations
 
 import base64
-import bisect
 import hashlib
 import hmac
-
-import attrs
 
 from actors.ids import new_id
 from actors.notifications.feed import NotificationFeed
@@ -48,49 +45,26 @@ from chatto.errors import (
     StaleWriteError,
 )
 from chatto.messaging.attachments import attachment_object
+from chatto.messaging.history import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    History,
+    Page,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+)
 from chatto.messaging.keys import BodyKeys
 from chatto.messaging.live import LiveRelay
 from chatto.messaging.mentions import Mentions, find_mentions
 from chatto.messaging.notifications import Notifications
 from chatto.messaging.unread import ReadMarkers
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
 MAX_NAME = 80
 SEED_ROOMS = (
     ("general", "general", "Talk about anything", False),
     ("announcements", "announcements", "News from the server team", True),
 )
-
-
-@attrs.frozen
-class Page:
-    events: list[MessageView]
-    has_older: bool
-    has_newer: bool
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "s":
-            raise ValueError
-        return int(value)
-    except ValueError:
-        raise InvalidInputError("invalid cursor") from None
-
-
-def clamp_limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_PAGE
-    if limit < 1:
-        raise InvalidInputError("limit must be at least 1")
-    return min(limit, MAX_PAGE)
 
 
 def _dm_id(digest: bytes) -> str:
@@ -125,6 +99,7 @@ class MessagingService:
         self._dm_key = dm_key
         self._projector = projector
         self.rooms = rooms
+        self.history = History(rooms)
         self._users = users
         self.keys = keys
         self.live = live
@@ -331,33 +306,10 @@ class MessagingService:
         limit: int | None,
         thread_root: str = "",
     ) -> Page:
-        room = self.room(room_id)
-        line = room.threads.get(thread_root) if thread_root else room.timeline
-        n = clamp_limit(limit)
-        if line is None:
-            return Page([], False, False)
-
-        if after is not None:
-            start = bisect.bisect_right(line.seqs, decode_cursor(after))
-            end = min(len(line.seqs), start + n)
-        else:
-            end = bisect.bisect_left(line.seqs, decode_cursor(before)) if before else len(line.seqs)
-            start = max(0, end - n)
-        events = [self.rooms.messages[i] for i in line.ids[start:end]]
-        return Page(events, start > 0, end < len(line.seqs))
+        return self.history.page(room_id, before, after, limit, thread_root)
 
     def around(self, room_id: str, event_id: str, limit: int | None) -> Page:
-        msg = self.message(room_id, event_id)
-        room = self.room(room_id)
-        line = room.threads[msg.thread_root] if msg.thread_root and not msg.echo else room.timeline
-
-        n = clamp_limit(limit)
-        i = bisect.bisect_left(line.seqs, msg.seq)
-        start = max(0, i - n // 2)
-        end = min(len(line.seqs), start + n)
-        return Page(
-            [self.rooms.messages[x] for x in line.ids[start:end]], start > 0, end < len(line.seqs)
-        )
+        return self.history.around(self.message(room_id, event_id), limit)
 
     # --- read markers (chatto/messaging/unread.py) -------------------------------------
     async def mark_read(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
@@ -383,3 +335,15 @@ def require_member(rooms: RoomDirectory, room_id: str, user_id: str) -> RoomView
             raise ForbiddenError("join the room first")
         raise NotFoundError("no such room")
     return room
+
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "MessagingService",
+    "Page",
+    "clamp_limit",
+    "decode_cursor",
+    "encode_cursor",
+    "require_member",
+]

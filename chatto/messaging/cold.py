@@ -1,0 +1,73 @@
+"""The cold path: message views rebuilt from the event stream (issue #22).
+
+Given a room and the stream sequences of a page (from the room's compact
+timeline index), ``ColdReader.views`` reads the page's posts and every later
+edit, reaction and retraction aimed at them (the room's ``TouchIndex``) by
+sequence through the bridge, and folds them in stream order with the rooms
+read model's own rules (``fold_page``), so a page read back equals the page
+the live model holds, field for field. A root's ``reply_count`` is its
+thread index's length; a retracted message, whose post the retraction
+erased, is the model's tombstone. Pages go into the read model's bounded
+``PageCache``, which the projector empties as events change or erase them.
+
+Bodies stay sealed: a cold view is exactly what a hot one is, opened only
+per request by ``Message.body``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from actors.events import Recorded
+from actors.rooms.directory import MessageView, RoomDirectory
+from actors.rooms.fold import fold_page
+from chatto.bus.bridge import NatsBridge
+from chatto.bus.storage import EVENT_STREAM
+from chatto.codec import CodecError, decode_envelope
+from chatto.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class ColdReader:
+    """Reads pages of a room's history back from ``EVT``."""
+
+    def __init__(self, bridge: NatsBridge, rooms: RoomDirectory) -> None:
+        self._bridge = bridge
+        self._rooms = rooms
+        self.reads = 0  # stream look-ups made (statistics)
+
+    async def views(self, room_id: str, seqs: list[int]) -> list[MessageView]:
+        """The messages at ``seqs`` (ascending) of the room, as the read model shows them."""
+        if not seqs:
+            return []
+        room = self._rooms.rooms.get(room_id)
+        if room is None:
+            raise NotFoundError("no such room")
+        cache = self._rooms.cold_pages
+        key = (room_id, seqs[0], seqs[-1], len(seqs))
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        generation = cache.generation(room_id)
+        wanted = set(seqs)
+        touches = [e for t, e in room.touches.between(seqs[0], seqs[-1]) if t in wanted]
+        stored = await self._bridge.get_msgs(EVENT_STREAM, [*seqs, *touches])
+        self.reads += len(stored)
+        prefix = f"evt.room.{room_id}."
+        records = []
+        for msg in stored:
+            if msg is None or not msg.subject.startswith(prefix):
+                continue  # erased by a retraction (its tombstone stands in)
+            try:
+                records.append(Recorded(msg.seq, decode_envelope(msg.data)))
+            except CodecError as exc:
+                log.error("skipping undecodable event at seq %d: %s", msg.seq, exc.message)
+        records.sort(key=lambda rec: rec.seq)
+        # The room may have moved on while we read: fold against its state now.
+        room = self._rooms.rooms.get(room_id)
+        if room is None:
+            raise NotFoundError("no such room")
+        views = fold_page(room, seqs, records)
+        cache.put(key, views, generation)
+        return views
