@@ -85,14 +85,19 @@ def _complete(ev: dict[str, Any]) -> bool:
     return isinstance(msg.get("body"), str) and bool((msg.get("author") or {}).get("id"))
 
 
-async def _resume(http: httpx.AsyncClient, state: ClientState) -> None:
-    """Page back through the room until a message this client already has."""
+async def _resume(http: httpx.AsyncClient, state: ClientState, known: set[str]) -> None:
+    """Page back through the room until a message this client had before it reconnected.
+
+    Messages that arrived live on the new socket do not count as the meeting
+    point: in a busy room the newest page is full of them, and stopping there
+    skipped everything older that was missed while away.
+    """
     before: str | None = None
     for _ in range(RESUME_PAGES):
         vars_ = {"r": state.user.room_id, "b": before, "n": RESUME_PAGE}
         page = (await gql(http, state.user.token, PAGE, vars_))["room"]["events"]
         ids = [e["id"] for e in page["events"]]
-        overlap = any(state.has(i) for i in ids)
+        overlap = any(i in known for i in ids)
         state.resumed.update(i for i in ids if i not in state.live)
         if overlap or not page["hasOlder"]:
             return
@@ -108,6 +113,8 @@ async def _session(
     on_up: trio.Event | None,
 ) -> None:
     """One socket from connect to ``until`` (None: until cancelled)."""
+    # What this client had before this socket: where a resume may stop.
+    known = set(state.live) | state.resumed if state.connects else set()
     async with open_websocket_url(ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         with trio.fail_after(CONNECT_SECONDS):
             init = {"authorization": f"Bearer {state.user.token}"}
@@ -124,7 +131,7 @@ async def _session(
         try:
             async with trio.open_nursery() as nursery:
                 if state.connects > 1:
-                    nursery.start_soon(_resume, http, state)
+                    nursery.start_soon(_resume, http, state, known)
                 if on_up is not None:
                     on_up.set()
                 with trio.move_on_at(until if until is not None else float("inf")):
