@@ -48,6 +48,10 @@ async def test_smoke_run_passes_with_zero_loss(tmp_path: Path) -> None:
     # The default subscription is a real client's: every live message had its body and author.
     assert report["parameters"]["shape"] == "full"
     assert "live: message without body or author" not in report["clients"]["errors"]
+    # Posts went over the posters' live sockets (as the web client sends them);
+    # one whose socket churned away first was sent again over HTTP and stored once.
+    assert posts["via"] == "ws"
+    assert delivery["unacked"] == 0
 
 
 async def test_reuses_existing_users_on_a_running_server(auth_env: AuthEnv, tmp_path: Path) -> None:
@@ -105,6 +109,7 @@ def test_hot_room_preset_and_shapes() -> None:
     custom = parse(["--hot-room", "--users", "100", "--posters", "10", "--in-flight", "50"])
     assert (custom.rooms, custom.posters, custom.in_flight) == (1, 10, 50)
     assert parse(["--shape", "bare"]).shape == "bare"
+    assert (parse([]).post_via, parse(["--post-via", "http"]).post_via) == ("ws", "http")
     assert "posters" in check(Params(users=5, rooms=1, posters=6))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import httpx
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from chatto.loadtest.accounts import SetupError, VUser, gql
 
@@ -43,6 +43,14 @@ class ChurnWindow:
     end: float = float("inf")
 
 
+@attrs.define(eq=False)
+class SocketRequest:
+    """A mutation sent on the client's live socket, waiting for its answer."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    doc: Any = None  # the ``next`` payload; None if the socket went first
+
+
 @attrs.define
 class ClientState:
     user: VUser
@@ -52,6 +60,16 @@ class ClientState:
     connected: bool = False
     errors: Counter[str] = attrs.Factory(Counter)
     shape: str = "full"
+    # The open socket, when posts go over it (``--post-via ws``, as the web
+    # client does), and the requests it has not answered yet.
+    ws: WebSocketConnection | None = None
+    requests: dict[str, SocketRequest] = attrs.Factory(dict)
+
+    def drop_requests(self) -> None:
+        """The socket is gone: its unanswered requests get no answer (the caller retries)."""
+        for req in self.requests.values():
+            req.done.set()
+        self.requests.clear()
 
     def has(self, event_id: str) -> bool:
         return event_id in self.live or event_id in self.resumed
@@ -65,7 +83,9 @@ def _on_frame(state: ClientState, text: str, now: float) -> str | None:
     """Record a posted message; answer a ping; raise on a protocol error."""
     msg = json.loads(text)
     kind = msg.get("type")
-    if kind == "next":
+    if msg.get("id", "1") != "1":
+        _answer(state, msg)
+    elif kind == "next":
         ev = msg["payload"]["data"]["myEvents"]
         if ev["type"] == "MESSAGE_POSTED" and ev["eventId"] not in state.resumed:
             if state.shape == "full" and not _complete(ev):
@@ -78,6 +98,34 @@ def _on_frame(state: ClientState, text: str, now: float) -> str | None:
     elif kind in ("error", "complete"):
         raise SetupError(f"subscription ended: {text[:200]}")
     return None
+
+
+def _answer(state: ClientState, msg: dict[str, Any]) -> None:
+    req = state.requests.get(msg["id"])
+    if req is None:
+        return
+    if msg.get("type") == "next":
+        req.doc = msg.get("payload")
+    elif msg.get("type") == "error":
+        req.doc = {"errors": msg.get("payload")}
+    if msg.get("type") in ("complete", "error"):
+        del state.requests[msg["id"]]
+        req.done.set()
+
+
+async def request_on_socket(state: ClientState, op_id: str, payload: dict[str, Any]) -> Any:
+    """Send a mutation on the live socket; its response document, or None if not sent or lost."""
+    ws = state.ws
+    if ws is None or not state.connected:
+        return None
+    req = state.requests[op_id] = SocketRequest()
+    try:
+        await ws.send_message(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
+    except ConnectionClosed:
+        state.requests.pop(op_id, None)
+        return None
+    await req.done.wait()
+    return req.doc
 
 
 def _complete(ev: dict[str, Any]) -> bool:
@@ -128,6 +176,7 @@ async def _session(
             _on_frame(state, str(first), trio.current_time())
         state.connects += 1
         state.connected = True
+        state.ws = ws
         try:
             async with trio.open_nursery() as nursery:
                 if state.connects > 1:
@@ -141,6 +190,8 @@ async def _session(
                             await ws.send_message(reply)
         finally:
             state.connected = False
+            state.ws = None
+            state.drop_requests()
 
 
 async def run_client(

@@ -26,13 +26,20 @@ import trio
 
 from chatto.loadtest import report
 from chatto.loadtest.accounts import VUser, prepare_rooms, prepare_users
-from chatto.loadtest.clients import ChurnWindow, ClientState, receipt_summary, run_client
+from chatto.loadtest.clients import (
+    ChurnWindow,
+    ClientState,
+    receipt_summary,
+    request_on_socket,
+    run_client,
+)
 from chatto.loadtest.params import Params
 from chatto.loadtest.smtp_sink import SmtpSink
 from chatto.loadtest.target import Sampler, Target, start_own
 from chatto.tuning import tune_gc
 
-POST = "mutation($r: ID!, $b: String!) { postMessage(roomId: $r, body: $b) { id } }"
+POST = """mutation($r: ID!, $b: String!, $c: String) {
+  postMessage(roomId: $r, body: $b, clientMessageId: $c) { id } }"""
 HTTP_CLIENTS_PER_TARGET = 16
 HTTP_CONNECTIONS_EACH = 8
 HTTP_TIMEOUT = 30.0
@@ -59,6 +66,7 @@ class PostLog:
     max_late: float = 0.0
     bound_waits: int = 0
     started: float = 0.0
+    http_fallbacks: int = 0  # socket posts sent again over HTTP (the socket went first)
 
 
 def _failure_kind(status: int, doc: Any) -> str:
@@ -69,28 +77,50 @@ def _failure_kind(status: int, doc: Any) -> str:
 
 
 async def _post(
-    http: httpx.AsyncClient, user: VUser, n: int, log: PostLog, slot: trio.Semaphore
+    http: httpx.AsyncClient,
+    state: ClientState,
+    n: int,
+    log: PostLog,
+    slot: trio.Semaphore,
+    via_socket: bool,
 ) -> None:
-    body = {"query": POST, "variables": {"r": user.room_id, "b": f"load test message {n}"}}
-    headers = {"authorization": f"Bearer {user.token}"}
+    """One post, on the poster's live socket or over HTTP, as a client sends it.
+
+    A post whose socket went before the answer is sent again over HTTP with
+    the same clientMessageId (the server stores it once), as the web client
+    does; the retry is counted.
+    """
+    user = state.user
+    variables = {"r": user.room_id, "b": f"load test message {n}", "c": f"lt-{n}"}
+    body = {"query": POST, "variables": variables}
     sent = trio.current_time()
+    status = 200
     try:
-        r = await http.post("/api/graphql", json=body, headers=headers)
+        doc = await request_on_socket(state, f"p{n}", body) if via_socket else None
+        if doc is None:
+            if via_socket:
+                log.http_fallbacks += 1
+            headers = {"authorization": f"Bearer {user.token}"}
+            r = await http.post("/api/graphql", json=body, headers=headers)
+            status, doc = r.status_code, r.json()
         acked = trio.current_time()
-        doc = r.json()
     except (httpx.HTTPError, ValueError) as exc:
         log.failures[type(exc).__name__] += 1
         return
     finally:
         slot.release()
-    if r.status_code != 200 or doc.get("errors"):
-        log.failures[_failure_kind(r.status_code, doc)] += 1
+    if status != 200 or not isinstance(doc, dict) or doc.get("errors"):
+        log.failures[_failure_kind(status, doc)] += 1
         return
     log.acked[doc["data"]["postMessage"]["id"]] = Post(user.room_id, sent, acked)
 
 
 async def offer(
-    https: list[httpx.AsyncClient], users: list[VUser], params: Params, log: PostLog
+    https: list[httpx.AsyncClient],
+    states: dict[int, ClientState],
+    users: list[VUser],
+    params: Params,
+    log: PostLog,
 ) -> None:
     """Start ``total_posts`` posts at ``rate``, round-robin over the posters."""
     if params.posters:
@@ -107,7 +137,8 @@ async def offer(
             log.max_late = max(log.max_late, trio.current_time() - due)
             user = users[n % len(users)]
             http = https[user.index % len(https)]
-            nursery.start_soon(_post, http, user, n, log, slot)
+            via_socket = params.post_via == "ws"
+            nursery.start_soon(_post, http, states[user.index], n, log, slot, via_socket)
             log.attempted += 1
         log.offered_seconds = trio.current_time() - start + 1 / params.rate
     log.completed_seconds = max(trio.current_time() - start, log.offered_seconds)
@@ -159,8 +190,12 @@ def delivery(log: PostLog, states: dict[int, ClientState]) -> tuple[dict[str, An
                     steady.append(got - post.sent)
             elif eid in s.resumed:
                 resumed += 1
+    # A message that arrived live but that no post was answered with: a post
+    # stored twice (a retry the server did not recognise), or an answer lost.
+    unacked = {e for s in states.values() for e in s.live if e not in log.acked}
     return {
         "expected": expected,
+        "unacked": len(unacked),
         "live": len(latencies),
         "resumed": resumed,
         "lost": missing,
@@ -331,7 +366,7 @@ async def _load(
         async with trio.open_nursery() as watch:
             if not params.quiet:
                 watch.start_soon(progress, log, states, sampler, t0)
-            await offer(https, users, params, log)
+            await offer(https, states, users, params, log)
             drained = await drain(log, states, params.drain_seconds)
             watch.cancel_scope.cancel()
         loadgen_cpu = 100 * (time.process_time() - cpu0) / max(trio.current_time() - t0, 1e-9)
@@ -349,6 +384,8 @@ async def _load(
             "acked": len(log.acked),
             "failed": sum(log.failures.values()),
             "failures_by_kind": dict(log.failures),
+            "via": params.post_via,
+            "sent_again_over_http": log.http_fallbacks,
             "offered_per_s": round(log.attempted / max(log.offered_seconds, 1e-9), 1),
             "achieved_per_s": round(len(log.acked) / max(log.completed_seconds, 1e-9), 1),
             "completed_seconds": round(log.completed_seconds, 2),

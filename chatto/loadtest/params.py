@@ -28,6 +28,9 @@ class Params:
     # What each client subscribes to: "full" is what a chat client needs (the
     # message with its body and author); "bare" is type and ids only.
     shape: str = "full"
+    # How posts travel: "ws" on the poster's own live socket (what the web
+    # client does; over HTTP again if the socket drops first), or "http".
+    post_via: str = "ws"
     posters: int = 0  # > 0: only the first `posters` users post (hot-room shapes)
     p99_budget_ms: float = 100.0  # delivery p99 above this fails the run
     min_rate_share: float = 0.95  # achieved below this share of offered fails the run
@@ -104,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
         choices=["full", "bare"],
         default=d.shape,
         help="subscription: full = message body and author (default), bare = ids only",
+    )
+    p.add_argument(
+        "--post-via",
+        choices=["ws", "http"],
+        default=d.post_via,
+        help="posts on the poster's live socket, as the web client does (default), or over HTTP",
     )
     p.add_argument(
         "--hot-room",

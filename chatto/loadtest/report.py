@@ -75,6 +75,8 @@ def verdict(report: dict[str, Any]) -> list[str]:
         out.append(f"{incomplete} live events came without body or author")
     if p["failed"]:
         out.append(f"{p['failed']} posts failed: {p['failures_by_kind']}")
+    if d.get("unacked") and not p["failed"]:
+        out.append(f"{d['unacked']} messages arrived live that no post was answered with")
     if d["lost"]:
         out.append(f"{d['lost']} deliveries lost, e.g. {d['lost_examples']}")
     if not p["acked"]:
@@ -90,7 +92,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Target: {report['target']} · {prm['users']} users · {prm['rooms']} rooms · "
         f"offered {prm['rate']:g} posts/s by {prm['posters'] or 'all'} posters · "
-        f"subscription {prm['shape']} · churn {prm['churn']:.0%} · "
+        f"subscription {prm['shape']} · posts via {prm.get('post_via', 'http')} · "
+        f"churn {prm['churn']:.0%} · "
         f"{report['machine']['cpu_count']} CPUs",
         "",
         f"**Result: {'PASS' if not report['problems'] else 'FAIL'}**"

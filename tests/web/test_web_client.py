@@ -107,6 +107,10 @@ async def test_two_people_chat(
             )
             await send(bob, "Hi Alice!")
             await alice.wait_js(f"{timeline_text()}.includes('Hi Alice!')")
+            # Both posts went over the live socket, not HTTP (issue #21 item 3).
+            posts = env.server.running.services.metrics.graphql_operations
+            assert posts.labels("ws", "mutation", "postMessage", "ok")._value.get() >= 2
+            assert posts.labels("http", "mutation", "postMessage", "ok")._value.get() == 0
             # Typing.
             await fill(bob, ".room-main .composer-input", "I am typ")
             await alice.wait_js(f"{q('.typing')}.textContent.includes('bob is typing')")

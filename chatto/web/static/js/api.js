@@ -43,16 +43,20 @@ export async function authCall(path, body = {}) {
   return doc;
 }
 
-export async function gql(query, variables = {}) {
-  const { res, doc } = await post('/api/graphql', { query, variables });
-  if (doc?.errors?.length && !doc.data) throw errorFrom(doc, res.status, res.headers.get('retry-after'));
+function dataOf(doc, status, retryHeader = null) {
+  if (doc?.errors?.length && !doc.data) throw errorFrom(doc, status, retryHeader);
   if (doc?.errors?.length) {
     // A partial answer: the first error wins for a mutation, data for a query.
-    const e = errorFrom(doc, res.status);
+    const e = errorFrom(doc, status);
     if (Object.values(doc.data || {}).every((v) => v === null)) throw e;
   }
-  if (!doc) throw new ApiError(`request failed (${res.status})`);
+  if (!doc) throw new ApiError(`request failed (${status})`);
   return doc.data;
+}
+
+export async function gql(query, variables = {}) {
+  const { res, doc } = await post('/api/graphql', { query, variables });
+  return dataOf(doc, res.status, res.headers.get('retry-after'));
 }
 
 /** GraphQL multipart upload (graphql-multipart-request-spec) with progress. */
@@ -77,7 +81,18 @@ export function upload(query, variables, fileVar, file, onProgress) {
   });
 }
 
-/** One graphql-transport-ws subscription that survives drops. */
+// A request sent on the socket and not answered within this long is sent
+// again over HTTP (the hot mutations are idempotent: see store.js).
+const SOCKET_REQUEST_MS = 10000;
+
+/** One graphql-transport-ws subscription that survives drops.
+ *
+ * While it is up, the hot mutations (posting, typing, read markers) go over
+ * it too (`request`): no HTTP request, no per-request credential check on
+ * the server. A request whose socket drops before the answer is sent again
+ * over HTTP by the caller (`store.js` gives posts a clientMessageId, so a
+ * post that did arrive is not stored twice).
+ */
 export class LiveSocket {
   constructor(query, { onEvent, onState, onResumed, onRefused }) {
     Object.assign(this, { query, onEvent, onState, onResumed, onRefused });
@@ -86,6 +101,45 @@ export class LiveSocket {
     this.ws = null;
     this.timer = 0;
     this.everOpen = false;
+    this.ready = false;
+    this.nextId = 0;
+    this.pending = new Map();
+  }
+
+  /** Run a query or mutation on the socket; rejects with code 'NETWORK' if it drops. */
+  request(query, variables = {}) {
+    const ws = this.ws;
+    if (!ws || !this.ready) return Promise.reject(new ApiError('not connected', 'NETWORK'));
+    const id = `q${++this.nextId}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.settle(id, null, new ApiError('no answer', 'NETWORK')), SOCKET_REQUEST_MS);
+      this.pending.set(id, { resolve, reject, timer, data: null });
+      ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
+    });
+  }
+
+  settle(id, value, error) {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (error) p.reject(error); else p.resolve(value);
+  }
+
+  dropPending() {
+    for (const id of [...this.pending.keys()]) this.settle(id, null, new ApiError('connection lost', 'NETWORK'));
+  }
+
+  answer(msg) {
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'next') {
+      try { p.data = dataOf(msg.payload, 200); } catch (e) { this.settle(msg.id, null, e); }
+    } else if (msg.type === 'error') {
+      this.settle(msg.id, null, errorFrom({ errors: msg.payload }, 200));
+    } else if (msg.type === 'complete') {
+      this.settle(msg.id, p.data, p.data ? null : new ApiError('no answer', 'NETWORK'));
+    }
   }
 
   start() { this.stopped = false; this.connect(); }
@@ -106,6 +160,8 @@ export class LiveSocket {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.ready = false;
+      this.dropPending();
       if (this.stopped) return;
       if (ev.code === 4401 || ev.code === 4403) { this.onRefused(ev.code); return; }
       this.onState('offline');
@@ -117,9 +173,12 @@ export class LiveSocket {
   }
 
   frame(ws, msg) {
-    if (msg.type === 'connection_ack') {
+    if (msg.id && msg.id !== 'my') {
+      this.answer(msg);
+    } else if (msg.type === 'connection_ack') {
       ws.send(JSON.stringify({ id: 'my', type: 'subscribe', payload: { query: this.query } }));
       this.attempt = 0;
+      this.ready = true;
       this.onState('online');
       // Also on the first open: whatever happened between the first page load
       // and the subscription is fetched, not lost.

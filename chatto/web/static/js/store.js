@@ -16,6 +16,15 @@ export const state = {
 const bus = new EventTarget();
 let socket = null;
 
+/** A hot mutation: over the live socket when it is up, else (or if it drops) over HTTP.
+ * Only idempotent operations come here: posts carry a clientMessageId. */
+async function hot(query, variables) {
+  if (socket?.ready) {
+    try { return await socket.request(query, variables); } catch (e) { if (e.code !== 'NETWORK') throw e; }
+  }
+  return gql(query, variables);
+}
+
 export function emit(topic, detail = {}) { bus.dispatchEvent(new CustomEvent(topic, { detail })); }
 export function on(topic, fn) {
   const handler = (e) => fn(e.detail);
@@ -295,7 +304,7 @@ export function appendLive(msg) {
 export async function send(roomId, body, { thread = null, attachments = [], reply = null } = {}) {
   const cid = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
   const vars = { roomId, body, thread, reply, att: attachments.length ? attachments : null, cid };
-  const d = await gql(Q.POST, vars);
+  const d = await hot(Q.POST, vars);
   appendLive(d.postMessage);
   return d.postMessage;
 }
@@ -312,7 +321,7 @@ export function typing(roomId, active) {
   const now = Date.now();
   if (active && now - typingSent < 2000) return;
   typingSent = active ? now : 0;
-  gql(Q.TYPING, { roomId, typing: active }).catch(() => {});
+  hot(Q.TYPING, { roomId, typing: active }).catch(() => {});
 }
 
 const readSent = new Map();
@@ -323,7 +332,7 @@ export function markRead(roomId) {
   if (!last || readSent.get(roomId) === last.id || document.hidden || !room?.isMember) return;
   readSent.set(roomId, last.id);
   if (room) { room.unreadCount = 0; room.mentionCount = 0; emit('rooms'); }
-  gql(Q.MARK_READ, { roomId, id: last.id }).catch(() => readSent.delete(roomId));
+  hot(Q.MARK_READ, { roomId, id: last.id }).catch(() => readSent.delete(roomId));
 }
 
 export async function openThread(roomId, rootId) {
