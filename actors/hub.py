@@ -17,6 +17,13 @@ from typing import Any
 import trio
 
 
+class Tick:
+    """The item ``Hub.tick`` offers: "time has passed" for readers that wait without a deadline."""
+
+
+TICK = Tick()
+
+
 class Subscriber:
     """One live consumer: iterate ``receive`` for items; check ``dropped`` at the end."""
 
@@ -26,6 +33,10 @@ class Subscriber:
         self.topics: set[str] = set()
         self.dropped = False
         self.drained = 0  # items its reader has taken without waiting (a backlog)
+        # Set by a reader that does periodic work (presence refresh) and so
+        # wants ``TICK`` now and then instead of a deadline on every wait: a
+        # cancel scope per received item cost ~a fifth of a live frame.
+        self.wants_ticks = False
 
     def add_topic(self, topic: str) -> None:
         """Start receiving ``topic`` from the next published item on."""
@@ -86,6 +97,22 @@ class Hub:
                 n += 1
         self.delivered += n
         return n
+
+    def tick(self) -> int:
+        """Offer ``TICK`` to every idle subscriber that wants ticks; return how many.
+
+        A subscriber with items queued is awake anyway and gets none (so a
+        tick never takes the last free place in a nearly full channel).
+        """
+        idle = {
+            s
+            for subs in self._by_topic.values()
+            for s in subs
+            if s.wants_ticks and s.send.statistics().current_buffer_used == 0
+        }
+        for sub in idle:
+            sub.offer(TICK)
+        return len(idle)
 
     def subscriber_count(self, topic: str | None = None) -> int:
         if topic is None:

@@ -266,6 +266,7 @@ async def serve_chatto(
                 bridge, hub, rooms.co_members, presence_enabled=config.presence.enabled
             )
             await core.start(live.serve)
+            await core.start(live.serve_ticks)
             accounts, authn = await build_auth(
                 config, bridge, actors, directory, projector, outbox, credentials
             )

@@ -7,8 +7,11 @@ Before: every subscriber on a process received every user's presence change
 from __future__ import annotations
 
 import httpx
+import pytest
 import trio
 
+import chatto.gql.live_events as live_events
+import chatto.messaging.live as live_module
 from tests.authflow import login_token, register
 from tests.conftest import AuthEnv, ConfigFactory, start_mail_server
 from tests.liveclient import live_client
@@ -79,4 +82,39 @@ async def test_presence_switched_off_stores_and_sends_nothing(
                 posted = (await ok(c, tb, post))["postMessage"]["id"]
                 await alice_live.wait_for(lambda e: e["eventId"] == posted)
                 assert [e["userId"] for e in alice_live.of_type("PRESENCE")] == [alice]
+    await env.server.stop()
+
+
+async def test_an_idle_live_stream_still_refreshes_presence(
+    nursery: trio.Nursery, make_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream waits without a deadline (no cancel scope per item); the hub's ticks wake it.
+
+    Without the ticks an idle client's presence would lapse to OFFLINE after
+    the TTL although its socket is open.
+    """
+    monkeypatch.setattr(live_module, "TICK_SECONDS", 0.05)
+    monkeypatch.setattr(live_events, "PRESENCE_REFRESH", 0.2)
+    refreshed: list[str] = []
+    original = live_module.LiveRelay.refresh_presence
+
+    async def counting(self: live_module.LiveRelay, user_id: str) -> None:
+        refreshed.append(user_id)
+        await original(self, user_id)
+
+    monkeypatch.setattr(live_module.LiveRelay, "refresh_presence", counting)
+    env = await start_mail_server(nursery, make_config)
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
+            alice, ta = await _user(c, env, "alice")
+            async with live_client(env.url, ta) as alice_live:
+                await alice_live.wait_for(lambda e: e["type"] == "PRESENCE")
+                while refreshed.count(alice) < 3:  # nothing arrives on the stream meanwhile
+                    await trio.sleep(0.05)
+                # Only her own ONLINE (the first event and its broadcast): no other traffic.
+                assert {(e["type"], e["presence"]) for e in alice_live.events} == {
+                    ("PRESENCE", "ONLINE")
+                }
+                status = await ok(c, ta, PRESENCE, u=[alice])
+                assert status["presence"][0]["status"] == "ONLINE"
     await env.server.stop()

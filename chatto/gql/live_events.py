@@ -22,7 +22,7 @@ import trio
 from ariadne import SubscriptionType
 
 from actors.events import Recorded
-from actors.hub import Subscriber
+from actors.hub import TICK, Subscriber
 from actors.rooms.events import (
     MemberBanned,
     MemberDeleted,
@@ -182,11 +182,12 @@ _ENDED = object()
 DRAIN_CHECKPOINT = 32
 
 
-async def _next_item(sub: Subscriber, deadline: float) -> Any:
-    """The next hub item; None at ``deadline``; ``_ENDED`` once the channel is closed.
+async def _next_item(sub: Subscriber) -> Any:
+    """The next hub item (``TICK`` now and then when idle); ``_ENDED`` once closed.
 
     A backlog (several events queued since the last wake-up) is drained with
-    ``receive_nowait``: no cancel scope and no scheduler round trip per item.
+    ``receive_nowait``: no scheduler round trip per item. An idle wait has no
+    deadline (no cancel scope per item): the hub's ticks wake it instead.
     """
     try:
         item = sub.receive.receive_nowait()
@@ -199,12 +200,10 @@ async def _next_item(sub: Subscriber, deadline: float) -> Any:
         if sub.drained % DRAIN_CHECKPOINT == 0:
             await trio.lowlevel.checkpoint()
         return item
-    with trio.move_on_at(deadline):
-        try:
-            return await sub.receive.receive()
-        except trio.EndOfChannel:
-            return _ENDED
-    return None
+    try:
+        return await sub.receive.receive()
+    except trio.EndOfChannel:
+        return _ENDED
 
 
 @live_subscription.source("myEvents")
@@ -219,6 +218,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     seen: deque[int] = deque(maxlen=256)
     seen_set: set[int] = set()
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
+        sub.wants_ticks = True
         # Subscribed first; the client's first event is its own presence.
         status = await live.come_online(me)
         yield {"type": "PRESENCE", "userId": me, "presence": status}
@@ -227,7 +227,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
             if cred is not None and cred.ended:
                 yield {"type": "SESSION_TERMINATED", "userId": me, FAREWELL: True}
                 raise SessionEnded("session terminated")
-            item = await _next_item(sub, next_refresh)
+            item = await _next_item(sub)
             if item is _ENDED:
                 if cred is not None and cred.ended:
                     continue  # closed by the credential's end: say so above
@@ -235,7 +235,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
             if trio.current_time() >= next_refresh:
                 await live.refresh_presence(me)
                 next_refresh = trio.current_time() + PRESENCE_REFRESH
-            if item is None:
+            if item is TICK:
                 continue
             if isinstance(item, TypingSignal):
                 if _typing_visible(info, me, item):

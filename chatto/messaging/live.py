@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 PRESENCE_TTL = 60
 PRESENCE_REFRESH = 30.0
+# Idle live streams are woken this often (``Hub.tick``) to refresh presence:
+# a refresh is at most this late, well within ``PRESENCE_TTL``.
+TICK_SECONDS = 10.0
 STATUSES = ("ONLINE", "AWAY", "DND", "OFFLINE")
 
 
@@ -152,6 +155,15 @@ class LiveRelay:
             return str(json.loads(entry.value)["s"])
         except (ValueError, KeyError):
             return "OFFLINE"
+
+    async def serve_ticks(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Wake idle live streams every ``TICK_SECONDS`` (their presence refresh)."""
+        task_status.started()
+        while True:
+            await trio.sleep(TICK_SECONDS)
+            self._hub.tick()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Feed signals from NATS into the hub; resubscribe if dropped."""
