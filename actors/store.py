@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Protocol
 
 from actors.events import EntityRef, Envelope, Recorded
@@ -26,6 +26,21 @@ class EventStore(Protocol):
 
     async def last_seq(self, entity: EntityRef) -> int:
         """The sequence of the entity's newest event (0 if none)."""
+        ...
+
+    async def get(self, entity: EntityRef, seqs: Sequence[int]) -> list[Recorded | None]:
+        """The entity's events stored at ``seqs``, in that order.
+
+        None where nothing of the entity is stored there (erased by a
+        retraction, another entity's, never stored). For scattered old
+        events: direct reads by sequence, not a scan of the entity.
+        """
+        ...
+
+    def read(
+        self, entity: EntityRef, after_seq: int, upto_seq: int
+    ) -> AsyncIterator[list[Recorded]]:
+        """The entity's events in ``(after_seq, upto_seq]``, in order, in batches."""
         ...
 
 

@@ -9,7 +9,7 @@ publish inside the dedupe window is stored once.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from actors.events import EntityRef, Envelope, Recorded
 from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsBridge, StoredMsg
@@ -79,6 +79,23 @@ class JetStreamEventStore:
 
     async def last_seq(self, entity: EntityRef) -> int:
         return await self._bridge.last_seq(EVENT_STREAM, entity_filter(entity))
+
+    async def get(self, entity: EntityRef, seqs: Sequence[int]) -> list[Recorded | None]:
+        prefix = entity_filter(entity)[:-1]  # "evt.<kind>.<id>."
+        out: list[Recorded | None] = []
+        for msg in await self._bridge.get_msgs(EVENT_STREAM, seqs):
+            found = None
+            if msg is not None and msg.subject.startswith(prefix):
+                found = next(iter(_decode_batch([msg])), None)
+            out.append(found)
+        return out
+
+    async def read(
+        self, entity: EntityRef, after_seq: int, upto_seq: int
+    ) -> AsyncIterator[list[Recorded]]:
+        subject = entity_filter(entity)
+        async for batch in self._bridge.read_range(EVENT_STREAM, subject, after_seq, upto_seq):
+            yield _decode_batch(batch)
 
     async def head(self) -> int:
         return await self._bridge.stream_last_seq(EVENT_STREAM)
