@@ -80,7 +80,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 await actor.start()
                 runs.append(time.perf_counter() - started)
-                assert len(actor.messages) == args.messages
+                assert len(actor.window) == args.messages
                 print(f"full replay: {runs[-1]:.2f}s", file=sys.stderr)
             # A checkpoint (what a long load or a passivation writes), then
             # TAIL newer events, then loads from checkpoint + tail.
@@ -101,7 +101,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 await actor.start()
                 cp_runs.append(time.perf_counter() - started)
-                assert len(actor.messages) == args.messages + TAIL and actor.unsaved == TAIL
+                assert len(actor.window) == args.messages + TAIL and actor.unsaved == TAIL
                 print(f"checkpoint + {TAIL} tail: {cp_runs[-1]:.2f}s", file=sys.stderr)
     median = statistics.median(runs)
     cp_median = statistics.median(cp_runs)
