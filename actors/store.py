@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 from actors.events import EntityRef, Envelope, Recorded
@@ -35,12 +35,6 @@ class EventStore(Protocol):
         retraction, another entity's, never stored). For scattered old
         events: direct reads by sequence, not a scan of the entity.
         """
-        ...
-
-    def read(
-        self, entity: EntityRef, after_seq: int, upto_seq: int
-    ) -> AsyncIterator[list[Recorded]]:
-        """The entity's events in ``(after_seq, upto_seq]``, in order, in batches."""
         ...
 
 

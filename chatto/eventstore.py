@@ -9,7 +9,7 @@ publish inside the dedupe window is stored once.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from actors.events import EntityRef, Envelope, Recorded
 from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsBridge, StoredMsg
@@ -89,13 +89,6 @@ class JetStreamEventStore:
                 found = next(iter(_decode_batch([msg])), None)
             out.append(found)
         return out
-
-    async def read(
-        self, entity: EntityRef, after_seq: int, upto_seq: int
-    ) -> AsyncIterator[list[Recorded]]:
-        subject = entity_filter(entity)
-        async for batch in self._bridge.read_range(EVENT_STREAM, subject, after_seq, upto_seq):
-            yield _decode_batch(batch)
 
     async def head(self) -> int:
         return await self._bridge.stream_last_seq(EVENT_STREAM)

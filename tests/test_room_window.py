@@ -293,10 +293,12 @@ async def test_two_writers_with_cold_targets_resolve_conflicts(bridge: NatsBridg
         a = room_actor(bridge, SMALL)
         await a.start()
         ids = await build(bridge, a, 120)
-        b, c, e = (room_actor(bridge, SMALL) for _ in range(3))
-        for stale in (b, c, e):
+        b, c, e, f = (room_actor(bridge, SMALL) for _ in range(4))
+        for stale in (b, c, e, f):
             await stale.start()
-        # b, c and e are stale from here on: a reacts to and retracts old messages.
+        # b, c, e and f are stale from here on: a reacts to and retracts old
+        # messages, and u2 posts once more.
+        await commit(bridge, a, PostMessage("u2", "one more", KEY))
         await commit(bridge, a, React("u1", ids[10], "tada", True))
         kept = await a.handle(RetractMessage("u0", ids[9]))  # post still stored
         await commit(bridge, a, RetractMessage("u0", ids[12]))  # post erased
@@ -312,9 +314,13 @@ async def test_two_writers_with_cold_targets_resolve_conflicts(bridge: NatsBridg
         assert e.conflicts == 1  # the same reaction is there already
         for seq in kept.value.seqs:
             await bridge.erase_msg(EVENT_STREAM, seq)
+        await commit(bridge, f, PurgeMember("u2"))  # its plan lacks the newest post
+        assert f.conflicts == 1
         events = await JetStreamEventStore(bridge).load(a.entity)
         tadas = [r for r in events if isinstance(r.envelope.event, ReactionChanged)]
         assert [r.envelope.event.target_id for r in tadas].count(ids[10]) == 1
-        for stale in (b, c, e):
+        posts = [r.envelope.event for r in events if isinstance(r.envelope.event, MessagePosted)]
+        assert [p for p in posts if p.author_id == "u2"] == [] and posts
+        for stale in (b, c, e, f):
+            await same_messages(stale, a, ids)  # both caught up: the same messages
             assert stale.last_seq == a.last_seq
-            await same_messages(stale, a, ids)

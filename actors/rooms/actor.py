@@ -219,7 +219,7 @@ class RoomActor(EntityActor):
         """Read back the cold messages ``command`` targets (``MessageWindow.load``)."""
         if isinstance(command, PurgeMember):
             self._purge = await PurgePlan.extended(
-                self._purge, self.window, self.store, self.entity, command.user_id, self.last_seq
+                self._purge, self.window, self.store, self.entity, command.user_id
             )
             return
         self._purge = None

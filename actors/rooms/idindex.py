@@ -26,16 +26,16 @@ def id_hash(message_id: str) -> int:
 
 
 def pack(values: array[int]) -> str:
-    """An ``array('q')`` as base64 of its little-endian bytes (checkpoint form)."""
+    """An integer array as base64 of its little-endian bytes (checkpoint form)."""
     if sys.byteorder == "big":  # pragma: no cover - little-endian hosts only here
-        values = array("q", values)
+        values = array(values.typecode, values)
         values.byteswap()
     return base64.b64encode(values.tobytes()).decode()
 
 
-def unpack(text: str) -> array[int]:
+def unpack(text: str, typecode: str = "q") -> array[int]:
     """The inverse of ``pack``."""
-    values = array("q")
+    values = array(typecode)
     values.frombytes(base64.b64decode(text))
     if sys.byteorder == "big":  # pragma: no cover
         values.byteswap()

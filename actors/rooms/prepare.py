@@ -1,10 +1,11 @@
 """What ``RoomActor.prepare`` reads before a decision (issue #22).
 
 A command aimed at a message needs it hot (``MessageWindow.load``): these
-are the ids ``command_targets`` names. A member's purge needs every post of
-theirs: ``PurgePlan`` reads them from the room's subject once and then only
-what came after (a retry after a conflict), and ``purge_targets`` turns it,
-with the window's compact facts, into the live messages to retract.
+are the ids ``command_targets`` names. A member's purge needs the id of every
+live post of theirs: ``PurgePlan`` reads them back by sequence (the window's
+author column names the posts), only those it does not know yet on a retry
+after a conflict, and ``purge_targets`` turns it, with the window's compact
+facts, into the live messages to retract.
 """
 
 from __future__ import annotations
@@ -40,11 +41,10 @@ def command_targets(command: Any, client_keys: dict[str, tuple[str, int]]) -> li
 
 @attrs.define
 class PurgePlan:
-    """A member's posts (id, post sequence) up to ``upto``, in stream order."""
+    """The ids of a member's posts, by post sequence."""
 
     user_id: str
-    upto: int = 0
-    posts: list[tuple[str, int]] = attrs.Factory(list)
+    ids: dict[int, str] = attrs.Factory(dict)
 
     @classmethod
     async def extended(
@@ -54,14 +54,12 @@ class PurgePlan:
         store: EventStore,
         room: EntityRef,
         user_id: str,
-        upto: int,
     ) -> PurgePlan:
-        """``plan`` (if it is the user's) read on up to ``upto``."""
+        """``plan`` (if it is the user's) plus the user's live posts it lacks."""
         if plan is None or plan.user_id != user_id:
             plan = cls(user_id)
-        if upto > plan.upto:
-            plan.posts += await window.authored(store, room, user_id, plan.upto, upto)
-            plan.upto = upto
+        missing = [seq for seq in window.live_posts_by(user_id) if seq not in plan.ids]
+        plan.ids.update(await window.read_ids(store, room, missing))
         return plan
 
 
@@ -72,7 +70,9 @@ def purge_targets(
 
     From the plan and, should there be no plan or a newer post, the hot window.
     """
-    posts = dict(plan.posts) if plan is not None and plan.user_id == user_id else {}
+    posts: dict[str, int] = {}
+    if plan is not None and plan.user_id == user_id:
+        posts = {mid: seq for seq, mid in plan.ids.items()}
     for mid, msg in window.hot.items():
         if msg.author_id == user_id and msg.seqs:
             posts.setdefault(mid, msg.seqs[0])

@@ -8,10 +8,11 @@ recently touched first out). Of every message, hot or not, it keeps compact
 facts without an object per message: the id index (id -> post sequence,
 ``actors.rooms.idindex``), the edits and reactions aimed at each post
 (``TouchIndex``: target sequence, event sequence) and the sorted sequences
-of retracted posts. That is what a retraction replayed against a cold
-message and a purge need without reading anything; ``load`` rebuilds a cold
-message's ``Msg`` from its post and reaction events when a command targets
-it, and ``authored`` finds a member's posts by reading the room's subject.
+of retracted posts, and each post's author (an ``array('i')`` of indexes
+into the room's authors). That is what a retraction replayed against a cold
+message needs without reading anything; ``load`` rebuilds a cold message's
+``Msg`` from its post and reaction events when a command targets it, and a
+purge reads back only the ids of the member's live posts (``read_ids``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from actors.store import EventStore
 HOT_MESSAGES = 500
 # A command may need two messages hot at once (a reply's parent and root).
 MIN_HOT = 8
+READ_BATCH = 1024  # posts read back at once for a purge
 
 
 def new_msg(rec: Recorded) -> Msg | None:
@@ -63,6 +65,9 @@ class MessageWindow:
         self.edits = TouchIndex()
         self.reactions = TouchIndex()
         self.retracted = array("q")  # post sequences, ascending
+        self.authors: list[str] = []  # each author once, by first post
+        self._author_ix: dict[str, int] = {}
+        self.post_authors = array("i")  # per post, in ``ids`` order: index in authors
         self.loads = 0  # cold messages read back (statistics)
 
     def __len__(self) -> int:
@@ -74,7 +79,15 @@ class MessageWindow:
         msg = new_msg(rec)
         if msg is not None:
             self.ids.add(rec.envelope.id, rec.seq)
+            self.post_authors.append(self._author(msg.author_id))
             self._hold(rec.envelope.id, msg)
+
+    def _author(self, user_id: str) -> int:
+        ix = self._author_ix.get(user_id)
+        if ix is None:
+            ix = self._author_ix[user_id] = len(self.authors)
+            self.authors.append(user_id)
+        return ix
 
     def edited(self, target_id: str, seq: int) -> None:
         post = self.ids.get(target_id)
@@ -158,17 +171,23 @@ class MessageWindow:
         self.loads += 1
         self._hold(message_id, msg)
 
-    async def authored(
-        self, store: EventStore, room: EntityRef, user_id: str, after: int, upto: int
-    ) -> list[tuple[str, int]]:
-        """(id, post sequence) of the user's posts in ``(after, upto]``, read from the stream."""
-        found = []
-        async for batch in store.read(room, after, upto):
-            for rec in batch:
-                ev = rec.envelope.event
-                if isinstance(ev, MessagePosted) and ev.author_id == user_id:
-                    found.append((rec.envelope.id, rec.seq))
-        return found
+    def live_posts_by(self, user_id: str) -> list[int]:
+        """Post sequences of the user's messages not retracted, oldest first."""
+        ix = self._author_ix.get(user_id)
+        if ix is None:
+            return []
+        seqs = self.ids.seqs
+        found = (seqs[i] for i, author in enumerate(self.post_authors) if author == ix)
+        return [seq for seq in found if not self.is_retracted(seq)]
+
+    async def read_ids(self, store: EventStore, room: EntityRef, seqs: list[int]) -> dict[int, str]:
+        """Post sequence -> message id of the posts at ``seqs`` still stored."""
+        out = {}
+        for i in range(0, len(seqs), READ_BATCH):
+            for rec in await store.get(room, seqs[i : i + READ_BATCH]):
+                if rec is not None and isinstance(rec.envelope.event, MessagePosted):
+                    out[rec.seq] = rec.envelope.id
+        return out
 
     # --- checkpoint ------------------------------------------------------------
     def export(self) -> dict[str, Any]:
@@ -178,6 +197,8 @@ class MessageWindow:
             "edits": [pack(self.edits.targets), pack(self.edits.events)],
             "reactions": [pack(self.reactions.targets), pack(self.reactions.events)],
             "retracted": pack(self.retracted),
+            "authors": list(self.authors),
+            "post_authors": pack(self.post_authors),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -188,6 +209,11 @@ class MessageWindow:
         self.edits = _touches(state["edits"])
         self.reactions = _touches(state["reactions"])
         self.retracted = unpack(state["retracted"])
+        self.authors = [str(a) for a in state["authors"]]
+        self._author_ix = {a: i for i, a in enumerate(self.authors)}
+        self.post_authors = unpack(state["post_authors"], "i")
+        if len(self.post_authors) != len(self.ids):
+            raise ValueError("the author column of a checkpoint does not fit its id index")
 
 
 def _touches(row: list[str]) -> TouchIndex:
