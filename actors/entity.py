@@ -9,7 +9,9 @@ catches up from the stream, decides again and retries, a bounded number of
 times. A refusal or a no-op appends nothing, so it would never notice such a
 writer: before answering one the actor catches up, and decides again if
 anything was newer. State only changes in ``apply``, after the store
-accepted the events.
+accepted the events. An actor that keeps part of its state in the stream
+only (a room's old messages) reads what a command needs in ``prepare``,
+before each ``decide``: the one place a decision may await.
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ class EntityActor(abc.ABC):
     def decide(self, command: Any) -> Decision:
         """Validate ``command`` against state; raise ``ChattoError`` to refuse."""
 
+    async def prepare(self, command: Any) -> None:
+        """Bring what ``decide`` needs for ``command`` into memory (default: nothing).
+
+        Called before every attempt, so after a conflict it sees the state
+        caught up. It may read the stream but must not change what ``apply``
+        built: a decision is still taken on state as of ``last_seq``.
+        """
+        return None
+
     # --- runtime contract ---------------------------------------------------
     async def start(self) -> None:
         if self.checkpoints is not None:
@@ -141,6 +152,7 @@ class EntityActor(abc.ABC):
 
     async def handle(self, command: Any) -> Committed:
         for _attempt in range(self.max_retries + 1):
+            await self.prepare(command)
             try:
                 decision = self.decide(command)
             except ChattoError:

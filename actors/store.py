@@ -28,6 +28,15 @@ class EventStore(Protocol):
         """The sequence of the entity's newest event (0 if none)."""
         ...
 
+    async def get(self, entity: EntityRef, seqs: Sequence[int]) -> list[Recorded | None]:
+        """The entity's events stored at ``seqs``, in that order.
+
+        None where nothing of the entity is stored there (erased by a
+        retraction, another entity's, never stored). For scattered old
+        events: direct reads by sequence, not a scan of the entity.
+        """
+        ...
+
 
 class EventFeed(Protocol):
     """The whole event log, for the projector."""

@@ -165,9 +165,14 @@ class CacheConfig:
     ``cold_pages``: history pages read back from the event stream that are
     kept (least recently used first out; 0: none). A page is at most 500
     sealed message views, typically 50 (~30 KB).
+
+    ``actor_hot_messages``: messages a room's write-side actor keeps whole
+    (the newest and those changed last); it reads older ones back from the
+    stream when a command aims at them (``actors/rooms/window.py``).
     """
 
     cold_pages: int = 256
+    actor_hot_messages: int = 500
 
 
 @attrs.frozen

@@ -80,6 +80,16 @@ class JetStreamEventStore:
     async def last_seq(self, entity: EntityRef) -> int:
         return await self._bridge.last_seq(EVENT_STREAM, entity_filter(entity))
 
+    async def get(self, entity: EntityRef, seqs: Sequence[int]) -> list[Recorded | None]:
+        prefix = entity_filter(entity)[:-1]  # "evt.<kind>.<id>."
+        out: list[Recorded | None] = []
+        for msg in await self._bridge.get_msgs(EVENT_STREAM, seqs):
+            found = None
+            if msg is not None and msg.subject.startswith(prefix):
+                found = next(iter(_decode_batch([msg])), None)
+            out.append(found)
+        return out
+
     async def head(self) -> int:
         return await self._bridge.stream_last_seq(EVENT_STREAM)
 

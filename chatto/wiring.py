@@ -58,7 +58,7 @@ def register_domain(
 
     def room(rid: str) -> RoomActor:
         checkpoints = NatsSnapshotStore(bridge, f"actor.room.{rid}") if every and bridge else None
-        actor = RoomActor(rid, store, retries, checkpoints)
+        actor = RoomActor(rid, store, retries, checkpoints, config.cache.actor_hot_messages)
         actor.checkpoint_every = every
         actor.checkpoint_times = checkpoint_times
         return actor

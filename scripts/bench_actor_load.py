@@ -7,6 +7,8 @@ idle). This writes one room with ``--messages`` posts straight into ``EVT``
 nats-server in a temp dir, then times ``--runs`` fresh ``RoomActor`` loads
 replaying everything, writes a checkpoint (``actors.checkpoint``), adds
 1,000 newer events and times ``--runs`` loads from checkpoint + tail.
+With ``--memory``, one more full load under ``tracemalloc`` reports what the
+loaded actor holds (bytes, ``Msg`` objects: its hot window, issue #22).
 
 Run: ``.venv/bin/python scripts/bench_actor_load.py --messages 200000 --out actor_load.json``
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import os
 import platform
@@ -22,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from actors.events import EntityRef, Envelope
 from actors.ids import new_id
 from actors.rooms.actor import RoomActor
 from actors.rooms.events import MemberJoined, MessagePosted, RoomCreated
+from actors.rooms.rules import Msg
 from chatto.bus.bridge import MAX_ATOMIC_BATCH, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import bootstrap_storage
@@ -80,8 +85,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 await actor.start()
                 runs.append(time.perf_counter() - started)
-                assert len(actor.messages) == args.messages
+                assert len(actor.window) == args.messages
                 print(f"full replay: {runs[-1]:.2f}s", file=sys.stderr)
+            memory = await held_by_a_load(store) if args.memory else None
             # A checkpoint (what a long load or a passivation writes), then
             # TAIL newer events, then loads from checkpoint + tail.
             checkpoints = NatsSnapshotStore(bridge, "actor.room.long")
@@ -101,7 +107,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 started = time.perf_counter()
                 await actor.start()
                 cp_runs.append(time.perf_counter() - started)
-                assert len(actor.messages) == args.messages + TAIL and actor.unsaved == TAIL
+                assert len(actor.window) == args.messages + TAIL and actor.unsaved == TAIL
                 print(f"checkpoint + {TAIL} tail: {cp_runs[-1]:.2f}s", file=sys.stderr)
     median = statistics.median(runs)
     cp_median = statistics.median(cp_runs)
@@ -123,7 +129,26 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "load_median_s": round(cp_median, 3),
         },
         "speedup": round(median / cp_median, 1),
+        "memory": memory,
     }
+
+
+async def held_by_a_load(store: JetStreamEventStore) -> dict[str, int]:
+    """Bytes and ``Msg`` objects a fully loaded actor holds (traced: slow)."""
+    gc.collect()
+    msgs_before = sum(isinstance(o, Msg) for o in gc.get_objects())
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        actor = RoomActor("long", store)
+        await actor.start()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    msgs = sum(isinstance(o, Msg) for o in gc.get_objects()) - msgs_before
+    print(f"a loaded actor holds {held:,} bytes, {msgs:,} Msg objects", file=sys.stderr)
+    return {"state_bytes": held, "msg_objects": msgs}
 
 
 def main() -> None:
@@ -131,6 +156,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000, help="posts in the room")
     parser.add_argument("--runs", type=int, default=3, help="fresh actor loads to time")
     parser.add_argument("--out", default="actor_load.json", help="JSON report path")
+    parser.add_argument("--memory", action="store_true", help="also trace one load's memory")
     args = parser.parse_args()
     report = trio.run(bench, args)
     cp = report["checkpoint"]

@@ -6,6 +6,8 @@ Who may moderate is decided by the caller (``as_moderator``): permission
 checks belong to the API layer. Bodies arrive in plaintext with the
 author's message-body key and are sealed in ``decide`` with an AAD that
 names the event, the body's event, the room, the author and the epoch.
+Messages are held in a bounded ``MessageWindow`` (``actors.rooms.window``):
+``prepare`` reads back the old ones a command targets before ``decide``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from actors.rooms.commands import (
     Join,
     Leave,
     PinMessage,
-    PostedBefore,
     PostMessage,
     PurgeMember,
     React,
@@ -53,18 +54,19 @@ from actors.rooms.events import (
     RoomUpdated,
 )
 from actors.rooms.pins import apply_pin, decide_pin
-from actors.rooms.reactions import canonical_reaction, stored_reaction
+from actors.rooms.prepare import PurgePlan, command_targets, purge_targets
+from actors.rooms.reactions import canonical_reaction
 from actors.rooms.rules import (
-    CLIENT_KEY_WINDOW_MS,
     EDIT_WINDOW_MS,
     MAX_DM_PARTICIPANTS,
     Msg,
     check_body,
     client_key_digest,
-    msg_from_row,
-    msg_row,
+    posted_before,
+    remember_client_key,
     seal_body,
 )
+from actors.rooms.window import HOT_MESSAGES, MessageWindow
 from actors.snapshot import SnapshotStore
 from actors.store import EventStore
 from chatto.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
@@ -75,7 +77,8 @@ class RoomActor(EntityActor):
 
     snapshot_name = "room"
     # 2: reaction keys in canonical form (actors/rooms/reactions.py). 3: pins.
-    snapshot_schema = 3
+    # 4: messages as a hot window plus compact indexes (actors/rooms/window.py).
+    snapshot_schema = 4
 
     def __init__(
         self,
@@ -83,6 +86,7 @@ class RoomActor(EntityActor):
         store: EventStore,
         max_retries: int = 5,
         checkpoints: SnapshotStore | None = None,
+        hot_messages: int = HOT_MESSAGES,
     ) -> None:
         super().__init__(EntityRef("room", room_id), store, max_retries, checkpoints)
         self.room_id = room_id
@@ -90,7 +94,8 @@ class RoomActor(EntityActor):
         self.archived = False
         self.members: set[str] = set()
         self.bans: dict[str, int] = {}
-        self.messages: dict[str, Msg] = {}
+        self.window = MessageWindow(hot_messages)
+        self._purge: PurgePlan | None = None  # read by ``prepare`` for PurgeMember
         self.deleted_members: set[str] = set()
         self.attachments: dict[str, str] = {}  # attachment id -> author
         self.used_attachments: set[str] = set()
@@ -107,6 +112,11 @@ class RoomActor(EntityActor):
         await super().start()
         self._replaying = False
 
+    @property
+    def messages(self) -> dict[str, Msg]:
+        """The hot window's messages (the others are in ``window``'s indexes)."""
+        return self.window.hot
+
     # --- checkpoint -------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
         """Everything ``apply`` built, as JSON values (``actors.checkpoint``)."""
@@ -116,7 +126,7 @@ class RoomActor(EntityActor):
             "archived": self.archived,
             "members": sorted(self.members),
             "bans": dict(self.bans),
-            "messages": {i: msg_row(m) for i, m in self.messages.items()},
+            "messages": self.window.export(),
             "deleted_members": sorted(self.deleted_members),
             "attachments": dict(self.attachments),
             "used_attachments": sorted(self.used_attachments),
@@ -135,7 +145,7 @@ class RoomActor(EntityActor):
         self.archived = bool(state["archived"])
         self.members = set(state["members"])
         self.bans = {str(u): int(t) for u, t in state["bans"].items()}
-        self.messages = {i: msg_from_row(row) for i, row in state["messages"].items()}
+        self.window.restore(state["messages"])
         self.deleted_members = set(state["deleted_members"])
         self.attachments = dict(state["attachments"])
         self.used_attachments = set(state["used_attachments"])
@@ -164,52 +174,20 @@ class RoomActor(EntityActor):
             self.attachments[ev.attachment_id] = ev.author_id
         elif isinstance(ev, MessagePosted):
             self.used_attachments.update(ev.attachments)
-            self.messages[env.id] = Msg(
-                ev.author_id,
-                env.at_ms,
-                [recorded.seq],
-                False,
-                ev.thread_root,
-                attachments=ev.attachments,
-            )
+            self.window.posted(recorded)
             if ev.client_key:
-                self._remember_client_key(ev.client_key, env.id, env.at_ms)
+                remember_client_key(self.client_keys, ev.client_key, env.id, env.at_ms)
         elif isinstance(ev, MessageEdited):
-            msg = self.messages.get(ev.target_id)
-            if msg is not None:
-                msg.seqs.append(recorded.seq)
+            self.window.edited(ev.target_id, recorded.seq)
         elif isinstance(ev, MessageRetracted):
-            msg = self.messages.setdefault(ev.target_id, Msg(ev.author_id, env.at_ms, []))
-            msg.retracted = True
+            seqs = self.window.retract(ev.target_id, ev.author_id, env.at_ms)
             if self._replaying:
-                self.unerased.extend(msg.seqs)
-            msg.seqs.clear()
+                self.unerased.extend(seqs)
         elif isinstance(ev, MemberDeleted):
             self.members.discard(ev.user_id)
             self.deleted_members.add(ev.user_id)
         elif isinstance(ev, ReactionChanged):
-            msg = self.messages.get(ev.target_id)
-            if msg is not None:
-                users = msg.reactions.setdefault(stored_reaction(ev.shortcode), set())
-                (users.add if ev.added else users.discard)(ev.user_id)
-
-    def _remember_client_key(self, digest: str, message_id: str, at_ms: int) -> None:
-        self.client_keys[digest] = (message_id, at_ms)
-        horizon = at_ms - CLIENT_KEY_WINDOW_MS
-        while self.client_keys:
-            oldest = next(iter(self.client_keys))
-            if self.client_keys[oldest][1] >= horizon:
-                break
-            del self.client_keys[oldest]
-
-    def _posted_before(self, digest: str) -> PostedBefore | None:
-        seen = self.client_keys.get(digest)
-        if seen is None or time.time() * 1000 - seen[1] > CLIENT_KEY_WINDOW_MS:
-            return None
-        msg = self.messages.get(seen[0])
-        if msg is None or msg.retracted or not msg.seqs:
-            raise ConflictError("the message posted with this clientMessageId was retracted")
-        return PostedBefore(seen[0], msg.seqs[0])
+            self.window.reacted(ev, recorded.seq)
 
     def _banned(self, user_id: str) -> bool:
         until = self.bans.get(user_id)
@@ -237,6 +215,17 @@ class RoomActor(EntityActor):
         return msg
 
     # --- commands ---------------------------------------------------------------
+    async def prepare(self, command: Any) -> None:
+        """Read back the cold messages ``command`` targets (``MessageWindow.load``)."""
+        if isinstance(command, PurgeMember):
+            self._purge = await PurgePlan.extended(
+                self._purge, self.window, self.store, self.entity, command.user_id
+            )
+            return
+        self._purge = None
+        for message_id in command_targets(command, self.client_keys):
+            await self.window.load(self.store, self.entity, message_id)
+
     def decide(self, command: Any) -> Decision:
         handler = getattr(self, "_on_" + type(command).__name__, None)
         if handler is None:
@@ -306,7 +295,10 @@ class RoomActor(EntityActor):
         self._require_member(c.author_id)
         self._require_writable()
         digest = client_key_digest(c.author_id, c.client_key) if c.client_key else ""
-        if digest and (before := self._posted_before(digest)) is not None:
+        if (
+            digest
+            and (before := posted_before(self.client_keys, self.messages, digest)) is not None
+        ):
             # A retry of a post that was stored: answer with that message.
             # The key cannot be forgotten by catching up, so no refresh.
             return Decision(reply=before, stale_ok=True)
@@ -383,10 +375,9 @@ class RoomActor(EntityActor):
         self._require_room()
         events: list[Event] = []
         seqs: list[int] = []
-        for mid, msg in self.messages.items():
-            if msg.author_id == c.user_id and not msg.retracted:
-                events.append(MessageRetracted(mid, "system", c.user_id))
-                seqs.extend(msg.seqs)
+        for mid, body_seqs in purge_targets(self._purge, self.window, c.user_id):
+            events.append(MessageRetracted(mid, "system", c.user_id))
+            seqs.extend(body_seqs)
         uploads = tuple(a for a, author in self.attachments.items() if author == c.user_id)
         if c.user_id not in self.deleted_members and (
             c.user_id in self.members or events or self._was_member(c.user_id)

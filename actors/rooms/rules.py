@@ -1,18 +1,19 @@
 """A room's rules and values, apart from the actor: body and key checks,
-sealing, the in-memory message record and its checkpoint row form.
+sealing, client keys, the in-memory message record and its checkpoint row form.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from typing import Any
 
 import attrs
 
-from actors.rooms.commands import BodyKey
+from actors.rooms.commands import BodyKey, PostedBefore
 from chatto.crypto import aad, aead
-from chatto.errors import InvalidInputError
+from chatto.errors import ConflictError, InvalidInputError
 
 MAX_BODY_BYTES = 10_000
 EDIT_WINDOW_MS = 3 * 3600 * 1000
@@ -84,3 +85,29 @@ def check_client_key(key: str) -> str:
 def client_key_digest(author_id: str, key: str) -> str:
     """What a message event stores of the client's key: a digest bound to the author."""
     return hashlib.sha256(f"{author_id}\0{check_client_key(key)}".encode()).hexdigest()
+
+
+def remember_client_key(
+    keys: dict[str, tuple[str, int]], digest: str, message_id: str, at_ms: int
+) -> None:
+    """Note a post's client key digest; those older than the window go (oldest first)."""
+    keys[digest] = (message_id, at_ms)
+    horizon = at_ms - CLIENT_KEY_WINDOW_MS
+    while keys:
+        oldest = next(iter(keys))
+        if keys[oldest][1] >= horizon:
+            break
+        del keys[oldest]
+
+
+def posted_before(
+    keys: dict[str, tuple[str, int]], messages: dict[str, Msg], digest: str
+) -> PostedBefore | None:
+    """The message already posted with this key (``messages`` must hold it)."""
+    seen = keys.get(digest)
+    if seen is None or time.time() * 1000 - seen[1] > CLIENT_KEY_WINDOW_MS:
+        return None
+    msg = messages.get(seen[0])
+    if msg is None or msg.retracted or not msg.seqs:
+        raise ConflictError("the message posted with this clientMessageId was retracted")
+    return PostedBefore(seen[0], msg.seqs[0])
