@@ -38,6 +38,8 @@ from chatto.messaging.keys import BodyKeys
 
 log = logging.getLogger(__name__)
 
+PURGE_SECONDS = 600.0
+
 
 class AccountDeleter:
     """Runs deletions one at a time from a bounded queue."""
@@ -126,7 +128,11 @@ class AccountDeleter:
         log.info("account deleted and its keys shredded")
 
     async def _purge_room(self, room_id: str, user_id: str) -> None:
-        done = await self._actors.ask("room", room_id, PurgeMember(user_id))
+        # A member with a long history in the room: the actor reads their old
+        # posts back from the stream (actors/rooms/prepare.py) before it
+        # decides; a reply lost to a short deadline would lose the list of
+        # stored events to erase.
+        done = await self._actors.ask("room", room_id, PurgeMember(user_id), within=PURGE_SECONDS)
         seqs = list(done.value.seqs)
         seqs += (await self._actors.ask("room", room_id, TakeUnerased())).value
         for seq in seqs:
