@@ -22,6 +22,7 @@ from actors.hub import Hub
 from actors.ids import new_id
 from actors.projector import Projector, SnapshotPolicy
 from actors.rbac import AssignRole, CreateRole, RbacView, SetRule
+from actors.rooms.index import Posts
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import RecordProbe, ServerActor, ServerView
 from actors.snapshot import (
@@ -262,8 +263,9 @@ def _without_tombstones(rooms: Any, drop: set[str]) -> Any:
         if root in out["messages"]:
             out["messages"][root] = [*out["messages"][root]]
             out["messages"][root][14] -= 1
+    authors = out.pop("authors")
     for rid, row in rooms["rooms"].items():
-        *head, timeline, threads, touches, tombs = row
+        *head, timeline, threads, touches, tombs, posts = row
         # The touch index and tombstones (issue #22) of erased messages too.
         pairs = [(t, e) for t, e in zip(*touches, strict=True) if t not in dropped_seqs]
         touches = [[t for t, _ in pairs], [e for _, e in pairs]]
@@ -275,8 +277,33 @@ def _without_tombstones(rooms: Any, drop: set[str]) -> Any:
             if rest:
                 new_threads[r] = [[s for s, _ in rest], [i for _, i in rest]]
         kept = [[s for s, _ in keep], [i for _, i in keep]]
-        out["rooms"][rid] = [*head, kept, new_threads, touches, tombs]
+        columns = _post_rows(posts, authors, dropped_seqs)
+        out["rooms"][rid] = [*head, kept, new_threads, touches, tombs, columns]
     return out
+
+
+def _post_rows(posts: Any, authors: list[str], drop: set[int]) -> list[tuple[Any, ...]]:
+    """A room's compact columns (issue #22) as rows, authors by id, erased posts out.
+
+    Positions and the id index's layout depend on what was erased before a
+    replay, so the rows are compared, and every row's id must be found.
+    """
+    back = Posts.restore(posts)
+    rows = []
+    for at, seq in enumerate(back.seqs):
+        if seq in drop:
+            continue
+        replied = back.replied[at]
+        rows.append(
+            (
+                seq,
+                authors[back.authors[at]],
+                back.roots[at],
+                authors[replied] if replied >= 0 else "",
+                back.flags[at],
+            )
+        )
+    return rows
 
 
 async def _run(

@@ -1,0 +1,205 @@
+"""Compact per-room columns over every post of a room's history (issue #22).
+
+The rooms read model keeps ``MessageView`` objects only for a hot window;
+what the projector must still know synchronously about any message of the
+room's history (who wrote it, its thread, whom it replies to, whether it is
+an echo or retracted) lives here, a few bytes per message and no Python
+object per message:
+
+- ``IdIndex``: open addressing over 64-bit hashes of message ids (BLAKE2b,
+  the same in every process, so it can be snapshotted) to a post's
+  position. A look-up that leads to a stored event is checked against that
+  event's id (``ColdReader.message``); the synchronous facts trust the hash
+  (two ids of one room colliding on 64 bits: ~n²/2⁶⁵).
+- ``Posts``: parallel arrays indexed by position (posts arrive in stream
+  order, so every column is append-only and ``seqs`` is sorted): sequence,
+  author (an index into the directory-wide ``Authors``), thread root's
+  sequence, the replied message's author, flags. Thread roots' ids (one
+  string per thread, not per message) map a root's sequence back to its id.
+
+About 50 bytes per message with the index at its load bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import sys
+from array import array
+from typing import Any
+
+import attrs
+
+ECHO, RETRACTED = 1, 2
+_MAX_LOAD = 0.6
+
+
+def id_hash(message_id: str) -> int:
+    """A non-zero signed 64-bit hash of an id, equal in every process."""
+    digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True) or 1
+
+
+class IdIndex:
+    """Message id hash -> position; linear probing in two parallel arrays."""
+
+    __slots__ = ("count", "keys", "vals")
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.keys = array("q", bytes(8 * capacity))
+        self.vals = array("i", bytes(4 * capacity))
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def add(self, message_id: str, position: int) -> None:
+        if (self.count + 1) > _MAX_LOAD * len(self.keys):
+            self._grow()
+        self._put(id_hash(message_id), position)
+        self.count += 1
+
+    def _put(self, key: int, position: int) -> None:
+        keys, mask = self.keys, len(self.keys) - 1
+        i = key & mask
+        while keys[i]:
+            i = (i + 1) & mask
+        keys[i] = key
+        self.vals[i] = position
+
+    def _grow(self) -> None:
+        old = zip(self.keys, self.vals, strict=True)
+        size = 2 * len(self.keys)
+        self.keys, self.vals = array("q", bytes(8 * size)), array("i", bytes(4 * size))
+        for key, position in old:
+            if key:
+                self._put(key, position)
+
+    def find(self, message_id: str) -> int:
+        """The position of ``message_id``, or -1."""
+        key = id_hash(message_id)
+        keys, mask = self.keys, len(self.keys) - 1
+        i = key & mask
+        while keys[i]:
+            if keys[i] == key:
+                return self.vals[i]
+            i = (i + 1) & mask
+        return -1
+
+
+class Authors:
+    """Directory-wide interning of author ids to small integers."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def index(self, author_id: str) -> int:
+        found = self._index.get(author_id)
+        if found is None:
+            found = self._index[author_id] = len(self.ids)
+            self.ids.append(sys.intern(author_id))
+        return found
+
+    def find(self, author_id: str) -> int:
+        return self._index.get(author_id, -1)
+
+    def export(self) -> list[str]:
+        return list(self.ids)
+
+    @classmethod
+    def restore(cls, ids: list[str]) -> Authors:
+        authors = cls()
+        for author_id in ids:
+            authors.index(author_id)
+        return authors
+
+
+@attrs.frozen
+class Facts:
+    """What the projector knows about any message of a room, hot or cold."""
+
+    id: str
+    room_id: str
+    seq: int
+    author_id: str
+    thread_root: str  # "" for a top-level message
+    echo: bool
+    retracted: bool
+    replied_author: str  # author of the message it replies to ("" if none or unknown)
+
+
+_COLUMNS = (("seqs", "q"), ("authors", "i"), ("roots", "q"), ("replied", "i"), ("flags", "B"))
+
+
+class Posts:
+    """One room's columns, by position (= order of posting)."""
+
+    __slots__ = ("authors", "flags", "ids", "replied", "root_ids", "roots", "seqs")
+
+    def __init__(self) -> None:
+        self.seqs = array("q")
+        self.authors = array("i")
+        self.roots = array("q")  # thread root's seq, 0 for none
+        self.replied = array("i")  # author index of the replied message, -1 for none
+        self.flags = array("B")
+        self.ids = IdIndex()
+        self.root_ids: dict[int, str] = {}  # thread root's seq -> its id
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def add(
+        self, message_id: str, seq: int, author: int, root: str, replied: int, echo: bool
+    ) -> None:
+        root_seq = 0
+        if root:
+            at = self.ids.find(root)
+            if at >= 0:
+                root_seq = self.seqs[at]
+                self.root_ids[root_seq] = root
+        self.ids.add(message_id, len(self.seqs))
+        self.seqs.append(seq)
+        self.authors.append(author)
+        self.roots.append(root_seq)
+        self.replied.append(replied)
+        self.flags.append(ECHO if echo else 0)
+
+    def find(self, message_id: str) -> int:
+        return self.ids.find(message_id)
+
+    def at_seq(self, seq: int) -> int:
+        """The position of the post stored at ``seq``, or -1."""
+        i = bisect.bisect_left(self.seqs, seq)
+        return i if i < len(self.seqs) and self.seqs[i] == seq else -1
+
+    def retract(self, position: int) -> None:
+        self.flags[position] |= RETRACTED
+
+    def export(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            name: base64.b64encode(getattr(self, name).tobytes()).decode() for name, _ in _COLUMNS
+        }
+        out["index"] = [
+            self.ids.count,
+            base64.b64encode(self.ids.keys.tobytes()).decode(),
+            base64.b64encode(self.ids.vals.tobytes()).decode(),
+        ]
+        out["root_ids"] = {str(s): i for s, i in self.root_ids.items()}
+        return out
+
+    @classmethod
+    def restore(cls, row: dict[str, Any]) -> Posts:
+        posts = cls()
+        for name, code in _COLUMNS:
+            column = array(code)
+            column.frombytes(base64.b64decode(row[name]))
+            setattr(posts, name, column)
+        count, keys, vals = row["index"]
+        posts.ids.keys, posts.ids.vals = array("q"), array("i")
+        posts.ids.keys.frombytes(base64.b64decode(keys))
+        posts.ids.vals.frombytes(base64.b64decode(vals))
+        posts.ids.count = int(count)
+        posts.root_ids = {int(s): sys.intern(str(i)) for s, i in row["root_ids"].items()}
+        return posts

@@ -1,0 +1,94 @@
+"""The compact per-room columns and id index (issue #22) on their own (no I/O)."""
+
+from __future__ import annotations
+
+import random
+
+from actors.events import EntityRef, Envelope, Event, Recorded
+from actors.ids import new_id
+from actors.rooms.directory import RoomDirectory
+from actors.rooms.events import MemberJoined, MessagePosted, MessageRetracted, RoomCreated
+from actors.rooms.index import IdIndex, Posts, id_hash
+
+ROOM = "indexroom0000000000000000"
+
+
+class Feed:
+    """Events of one room applied to a directory in stream order."""
+
+    def __init__(self, rooms: RoomDirectory) -> None:
+        self.rooms, self.seq = rooms, 0
+
+    def add(self, event: Event, event_id: str = "") -> str:
+        self.seq += 1
+        env = Envelope(event_id or new_id(), EntityRef("room", ROOM), 1_700_000_000_000, event)
+        self.rooms.apply(Recorded(self.seq, env))
+        return env.id
+
+
+def test_id_index_finds_every_id_after_growing_and_nothing_else() -> None:
+    index = IdIndex()
+    ids = [new_id() for _ in range(5000)]
+    for i, mid in enumerate(ids):
+        index.add(mid, i)
+    assert all(index.find(mid) == i for i, mid in enumerate(ids))
+    assert index.find(new_id()) == -1 and len(index) == 5000
+    assert len(index.keys) >= 5000 / 0.6 and index.keys.itemsize == 8
+    assert id_hash("x") == id_hash("x") != 0
+
+
+def test_posts_round_trip_through_their_export() -> None:
+    posts = Posts()
+    ids = [new_id() for _ in range(300)]
+    for i, mid in enumerate(ids):
+        posts.add(mid, 10 + 2 * i, i % 7, ids[0] if i % 5 == 4 else "", -1, i % 10 == 9)
+    posts.retract(3)
+    back = Posts.restore(posts.export())
+    for name in ("seqs", "authors", "roots", "replied", "flags"):
+        assert getattr(back, name) == getattr(posts, name), name
+    assert all(back.find(mid) == i for i, mid in enumerate(ids))
+    assert back.root_ids == {10: ids[0]} and back.at_seq(12) == 1 and back.at_seq(13) == -1
+
+
+def test_facts_agree_with_the_views_for_every_message() -> None:
+    rng = random.Random(3)
+    rooms = RoomDirectory(cold_pages=0)
+    feed = Feed(rooms)
+    users = [new_id() for _ in range(5)]
+    feed.add(RoomCreated("idx", "", "channel", users[0]))
+    for uid in users:
+        feed.add(MemberJoined(uid))
+    top: list[str] = []
+    for i in range(400):
+        author = rng.choice(users)
+        if top and rng.random() < 0.3:
+            root = rng.choice(top[-20:])
+            echo = rng.random() < 0.2
+            replied = rng.choice(top) if rng.random() < 0.5 else ""
+            feed.add(MessagePosted(author, "r", 1, replied, root, echo))
+        else:
+            top.append(feed.add(MessagePosted(author, f"m{i}", 1)))
+    for mid in rng.sample(top, 10):
+        feed.add(MessageRetracted(mid, users[0], users[0]))
+    assert len(rooms.rooms[ROOM].posts) == len(rooms.messages)
+    for view in rooms.messages.values():
+        facts = rooms.facts(ROOM, view.id)
+        assert facts is not None
+        replied = rooms.messages.get(view.in_reply_to)
+        assert (
+            facts.seq,
+            facts.author_id,
+            facts.thread_root,
+            facts.echo,
+            facts.retracted,
+            facts.replied_author,
+        ) == (
+            view.seq,
+            view.author_id,
+            view.thread_root,
+            view.echo,
+            view.retracted,
+            replied.author_id if replied is not None else "",
+        )
+    assert rooms.facts(ROOM, new_id()) is None and rooms.facts("elsewhere", top[0]) is None
+    assert rooms.rooms_touched_by(users[1]) == {ROOM}
