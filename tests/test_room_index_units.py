@@ -52,7 +52,7 @@ def test_posts_round_trip_through_their_export() -> None:
 
 def test_facts_agree_with_the_views_for_every_message() -> None:
     rng = random.Random(3)
-    rooms = RoomDirectory(cold_pages=0)
+    rooms = RoomDirectory(cold_pages=0, hot_messages=0)
     feed = Feed(rooms)
     users = [new_id() for _ in range(5)]
     feed.add(RoomCreated("idx", "", "channel", users[0]))

@@ -9,6 +9,7 @@ per thread, both ordered by stream sequence for cursor paging.
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,11 +36,11 @@ from actors.rooms.events import (
     RoomCreated,
     RoomUpdated,
 )
+from actors.rooms.hot import HotWindow, drop_retracted
 from actors.rooms.index import ECHO, RETRACTED, Authors, Facts
 from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
 from actors.rooms.rows import message_from_row, message_row, room_from_row, room_row
-from actors.rooms.unread import UnreadIndex
 from actors.rooms.views import (
     AttachmentView,
     GroupView,
@@ -66,10 +67,14 @@ class RoomDirectory:
     # 3: ban details and pinned messages per room.
     # 4: touch index and tombstones per room (issue #22).
     # 5: compact post columns and id index per room, interned authors.
-    snapshot_schema = 5
+    # 6: only the hot window's views; timelines and unread indexes as arrays.
+    snapshot_schema = 6
 
-    def __init__(self, cold_pages: int = 256) -> None:
+    def __init__(
+        self, cold_pages: int = 256, hot_messages: int = 200, hot_rooms: int = 2000
+    ) -> None:
         self.cold_pages = PageCache(cold_pages)
+        self.hot = HotWindow(hot_messages, hot_rooms)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
@@ -86,6 +91,7 @@ class RoomDirectory:
             "groups": {i: g.name for i, g in self.groups.items()},
             "attachments": {i: list(attrs.astuple(a)) for i, a in self.attachments.items()},
             "authors": self.authors.export(),
+            "hot_rooms": list(self.hot.rooms),
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
@@ -97,9 +103,11 @@ class RoomDirectory:
                 self._same_id(m.in_reply_to),
             )
         self.rooms = {i: room_from_row(row, self.messages) for i, row in state["rooms"].items()}
-        for room in self.rooms.values():
-            rows = (self.messages[i] for i in room.timeline.ids)
-            room.unread = UnreadIndex.rebuild((m.seq, m.author_id, m.retracted) for m in rows)
+        for m in sorted(self.messages.values(), key=lambda m: m.seq):
+            self.rooms[m.room_id].hot[m.seq] = m
+        self.hot.rooms = OrderedDict.fromkeys(state["hot_rooms"])
+        for room in self.rooms.values():  # the bounds may be smaller than when written
+            self._settle(room)
         self.by_member = {u: set(r) for u, r in state["by_member"].items()}
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
         self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
@@ -133,6 +141,19 @@ class RoomDirectory:
             bool(flags & RETRACTED),
             self.authors.ids[replied] if replied >= 0 else "",
         )
+
+    def view(self, room_id: str, message_id: str) -> MessageView | None:
+        """The message's view if it is in the hot window (else see ``ColdReader``)."""
+        msg = self.messages.get(message_id)
+        return msg if msg is not None and msg.room_id == room_id else None
+
+    def cache_statistics(self) -> dict[str, int]:
+        """The hot window and the cold page cache, for /readyz and /metrics."""
+        return {
+            **self.cold_pages.statistics(),
+            **self.hot.statistics(),
+            "hot_messages": len(self.messages),
+        }
 
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self.by_member.get(user_id, ()))
@@ -256,6 +277,9 @@ class RoomDirectory:
                 attachments=ev.attachments,
             )
             self.messages[env.id] = posted
+            room.hot[rec.seq] = posted
+            if ev.attachments:
+                room.attached[rec.seq] = ev.attachments
             replied = room.posts.find(ev.in_reply_to) if ev.in_reply_to else -1
             room.posts.add(
                 env.id,
@@ -266,20 +290,23 @@ class RoomDirectory:
                 ev.echo,
             )
             if ev.thread_root:
-                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq, env.id)
+                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq)
                 root = self.messages.get(ev.thread_root)
                 if root is not None:
                     root.reply_count += 1
-                    self.cold_pages.forget(room.id, root.seq)
+                if (at := room.posts.find(ev.thread_root)) >= 0:  # its reply count moved
+                    self.cold_pages.forget(room.id, room.posts.seqs[at])
             if not ev.thread_root or ev.echo:
-                room.timeline.add(rec.seq, env.id)
+                room.timeline.add(rec.seq)
                 room.unread.posted(ev.author_id, rec.seq)
+            self._settle(room)
             return
         # Before the lookup: on replay a retracted message's post is erased
         # from the stream, but its pin (and the retraction) are not.
         apply_pin(room.pins, ev)
         msg = self.messages.get(getattr(ev, "target_id", ""))
-        if msg is None:
+        if msg is None or msg.room_id != room.id:
+            self._apply_cold(room, rec)
             return
         if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
             room.touches.add(msg.seq, rec.seq)
@@ -295,6 +322,7 @@ class RoomDirectory:
                 room.unread.retract(msg.author_id, msg.seq)
             msg.retracted, msg.body, msg.reactions = True, "", {}
             room.tombstones[msg.seq] = msg
+            room.attached.pop(msg.seq, None)
             for att in msg.attachments:
                 if att in self.attachments:
                     self.attachments[att].removed = True
@@ -307,6 +335,53 @@ class RoomDirectory:
                 users.remove(ev.user_id)
             if not users:
                 del msg.reactions[key]
+
+    # --- the hot window (actors/rooms/hot.py) ----------------------------------------
+    def _settle(self, room: RoomView) -> None:
+        """After a post: views below the room's window leave, and so do those
+        of the least recently used room beyond ``hot_rooms``."""
+        for view in self.hot.leaving(room):
+            self._evict(room, view)
+        if not room.hot:
+            return
+        out = self.hot.touch(room.id)
+        coldest = self.rooms.get(out) if out is not None else None
+        if coldest is not None:
+            for view in self.hot.empty(coldest):
+                self._evict(coldest, view)
+
+    def _evict(self, room: RoomView, view: MessageView) -> None:
+        self.messages.pop(view.id, None)
+        if view.retracted:  # its post is erased: absent from now on, as on a replay
+            room.tombstones.pop(view.seq, None)
+            main = not view.thread_root or view.echo
+            drop_retracted(room, view.seq, view.thread_root, main, tombstone=True)
+            self.cold_pages.forget_room(room.id)
+
+    def _apply_cold(self, room: RoomView, rec: Recorded) -> None:
+        """An edit, reaction or retraction aimed at a message outside the window."""
+        ev = rec.envelope.event
+        if not isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
+            return
+        facts = self.facts(room.id, ev.target_id)
+        if facts is None or facts.retracted:
+            return
+        self.cold_pages.forget(room.id, facts.seq)
+        if not isinstance(ev, MessageRetracted):
+            room.touches.add(facts.seq, rec.seq)
+            return
+        room.posts.retract(room.posts.find(ev.target_id))
+        main = not facts.thread_root or facts.echo
+        if main:
+            room.unread.retract(facts.author_id, facts.seq, dropped=True)
+        drop_retracted(room, facts.seq, facts.thread_root, main, tombstone=False)
+        root = self.messages.get(facts.thread_root) if facts.thread_root else None
+        if root is not None:
+            root.reply_count -= 1
+        for att in room.attached.pop(facts.seq, ()):
+            if att in self.attachments:
+                self.attachments[att].removed = True
+        self.cold_pages.forget_room(room.id)
 
 
 __all__ = [

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import bisect
+from array import array
+from collections import OrderedDict
 
 import attrs
 
@@ -48,13 +50,22 @@ class AttachmentView:
 
 @attrs.define
 class Timeline:
-    seqs: list[int] = attrs.Factory(list)
-    ids: list[str] = attrs.Factory(list)
+    """Stream sequences of a timeline, ascending: 8 bytes per message, no object."""
 
-    def add(self, seq: int, event_id: str) -> None:
-        i = bisect.bisect(self.seqs, seq)
-        self.seqs.insert(i, seq)
-        self.ids.insert(i, event_id)
+    seqs: array[int] = attrs.Factory(lambda: array("q"))
+
+    def add(self, seq: int) -> None:
+        if not self.seqs or self.seqs[-1] < seq:
+            self.seqs.append(seq)  # posts arrive in stream order
+        else:
+            bisect.insort(self.seqs, seq)
+
+    def remove(self, seq: int) -> bool:
+        i = bisect.bisect_left(self.seqs, seq)
+        if i < len(self.seqs) and self.seqs[i] == seq:
+            del self.seqs[i]
+            return True
+        return False
 
 
 @attrs.define
@@ -80,12 +91,17 @@ class RoomView:
     # Pinned message ids, oldest pin first (actors/rooms/pins.py).
     pins: list[str] = attrs.Factory(list)
     # For reading old pages back from the stream (chatto/messaging/cold.py):
-    # every edit/reaction/retraction by target seq, and retracted messages
-    # (their stored post is erased) by seq.
+    # every edit/reaction/retraction by target seq, and the retracted
+    # messages of the hot window (their stored post is erased) by seq.
     touches: TouchIndex = attrs.Factory(TouchIndex)
     tombstones: dict[int, MessageView] = attrs.Factory(dict)
     # Every post of the room's history, a few bytes each (actors/rooms/index.py).
     posts: Posts = attrs.Factory(Posts)
+    # The hot window: views by seq, oldest first (issue #22; the rest is cold).
+    hot: OrderedDict[int, MessageView] = attrs.Factory(OrderedDict)
+    # Attachments of messages that have some, by the message's seq: what a
+    # retraction of a cold message marks removed.
+    attached: dict[int, tuple[str, ...]] = attrs.Factory(dict)
 
 
 @attrs.define
