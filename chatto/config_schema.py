@@ -165,9 +165,16 @@ class CacheConfig:
     ``cold_pages``: history pages read back from the event stream that are
     kept (least recently used first out; 0: none). A page is at most 500
     sealed message views, typically 50 (~30 KB).
+    ``hot_messages``: per room, the newest main-timeline messages (and the
+    replies after the oldest of them; at most twice this many views) kept
+    in memory; older ones are read back from the stream. ``hot_rooms``: how
+    many rooms keep such a window (least recently posted to or read out
+    first). Both at least 1.
     """
 
     cold_pages: int = 256
+    hot_messages: int = 200
+    hot_rooms: int = 2000
 
 
 @attrs.frozen

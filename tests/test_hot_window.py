@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
+import pytest
 import trio
 
 from actors.hub import Hub
 from actors.notifications.feed import NotificationFeed
 from actors.projector import Projector
 from actors.rooms.directory import MessageView, RoomDirectory
-from actors.rooms.events import MessagePosted, MessageRetracted
+from actors.rooms.events import MessagePosted, MessageRetracted, RoomCreated
+from actors.snapshot import decode_snapshot, encode_snapshot
 from chatto.bus.bridge import NatsBridge
 from chatto.bus.storage import EVENT_STREAM
 from chatto.eventstore import JetStreamEventStore
 from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
+from chatto.snapshot_store import NatsSnapshotStore
 from tests.test_cold_history import MESSAGES, ROOM, Writer, _build, _stored_of
 
 HOT = 50
@@ -205,3 +209,43 @@ async def test_views_held_stay_under_the_bound_while_walking_history(
             assert rooms.cold_pages.statistics()["pages"] <= 16
             assert most <= bound, (most, bound)
             assert len(rooms.rooms[ROOM].timeline.seqs) > 4 * bound
+
+
+async def test_a_snapshot_of_the_previous_rooms_schema_means_a_replay(
+    bridge: NatsBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Schema 5 held every view; this model (6) refuses it and replays."""
+    caplog.set_level(logging.INFO, logger="actors.projector")
+    with trio.fail_after(30):
+        w = Writer(bridge)
+        w.add(RoomCreated("cold", "", "channel", "u1"))
+        for i in range(3 * HOT):
+            w.add(MessagePosted("u1", f"sealed-{i}", 1))
+        await w.flush()
+        first = await _started(bridge)
+        assert await first.write_snapshot()
+        store = NatsSnapshotStore(bridge)
+        raw = await store.load()
+        assert raw is not None
+        snap = decode_snapshot(raw)
+        assert snap.schemas["rooms"] == RoomDirectory.snapshot_schema == 6
+        await store.save(encode_snapshot(snap.seq, snap.event_id, {"rooms": (5, {})}))
+        caplog.clear()
+        again = await _started(bridge)
+        assert "projector snapshot not used (model schemas" in caplog.text
+        assert again.restored_seq == 0 and again.export_states() == first.export_states()
+        # The current schema is used, and restores the same state.
+        await store.save(raw)
+        restored = await _started(bridge)
+        assert restored.restored_seq == snap.seq
+        assert restored.export_states() == first.export_states()
+
+
+async def _started(bridge: NatsBridge) -> Projector:
+    rooms = RoomDirectory(hot_messages=HOT)
+    store = NatsSnapshotStore(bridge)
+    projector = Projector(JetStreamEventStore(bridge), [rooms], Hub(), snapshots=store)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(projector.serve)
+        nursery.cancel_scope.cancel()
+    return projector
