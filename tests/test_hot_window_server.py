@@ -26,6 +26,7 @@ from chatto.messaging.service import MessagingService
 from chatto.services import Services
 from tests.authflow import bearer, login_token
 from tests.conftest import ConfigFactory, NatsProc
+from tests.liveclient import live_client
 from tests.test_snapshots import _run
 
 PW = "a long enough password"
@@ -36,6 +37,7 @@ ROOM_QUERY = """query($r: ID!, $old: ID!, $gone: ID!) { room(id: $r) {
   gone: event(id: $gone) { id }
   events(threadRootId: $old, limit: 10) { events { id body } }
 } }"""
+LIVE = "subscription { myEvents { type roomId eventId message { id body retracted } } }"
 NOTICES = "{ notifications { items { kind message { id body } } } }"
 
 
@@ -82,23 +84,32 @@ async def test_old_messages_through_a_server_with_a_small_window(
         ids = [(await m.post(alice, room, f"message {i}")).id for i in range(6 * HOT)]
         old, edited, reacted, pinned, gone, replied = ids[:6]
         assert m.rooms.view(room, old) is None  # far below the window
-        # Changes aimed at old messages, through the actors and the projector.
-        reply = await m.post(bob, room, "late reply", thread_root=old)
-        await m.post(bob, room, "an answer", in_reply_to=replied)
-        view = await m.edit(alice, room, edited, "edited long after")
-        assert view.edited_ms and view.body_event_id != edited
-        view = await m.react(bob, room, reacted, "tada", True)
-        assert view.reactions == {"tada": [bob]}
-        await m.pin(alice, room, pinned, True)
-        await m.retract(alice, room, gone, False)
-        await m.mark_read(bob, room, ids[3], "")
+        async with httpx.AsyncClient(base_url=small.url, timeout=20) as c:
+            ta, tb = await login_token(c, "alice", PW), await login_token(c, "bob", PW)
+        # Changes aimed at old messages, through the actors and the projector;
+        # live events carry their views, read back from the stream.
+        async with live_client(small.url, ta, LIVE) as live:
+            reply = await m.post(bob, room, "late reply", thread_root=old)
+            await m.post(bob, room, "an answer", in_reply_to=replied)
+            view = await m.edit(alice, room, edited, "edited long after")
+            assert view.edited_ms and view.body_event_id != edited
+            view = await m.react(bob, room, reacted, "tada", True)
+            assert view.reactions == {"tada": [bob]}
+            await m.pin(alice, room, pinned, True)
+            await m.retract(alice, room, gone, False)
+            await m.mark_read(bob, room, ids[3], "")
+            got = await live.wait_for(lambda e: e["type"] == "MESSAGE_RETRACTED")
+            assert got["message"] == {"id": gone, "body": None, "retracted": True}
+            got = live.of_type("MESSAGE_EDITED")[0]["message"]
+            assert got == {"id": edited, "body": "edited long after", "retracted": False}
+            assert live.of_type("REACTION_CHANGED")[0]["message"]["id"] == reacted
+            assert live.of_type("MESSAGE_PINNED")[0]["message"]["body"] == "message 3"
         facts = m.rooms.facts(room, gone)
         assert facts is not None and facts.retracted
         stats = m.rooms.cache_statistics()
         assert stats["hot_evicted"] >= 4 * HOT and stats["hot_messages"] <= 4 * HOT, stats
 
         async with httpx.AsyncClient(base_url=small.url, timeout=20) as c:
-            ta, tb = await login_token(c, "alice", PW), await login_token(c, "bob", PW)
             r = await c.post(
                 "/api/graphql",
                 json={"query": ROOM_QUERY, "variables": {"r": room, "old": edited, "gone": gone}},

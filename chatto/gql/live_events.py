@@ -182,7 +182,8 @@ async def _cold_target(out: dict[str, Any], rec: Recorded, info: Info) -> None:
     target = getattr(rec.envelope.event, "target_id", "")
     if target and "message" in out and out["message"] is None:
         cold = info.context.services.messaging.cold
-        out["message"] = await cold.message(out["roomId"], target)
+        view = await cold.message(out["roomId"], target)
+        out["message"] = view or cold.tombstone(out["roomId"], target)
 
 
 _ENDED = object()

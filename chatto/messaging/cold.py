@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 
 from actors.events import Recorded
+from actors.ids import id_timestamp_ms
 from actors.rooms.directory import MessageView, RoomDirectory
 from actors.rooms.fold import fold_page
 from chatto.bus.bridge import NatsBridge
@@ -51,6 +52,31 @@ class ColdReader:
             return None
         views = await self.views(room_id, [facts.seq])
         return views[0] if views and views[0].id == message_id else None
+
+    def tombstone(self, room_id: str, message_id: str) -> MessageView | None:
+        """What a live MESSAGE_RETRACTED names when the message was outside the
+        window: its post is erased, so only the columns' facts (its time from
+        the id) and the flag. Clients holding it drop its body and reactions."""
+        facts = self._rooms.facts(room_id, message_id)
+        if facts is None or not facts.retracted:
+            return None
+        try:
+            at_ms = id_timestamp_ms(message_id)
+        except ValueError:
+            at_ms = 0
+        return MessageView(
+            message_id,
+            room_id,
+            facts.author_id,
+            facts.seq,
+            at_ms,
+            "",
+            message_id,
+            0,
+            thread_root=facts.thread_root,
+            echo=facts.echo,
+            retracted=True,
+        )
 
     async def views(self, room_id: str, seqs: list[int]) -> list[MessageView]:
         """The messages at ``seqs`` (ascending) of the room, as the read model shows them."""
