@@ -68,7 +68,8 @@ class RoomDirectory:
     # 4: touch index and tombstones per room (issue #22).
     # 5: compact post columns and id index per room, interned authors.
     # 6: only the hot window's views; timelines and unread indexes as arrays.
-    snapshot_schema = 6
+    # 7: the id index hashes new_id ids from base 36 (actors/rooms/index.py).
+    snapshot_schema = 7
 
     def __init__(
         self, cold_pages: int = 256, hot_messages: int = 200, hot_rooms: int = 2000

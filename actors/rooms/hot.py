@@ -37,7 +37,9 @@ class HotWindow:
     def leaving(self, room: RoomView) -> list[MessageView]:
         """Take the room's views that fell below its window out of ``room.hot``."""
         line = room.timeline.seqs
-        if not self.max_messages:
+        # ``room.hot`` is a suffix of the room's posts: with at most
+        # ``max_messages`` views none is below the newest that many.
+        if not self.max_messages or len(room.hot) <= self.max_messages:
             return []
         bound = line[-self.max_messages] if len(line) >= self.max_messages else 0
         out = []
