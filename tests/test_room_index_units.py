@@ -92,3 +92,37 @@ def test_facts_agree_with_the_views_for_every_message() -> None:
         )
     assert rooms.facts(ROOM, new_id()) is None and rooms.facts("elsewhere", top[0]) is None
     assert rooms.rooms_touched_by(users[1]) == {ROOM}
+
+
+def test_least_recently_used_rooms_give_up_their_views() -> None:
+    rooms = RoomDirectory(cold_pages=0, hot_messages=10, hot_rooms=2)
+    seq = 0
+
+    def add(room_id: str, event: Event) -> str:
+        nonlocal seq
+        seq += 1
+        env = Envelope(new_id(), EntityRef("room", room_id), 1_700_000_000_000, event)
+        rooms.apply(Recorded(seq, env))
+        return env.id
+
+    posted: dict[str, list[str]] = {}
+    for room_id in ("a", "b", "c"):
+        add(room_id, RoomCreated(room_id, "", "channel", "u1"))
+        posted[room_id] = [add(room_id, MessagePosted("u1", f"{i}", 1)) for i in range(25)]
+    # At most 2 * hot_messages views per room, in at most hot_rooms rooms.
+    assert {m.room_id for m in rooms.messages.values()} == {"b", "c"}
+    assert all(len(rooms.rooms[r].hot) <= 20 for r in "bc") and not rooms.rooms["a"].hot
+    tomb = posted["b"][-1]
+    add("b", MessageRetracted(tomb, "u1", "u1"))
+    assert rooms.messages[tomb].retracted and rooms.rooms["b"].tombstones
+    add("a", MessagePosted("u1", "back", 1))  # a is used again: b is the oldest now
+    assert {m.room_id for m in rooms.messages.values()} == {"a", "c"}
+    b = rooms.rooms["b"]
+    # The tombstone left with b's views: absent, as after a replay.
+    facts = rooms.facts("b", tomb)
+    assert not b.tombstones and facts is not None and facts.retracted
+    assert b.timeline.seqs[-1] < seq - 1 and len(b.timeline.seqs) == 24
+    assert b.unread.unread(b.timeline.seqs, "u2", 0) == 24
+    stats = rooms.cache_statistics()
+    assert stats["hot_rooms"] == 2 and stats["hot_rooms_evicted"] == 2
+    assert all(rooms.facts(r, i) is not None for r in "abc" for i in posted[r])
