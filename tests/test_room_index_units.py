@@ -126,3 +126,29 @@ def test_least_recently_used_rooms_give_up_their_views() -> None:
     stats = rooms.cache_statistics()
     assert stats["hot_rooms"] == 2 and stats["hot_rooms_evicted"] == 2
     assert all(rooms.facts(r, i) is not None for r in "abc" for i in posted[r])
+
+
+async def test_a_restore_keeps_the_order_of_use_and_applies_smaller_bounds() -> None:
+    rooms = RoomDirectory(cold_pages=0, hot_messages=10, hot_rooms=3)
+    seq = 0
+    for room_id in ("c", "a", "b"):
+        seq += 1
+        env = Envelope(
+            new_id(), EntityRef("room", room_id), 0, RoomCreated(room_id, "", "channel", "u")
+        )
+        rooms.apply(Recorded(seq, env))
+    for room_id in ("c", "a", "b", "c"):
+        for i in range(15):
+            seq += 1
+            env = Envelope(new_id(), EntityRef("room", room_id), 0, MessagePosted("u", f"{i}", 1))
+            rooms.apply(Recorded(seq, env))
+    state = rooms.export_state()
+    assert state["hot_rooms"] == ["a", "b", "c"]
+    same = RoomDirectory(cold_pages=0, hot_messages=10, hot_rooms=3)
+    await same.restore_state(state)
+    assert same.export_state() == state
+    smaller = RoomDirectory(cold_pages=0, hot_messages=5, hot_rooms=2)
+    await smaller.restore_state(state)
+    assert list(smaller.hot.rooms) == ["b", "c"] and not smaller.rooms["a"].hot
+    assert all(len(smaller.rooms[r].hot) == 5 for r in "bc")
+    assert len(smaller.messages) == 10

@@ -9,7 +9,6 @@ per thread, both ordered by stream sequence for cursor paging.
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,9 +105,8 @@ class RoomDirectory:
         self.rooms = {i: room_from_row(row, self.messages) for i, row in state["rooms"].items()}
         for m in sorted(self.messages.values(), key=lambda m: m.seq):
             self.rooms[m.room_id].hot[m.seq] = m
-        self.hot.rooms = OrderedDict.fromkeys(state["hot_rooms"])
-        for room in self.rooms.values():  # the bounds may be smaller than when written
-            self._settle(room)
+        for room, view in self.hot.restore(state["hot_rooms"], self.rooms):
+            self._evict(room, view)
         self.by_member = {u: set(r) for u, r in state["by_member"].items()}
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
         self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}

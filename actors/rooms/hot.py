@@ -71,6 +71,19 @@ class HotWindow:
         self.evicted += len(out)
         return out
 
+    def restore(
+        self, order: list[str], rooms: dict[str, RoomView]
+    ) -> list[tuple[RoomView, MessageView]]:
+        """After a snapshot's views are back in ``room.hot``: the order of use,
+        and the views beyond the bounds (which may be smaller than when written)."""
+        self.rooms = OrderedDict.fromkeys(order)
+        out = [(room, view) for room in rooms.values() for view in self.leaving(room)]
+        while self.max_rooms and len(self.rooms) > self.max_rooms:
+            coldest = rooms.get(self.rooms.popitem(last=False)[0])
+            if coldest is not None:
+                out.extend((coldest, view) for view in self.empty(coldest))
+        return out
+
     def statistics(self) -> dict[str, int]:
         return {
             "hot_rooms": len(self.rooms),
