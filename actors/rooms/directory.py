@@ -3,7 +3,11 @@
 Bodies stay sealed here; they are opened per read by the API layer (so no
 plaintext lives in memory longer than a request). Each room has a main
 timeline (top-level messages and echoed thread replies) and one timeline
-per thread, both ordered by stream sequence for cursor paging.
+per thread, both ``array('q')`` of stream sequences for cursor paging.
+Message views are kept only for each room's hot window
+(``actors/rooms/hot.py``); ``facts`` answers from compact columns for any
+message of history (``actors/rooms/index.py``), and older views are read
+back from the stream (``chatto/messaging/cold.py``).
 """
 
 from __future__ import annotations
