@@ -214,7 +214,7 @@ async def test_views_held_stay_under_the_bound_while_walking_history(
 async def test_a_snapshot_of_the_previous_rooms_schema_means_a_replay(
     bridge: NatsBridge, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Schema 5 held every view; this model (7) refuses it and replays."""
+    """Schema 5 held every view; this model (8) refuses it and replays."""
     caplog.set_level(logging.INFO, logger="actors.projector")
     with trio.fail_after(30):
         w = Writer(bridge)
@@ -228,7 +228,7 @@ async def test_a_snapshot_of_the_previous_rooms_schema_means_a_replay(
         raw = await store.load()
         assert raw is not None
         snap = decode_snapshot(raw)
-        assert snap.schemas["rooms"] == RoomDirectory.snapshot_schema == 7
+        assert snap.schemas["rooms"] == RoomDirectory.snapshot_schema == 8
         await store.save(encode_snapshot(snap.seq, snap.event_id, {"rooms": (5, {})}))
         caplog.clear()
         again = await _started(bridge)

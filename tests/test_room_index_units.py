@@ -33,7 +33,10 @@ def test_id_index_finds_every_id_after_growing_and_nothing_else() -> None:
         index.add(mid, i)
     assert all(index.find(mid) == i for i, mid in enumerate(ids))
     assert index.find(new_id()) == -1 and len(index) == 5000
-    assert len(index.keys) >= 5000 / 0.6 and index.keys.itemsize == 8
+    assert index.slots() >= 5000 / 0.6 and index.tables[0].keys.itemsize == 8
+    assert len(index.tables) > 5  # grown by new tables, never rehashed
+    back = IdIndex.restore(index.export())
+    assert all(back.find(mid) == i for i, mid in enumerate(ids)) and len(back) == 5000
     assert id_hash("x") == id_hash("x") != 0
 
 

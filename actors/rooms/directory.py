@@ -72,7 +72,8 @@ class RoomDirectory:
     # 5: compact post columns and id index per room, interned authors.
     # 6: only the hot window's views; timelines and unread indexes as arrays.
     # 7: the id index hashes new_id ids from base 36 (actors/rooms/index.py).
-    snapshot_schema = 7
+    # 8: the id index as tables that are never rehashed.
+    snapshot_schema = 8
 
     def __init__(
         self, cold_pages: int = 256, hot_messages: int = 200, hot_rooms: int = 2000

@@ -6,9 +6,9 @@ room's history (who wrote it, its thread, whom it replies to, whether it is
 an echo or retracted) lives here, a few bytes per message and no Python
 object per message:
 
-- ``IdIndex``: open addressing over 64-bit hashes of message ids (BLAKE2b,
-  the same in every process, so it can be snapshotted) to a post's
-  position. A look-up that leads to a stored event is checked against that
+- ``IdIndex``: open addressing over 64-bit hashes of message ids (the same
+  in every process, so it can be snapshotted) to a post's position, in
+  tables that are never rehashed. A look-up that leads to a stored event is checked against that
   event's id (``ColdReader.message``); the synchronous facts trust the hash
   (two ids of one room colliding on 64 bits: ~n²/2⁶⁵).
 - ``Posts``: parallel arrays indexed by position (posts arrive in stream
@@ -42,70 +42,105 @@ _SIGN = 1 << 63
 def id_hash(message_id: str) -> int:
     """A non-zero signed 64-bit hash of an id, equal in every process.
 
-    Ids from ``new_id`` (26 letters and digits, 80 random bits at the end)
-    are read as one base-36 number folded to 64 bits: four times cheaper
-    than BLAKE2b, which every other id gets.
+    Ids from ``new_id`` (26 letters and digits) are read as one base-36
+    number, folded to 64 bits and mixed: cheaper than BLAKE2b, which every
+    other id gets.
     """
     if len(message_id) == 26 and message_id.isalnum() and message_id.isascii():
         n = int(message_id, 36)
-        n = (n ^ (n >> 64)) & _MASK
+        # Ids made in one millisecond are consecutive numbers: mixed
+        # (splitmix64's finaliser) so they do not fill adjacent slots.
+        n = ((n ^ (n >> 64) ^ (n >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        n = ((n ^ (n >> 27)) * 0x94D049BB133111EB) & _MASK
+        n ^= n >> 31
     else:
         digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
         n = int.from_bytes(digest, "little")
     return (n - (1 << 64) if n & _SIGN else n) or 1
 
 
-class IdIndex:
-    """Message id hash -> position; linear probing in two parallel arrays."""
+class _Table:
+    """One open-addressing table: 64-bit id hashes and positions."""
 
     __slots__ = ("count", "keys", "vals")
 
-    def __init__(self, capacity: int = 16) -> None:
-        self.keys = array("q", bytes(8 * capacity))
-        self.vals = array("i", bytes(4 * capacity))
+    def __init__(self, size: int) -> None:
+        self.keys = array("q", bytes(8 * size))
+        self.vals = array("i", bytes(4 * size))
+        self.count = 0
+
+
+class IdIndex:
+    """Message id hash -> position; linear probing in tables that never move.
+
+    A full table (load 0.6) is not rehashed: a new one twice its size takes
+    the next ids, so adding never stops the projector for a pass over
+    history (a rehash in Python took ~0.4 s at a million ids). A look-up
+    tries the newest table first; a room of a million messages has about a
+    dozen tables, and most ids are in the last two.
+    """
+
+    __slots__ = ("count", "tables")
+
+    def __init__(self, first: int = 64) -> None:
+        self.tables = [_Table(first)]
         self.count = 0
 
     def __len__(self) -> int:
         return self.count
 
+    def slots(self) -> int:
+        return sum(len(t.keys) for t in self.tables)
+
     def add(self, message_id: str, position: int) -> None:
-        if (self.count + 1) > _MAX_LOAD * len(self.keys):
-            self._grow()
-        keys, key = self.keys, id_hash(message_id)
+        table = self.tables[-1]
+        keys = table.keys
+        if table.count + 1 > _MAX_LOAD * len(keys):
+            table = _Table(2 * len(keys))
+            self.tables.append(table)
+            keys = table.keys
+        key = id_hash(message_id)
         mask = len(keys) - 1
         i = key & mask
         while keys[i]:
             i = (i + 1) & mask
         keys[i] = key
-        self.vals[i] = position
+        table.vals[i] = position
+        table.count += 1
         self.count += 1
-
-    def _grow(self) -> None:
-        # One pass in Python over the old table: ~0.4 s at a million ids,
-        # once per doubling of a room's history.
-        old_keys, old_vals = self.keys, self.vals
-        size = 2 * len(old_keys)
-        keys, vals = array("q", bytes(8 * size)), array("i", bytes(4 * size))
-        mask = size - 1
-        for key, position in zip(old_keys, old_vals, strict=True):
-            if key:
-                i = key & mask
-                while keys[i]:
-                    i = (i + 1) & mask
-                keys[i] = key
-                vals[i] = position
-        self.keys, self.vals = keys, vals
 
     def find(self, message_id: str) -> int:
         """The position of ``message_id``, or -1."""
         key = id_hash(message_id)
-        keys, mask = self.keys, len(self.keys) - 1
-        i = key & mask
-        while keys[i]:
-            if keys[i] == key:
-                return self.vals[i]
-            i = (i + 1) & mask
+        for table in reversed(self.tables):
+            keys = table.keys
+            mask = len(keys) - 1
+            i = key & mask
+            while keys[i]:
+                if keys[i] == key:
+                    return table.vals[i]
+                i = (i + 1) & mask
         return -1
+
+    def export(self) -> list[list[Any]]:
+        return [[t.count, _b64(t.keys), _b64(t.vals)] for t in self.tables]
+
+    @classmethod
+    def restore(cls, rows: list[list[Any]]) -> IdIndex:
+        index = cls()
+        index.tables = []
+        for count, keys, vals in rows:
+            table = _Table(0)
+            table.keys.frombytes(base64.b64decode(keys))
+            table.vals.frombytes(base64.b64decode(vals))
+            table.count = int(count)
+            index.tables.append(table)
+        index.count = sum(t.count for t in index.tables)
+        return index
+
+
+def _b64(column: array[int]) -> str:
+    return base64.b64encode(column.tobytes()).decode()
 
 
 class Authors:
@@ -201,11 +236,7 @@ class Posts:
         out: dict[str, Any] = {
             name: base64.b64encode(getattr(self, name).tobytes()).decode() for name, _ in _COLUMNS
         }
-        out["index"] = [
-            self.ids.count,
-            base64.b64encode(self.ids.keys.tobytes()).decode(),
-            base64.b64encode(self.ids.vals.tobytes()).decode(),
-        ]
+        out["index"] = self.ids.export()
         out["root_ids"] = {str(s): i for s, i in self.root_ids.items()}
         return out
 
@@ -216,10 +247,6 @@ class Posts:
             column = array(code)
             column.frombytes(base64.b64decode(row[name]))
             setattr(posts, name, column)
-        count, keys, vals = row["index"]
-        posts.ids.keys, posts.ids.vals = array("q"), array("i")
-        posts.ids.keys.frombytes(base64.b64decode(keys))
-        posts.ids.vals.frombytes(base64.b64decode(vals))
-        posts.ids.count = int(count)
+        posts.ids = IdIndex.restore(row["index"])
         posts.root_ids = {int(s): sys.intern(str(i)) for s, i in row["root_ids"].items()}
         return posts
