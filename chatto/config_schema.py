@@ -165,6 +165,11 @@ class CacheConfig:
     ``cold_pages``: history pages read back from the event stream that are
     kept (least recently used first out; 0: none). A page is at most 500
     sealed message views, typically 50 (~30 KB).
+    ``hot_messages``: per room, the newest main-timeline messages (and the
+    replies after the oldest of them; at most twice this many views) kept
+    in memory; older ones are read back from the stream. ``hot_rooms``: how
+    many rooms keep such a window (least recently posted to or read out
+    first). Both at least 1.
 
     ``actor_hot_messages``: messages a room's write-side actor keeps whole
     (the newest and those changed last); it reads older ones back from the
@@ -172,6 +177,8 @@ class CacheConfig:
     """
 
     cold_pages: int = 256
+    hot_messages: int = 200
+    hot_rooms: int = 2000
     actor_hot_messages: int = 500
 
 

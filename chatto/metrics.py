@@ -233,7 +233,16 @@ class StatsCollector(Collector):
         )
 
     def _cache(self) -> Iterator[Metric]:
-        cache = self._s.messaging.rooms.cold_pages.statistics()
+        cache = self._s.messaging.rooms.cache_statistics()
+        yield _gauge("chatto_hot_rooms", "Rooms holding a hot window of views.", cache["hot_rooms"])
+        yield _gauge("chatto_hot_rooms_max", "The [cache] hot_rooms bound.", cache["max_hot_rooms"])
+        yield _gauge("chatto_hot_messages", "Message views in hot windows.", cache["hot_messages"])
+        yield _gauge(
+            "chatto_hot_messages_max", "The [cache] hot_messages bound.", cache["max_hot_messages"]
+        )
+        yield _counter(
+            "chatto_hot_evicted", "Message views that left a hot window.", cache["hot_evicted"]
+        )
         yield _gauge(
             "chatto_cold_pages", "History pages read from the stream, cached.", cache["pages"]
         )

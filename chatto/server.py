@@ -229,7 +229,8 @@ async def serve_chatto(
             )
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)
-            rooms = RoomDirectory(config.cache.cold_pages)
+            cache = config.cache
+            rooms = RoomDirectory(cache.cold_pages, cache.hot_messages, cache.hot_rooms)
             rbac = RbacView()
             keys = BodyKeys(actors, kms, directory)
             shreds = ShredFollower(actors, directory, keys)

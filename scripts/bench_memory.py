@@ -122,11 +122,11 @@ def big_room(messages: int, seed: int = 11) -> Iterator[Envelope]:
 
 # --- children ------------------------------------------------------------------------
 async def _projector(
-    bridge: NatsBridge, kms: Kms, snapshots: bool
+    bridge: NatsBridge, kms: Kms, snapshots: bool, args: argparse.Namespace
 ) -> tuple[float, Projector, RoomDirectory]:
     store = NatsSnapshotStore(bridge) if snapshots else None
-    models = read_models(kms)
-    rooms = next(m for m in models if isinstance(m, RoomDirectory))
+    rooms = RoomDirectory(hot_messages=args.hot_messages, hot_rooms=args.hot_rooms)
+    models = [rooms if isinstance(m, RoomDirectory) else m for m in read_models(kms)]
     projector = Projector(JetStreamEventStore(bridge), models, Hub(), snapshots=store)
     t0 = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -147,7 +147,7 @@ def _ms(samples: list[float]) -> dict[str, float]:
     }
 
 
-def page_big_room(history: History, page: int, hot_pages: int) -> dict[str, Any]:
+async def page_big_room(history: History, page: int, hot_pages: int) -> dict[str, Any]:
     """Both ways through the big room; per-page latency, hot vs cold."""
     hot: list[float] = []
     cold: list[float] = []
@@ -157,7 +157,7 @@ def page_big_room(history: History, page: int, hot_pages: int) -> dict[str, Any]
     backwards: list[float] = []
     while True:  # newest to oldest
         t0 = time.perf_counter()
-        got = history.page(BIG_ROOM, cursor, None, page)
+        got = await history.page(BIG_ROOM, cursor, None, page)
         backwards.append(time.perf_counter() - t0)
         pages, views = pages + 1, views + len(got.events)
         if not got.has_older or not got.events:
@@ -170,7 +170,7 @@ def page_big_room(history: History, page: int, hot_pages: int) -> dict[str, Any]
     i = 0
     while True:  # oldest to newest
         t0 = time.perf_counter()
-        got = history.page(BIG_ROOM, None, cursor, page)
+        got = await history.page(BIG_ROOM, None, cursor, page)
         seconds = time.perf_counter() - t0
         (hot if i >= total_pages - hot_pages else cold).append(seconds)
         pages, views, i = pages + 1, views + len(got.events), i + 1
@@ -190,9 +190,9 @@ async def cold_big_room(history: History, cold: ColdReader, page: int) -> dict[s
         cursor: str | None = encode_cursor(0) if forwards else None
         while True:
             if forwards:
-                got = history.page(BIG_ROOM, None, cursor, page)
+                got = await history.page(BIG_ROOM, None, cursor, page)
             else:
-                got = history.page(BIG_ROOM, cursor, None, page)
+                got = await history.page(BIG_ROOM, cursor, None, page)
             misses, t0 = cache.misses, time.perf_counter()
             read = await cold.views(BIG_ROOM, [v.seq for v in got.events])
             (samples if cache.misses > misses else hits).append(time.perf_counter() - t0)
@@ -208,7 +208,7 @@ async def cold_big_room(history: History, cold: ColdReader, page: int) -> dict[s
     }
 
 
-def readers_latest(
+async def readers_latest(
     rooms: RoomDirectory, history: History, readers: int, page: int
 ) -> dict[str, Any]:
     users = sorted(rooms.by_member)[:readers]
@@ -216,7 +216,7 @@ def readers_latest(
     for uid in users:
         for room_id in sorted(rooms.by_member[uid]):
             t0 = time.perf_counter()
-            history.page(room_id, None, None, page)
+            await history.page(room_id, None, None, page)
             samples.append(time.perf_counter() - t0)
     return {"readers": len(users), "latest_ms": _ms(samples)}
 
@@ -237,25 +237,26 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         base = rss_mb()
         if args.child == "replay":
-            seconds, projector, _ = await _projector(bridge, kms, snapshots=False)
+            seconds, projector, _ = await _projector(bridge, kms, False, args)
             out: dict[str, Any] = {"start_s": round(seconds, 3), "after_start": rss_mb()}
             out["snapshot"] = await write_snapshot(bridge, projector)
             out["after_snapshot"] = rss_mb()
             return out
-        seconds, projector, rooms = await _projector(bridge, kms, snapshots=True)
+        seconds, projector, rooms = await _projector(bridge, kms, True, args)
         assert projector.restored_seq > 0, "the snapshot was not used"
         gc.collect()
-        history = History(rooms)
+        cold = ColdReader(bridge, rooms)
+        history = History(rooms, cold)
         out = {"baseline": base, "start_s": round(seconds, 3), "after_start": rss_mb()}
-        out["big_room"] = page_big_room(history, args.page, args.hot_pages)
+        out["hot_window_after_start"] = rooms.cache_statistics()
+        out["big_room"] = await page_big_room(history, args.page, args.hot_pages)
         gc.collect()
         out["after_paging_big_room"] = rss_mb()
-        cold = ColdReader(bridge, rooms)
         out["cold_path"] = await cold_big_room(history, cold, args.page)
-        out["cold_path"]["cache"] = rooms.cold_pages.statistics()
+        out["cold_path"]["cache"] = rooms.cache_statistics()
         gc.collect()
         out["after_cold_paging"] = rss_mb()
-        out["readers"] = readers_latest(rooms, history, args.readers, args.page)
+        out["readers"] = await readers_latest(rooms, history, args.readers, args.page)
         gc.collect()
         out["after_readers"] = rss_mb()
         return out
@@ -265,6 +266,7 @@ def run_child(args: argparse.Namespace, url: str, phase: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", phase, "--nats-url", url]
     cmd += ["--page", str(args.page), "--hot-pages", str(args.hot_pages)]
     cmd += ["--readers", str(args.readers)]
+    cmd += ["--hot-messages", str(args.hot_messages), "--hot-rooms", str(args.hot_rooms)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child {phase} failed:\n{proc.stderr[-4000:]}")
@@ -289,6 +291,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             serve = await trio.to_thread.run_sync(run_child, args, nats.url, "serve")
             return {
                 "design": args.design,
+                "hot_messages": args.hot_messages,
+                "hot_rooms": args.hot_rooms,
                 "events": head,
                 "big_room_messages": args.big_room,
                 "write_events_per_s": round(rate),
@@ -304,7 +308,11 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--page", type=int, default=50)
     parser.add_argument("--hot-pages", type=int, default=4)
-    parser.add_argument("--design", default="full-history", help="label in the report")
+    parser.add_argument("--design", default="hot-window", help="label in the report")
+    parser.add_argument(
+        "--hot-messages", type=int, default=200, help="[cache] hot_messages (0: keep every view)"
+    )
+    parser.add_argument("--hot-rooms", type=int, default=2000, help="[cache] hot_rooms")
     parser.add_argument("--smoke", action="store_true", help="small numbers for the test")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", choices=["replay", "serve"], default=None)

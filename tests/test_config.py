@@ -396,6 +396,8 @@ def test_embedded_host_must_be_loopback(cfg: Path, host: str) -> None:
         ("CHATTO_ACTORS_MAX_APPEND_RETRIES", "0", "actors.max_append_retries"),
         ("CHATTO_AUTH_BCRYPT_COST", "3", "auth.bcrypt_cost"),
         ("CHATTO_CACHE_COLD_PAGES", "-1", "cache.cold_pages"),
+        ("CHATTO_CACHE_HOT_MESSAGES", "0", "cache.hot_messages"),
+        ("CHATTO_CACHE_HOT_ROOMS", "0", "cache.hot_rooms"),
         ("CHATTO_CACHE_ACTOR_HOT_MESSAGES", "7", "cache.actor_hot_messages"),
         ("CHATTO_LIMITS_LOGIN_PER_IP", "ten/60", "limits.login_per_ip"),
         ("CHATTO_LOGGING_LEVEL", "loud", "logging.level"),

@@ -44,6 +44,8 @@ async def test_health_ready_server_info_and_headers(chatto: ServerHandle) -> Non
             assert ready["ready"] is True and all(ready["checks"].values())
             # The cold-history cache (issue #22) is reported, never a check.
             assert ready["cache"]["max_pages"] == 256 and ready["cache"]["pages"] == 0
+            assert ready["cache"]["max_hot_messages"] == 200
+            assert ready["cache"]["max_hot_rooms"] == 2000 and ready["cache"]["hot_evicted"] == 0
             info = (await c.get("/api/server")).json()
             assert info["name"] == "Chatto" and info["graphql"] == "/api/graphql"
             nf = await c.get("/nope")

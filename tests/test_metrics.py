@@ -186,6 +186,10 @@ async def test_scrapes_under_load_count_the_traffic_without_personal_data(
         "process_resident_memory_bytes",
         "chatto_cold_pages",
         "chatto_cold_pages_misses_total",
+        "chatto_hot_messages",
+        "chatto_hot_messages_max",
+        "chatto_hot_rooms",
+        "chatto_hot_evicted_total",
     ):
         assert (name, frozenset()) in final, name
     # Counters only grow between scrapes taken while the traffic ran.

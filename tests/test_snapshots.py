@@ -8,9 +8,11 @@ directory) after a start from a snapshot with a start that replays from zero.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import zlib
+from array import array
 from typing import Any
 
 import attrs
@@ -22,6 +24,7 @@ from actors.hub import Hub
 from actors.ids import new_id
 from actors.projector import Projector, SnapshotPolicy
 from actors.rbac import AssignRole, CreateRole, RbacView, SetRule
+from actors.rooms.index import Posts
 from actors.runtime import RuntimeSettings, open_actor_system
 from actors.server import RecordProbe, ServerActor, ServerView
 from actors.snapshot import (
@@ -262,21 +265,58 @@ def _without_tombstones(rooms: Any, drop: set[str]) -> Any:
         if root in out["messages"]:
             out["messages"][root] = [*out["messages"][root]]
             out["messages"][root][14] -= 1
+    authors = out.pop("authors")
+    out.pop("hot_rooms")  # the order of use (issue #22), not state from history
     for rid, row in rooms["rooms"].items():
-        *head, timeline, threads, touches, tombs = row
+        *head, timeline, threads, touches, tombs, posts, unread, attached = row
         # The touch index and tombstones (issue #22) of erased messages too.
         pairs = [(t, e) for t, e in zip(*touches, strict=True) if t not in dropped_seqs]
         touches = [[t for t, _ in pairs], [e for _, e in pairs]]
         tombs = {s: m for s, m in tombs.items() if m not in drop}
-        keep = [(s, i) for s, i in zip(*timeline, strict=True) if i not in drop]
+        kept = [s for s in _seqs(timeline) if s not in dropped_seqs]
         new_threads = {}
         for r, t in threads.items():
-            rest = [(s, i) for s, i in zip(*t, strict=True) if i not in drop]
+            rest = [s for s in _seqs(t) if s not in dropped_seqs]
             if rest:
-                new_threads[r] = [[s for s, _ in rest], [i for _, i in rest]]
-        kept = [[s for s, _ in keep], [i for _, i in keep]]
-        out["rooms"][rid] = [*head, kept, new_threads, touches, tombs]
+                new_threads[r] = rest
+        columns = _post_rows(posts, authors, dropped_seqs)
+        counted = {
+            "by_author": {a: _seqs(v) for a, v in unread["by_author"].items() if _seqs(v)},
+            "retracted": [s for s in _seqs(unread["retracted"]) if s not in dropped_seqs],
+        }
+        extra = [touches, tombs, columns, counted, attached]
+        out["rooms"][rid] = [*head, kept, new_threads, *extra]
     return out
+
+
+def _seqs(text: str) -> list[int]:
+    seqs = array("q")
+    seqs.frombytes(base64.b64decode(text))
+    return seqs.tolist()
+
+
+def _post_rows(posts: Any, authors: list[str], drop: set[int]) -> list[tuple[Any, ...]]:
+    """A room's compact columns (issue #22) as rows, authors by id, erased posts out.
+
+    Positions and the id index's layout depend on what was erased before a
+    replay, so the rows are compared, and every row's id must be found.
+    """
+    back = Posts.restore(posts)
+    rows = []
+    for at, seq in enumerate(back.seqs):
+        if seq in drop:
+            continue
+        replied = back.replied[at]
+        rows.append(
+            (
+                seq,
+                authors[back.authors[at]],
+                back.roots[at],
+                authors[replied] if replied >= 0 else "",
+                back.flags[at],
+            )
+        )
+    return rows
 
 
 async def _run(

@@ -166,25 +166,26 @@ class NotificationFeed:
             msg_id, room.id, ev.author_id, rec.seq, ev.mentions, ev.mention_room, main
         )
         if ev.thread_root:
-            root = self._rooms.messages.get(ev.thread_root)
+            root = self._rooms.facts(room.id, ev.thread_root)
             starters = (root.author_id,) if root is not None else ()
             self._auto_follow(room.id, ev.thread_root, (*starters, ev.author_id, *ev.mentions))
         targets = room.members if ev.mention_room else ev.mentions
-        context = (ev.in_reply_to, ev.thread_root)
+        replied = self._rooms.facts(room.id, ev.in_reply_to) if ev.in_reply_to else None
+        context = (replied.author_id if replied is not None else "", ev.thread_root)
         for user, kind in self._recipients(room, ev.author_id, targets, context).items():
             self._notify(user, Notice(msg_id, room.id, kind, ev.author_id, rec.seq, ev.thread_root))
 
     def _recipients(
         self, room: RoomView, author: str, mentioned: Any, context: tuple[str, str] | None
     ) -> dict[str, str]:
-        """Who a message notifies, and as what. ``context``: its (in reply to,
-        thread root) for the other kinds; None for mentions alone."""
+        """Who a message notifies, and as what. ``context``: (the author of the
+        message it replies to, its thread root) for the other kinds; None for
+        mentions alone."""
         out = dict.fromkeys(mentioned, MENTION)
         if context is not None:
-            in_reply_to, thread_root = context
-            replied = self._rooms.messages.get(in_reply_to) if in_reply_to else None
-            if replied is not None:
-                out.setdefault(replied.author_id, REPLY)
+            replied_author, thread_root = context
+            if replied_author:
+                out.setdefault(replied_author, REPLY)
             for user in self.followers.get(thread_root, ()) if thread_root else ():
                 out.setdefault(user, THREAD_REPLY)
             if room.kind == "dm":
@@ -205,7 +206,7 @@ class NotificationFeed:
         return wide | (self.all_level.get(room.id, set()) & room.members)
 
     def _edited(self, rec: Recorded, ev: MessageEdited, room: RoomView) -> None:
-        msg = self._rooms.messages.get(ev.target_id)
+        msg = self._rooms.facts(room.id, ev.target_id)  # hot or cold: the columns
         if msg is None or msg.retracted:
             return
         old = self.mentioned.get(msg.id)
@@ -220,7 +221,7 @@ class NotificationFeed:
         for user in self._recipients(room, msg.author_id, after - before, None):
             added = Notice(msg.id, room.id, MENTION, msg.author_id, rec.seq, msg.thread_root)
             self._notify(user, added)
-        still = self._recipients(room, msg.author_id, (), (msg.in_reply_to, msg.thread_root))
+        still = self._recipients(room, msg.author_id, (), (msg.replied_author, msg.thread_root))
         for user in before - after:
             had = self.get(user, msg.id)
             if had is not None and had.kind == MENTION:

@@ -3,12 +3,15 @@
 Bodies stay sealed here; they are opened per read by the API layer (so no
 plaintext lives in memory longer than a request). Each room has a main
 timeline (top-level messages and echoed thread replies) and one timeline
-per thread, both ordered by stream sequence for cursor paging.
+per thread, both ``array('q')`` of stream sequences for cursor paging.
+Message views are kept only for each room's hot window
+(``actors/rooms/hot.py``); ``facts`` answers from compact columns for any
+message of history (``actors/rooms/index.py``), and older views are read
+back from the stream (``chatto/messaging/cold.py``).
 """
 
 from __future__ import annotations
 
-import bisect
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -36,89 +39,19 @@ from actors.rooms.events import (
     RoomCreated,
     RoomUpdated,
 )
+from actors.rooms.hot import HotWindow, drop_retracted
+from actors.rooms.index import ECHO, RETRACTED, Authors, Facts
 from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
-from actors.rooms.touches import TouchIndex
-from actors.rooms.unread import UnreadIndex
+from actors.rooms.rows import message_from_row, message_row, room_from_row, room_row
+from actors.rooms.views import (
+    AttachmentView,
+    GroupView,
+    MessageView,
+    RoomView,
+    Timeline,
+)
 from actors.users.events import UserDeleted
-
-
-@attrs.define
-class MessageView:
-    id: str
-    room_id: str
-    author_id: str
-    seq: int
-    at_ms: int
-    body: str  # sealed; "" once retracted
-    body_event_id: str
-    epoch: int
-    in_reply_to: str = ""
-    thread_root: str = ""
-    echo: bool = False
-    edited_ms: int = 0
-    retracted: bool = False
-    reactions: dict[str, list[str]] = attrs.Factory(dict)
-    reply_count: int = 0
-    attachments: tuple[str, ...] = ()
-
-
-@attrs.define
-class AttachmentView:
-    id: str
-    room_id: str
-    author_id: str
-    name_enc: str
-    content_type: str
-    size: int
-    epoch: int
-    removed: bool = False
-
-
-@attrs.define
-class Timeline:
-    seqs: list[int] = attrs.Factory(list)
-    ids: list[str] = attrs.Factory(list)
-
-    def add(self, seq: int, event_id: str) -> None:
-        i = bisect.bisect(self.seqs, seq)
-        self.seqs.insert(i, seq)
-        self.ids.insert(i, event_id)
-
-
-@attrs.define
-class RoomView:
-    id: str
-    name: str
-    topic: str
-    kind: str
-    created_by: str
-    created_ms: int
-    group_id: str = ""
-    read_only: bool = False
-    archived: bool = False
-    participants: tuple[str, ...] = ()
-    members: set[str] = attrs.Factory(set)
-    bans: dict[str, int] = attrs.Factory(dict)
-    timeline: Timeline = attrs.Factory(Timeline)
-    threads: dict[str, Timeline] = attrs.Factory(dict)
-    # Derived from the timeline and messages (not in snapshots): unread counts.
-    unread: UnreadIndex = attrs.Factory(UnreadIndex)
-    # Who banned, why and when: user -> (by, reason, at_ms); keys as in bans.
-    ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
-    # Pinned message ids, oldest pin first (actors/rooms/pins.py).
-    pins: list[str] = attrs.Factory(list)
-    # For reading old pages back from the stream (chatto/messaging/cold.py):
-    # every edit/reaction/retraction by target seq, and retracted messages
-    # (their stored post is erased) by seq.
-    touches: TouchIndex = attrs.Factory(TouchIndex)
-    tombstones: dict[int, MessageView] = attrs.Factory(dict)
-
-
-@attrs.define
-class GroupView:
-    id: str
-    name: str
 
 
 def live_topics(rec: Recorded) -> Iterable[str]:
@@ -136,37 +69,49 @@ class RoomDirectory:
     # 2: reaction keys in canonical form (actors/rooms/reactions.py).
     # 3: ban details and pinned messages per room.
     # 4: touch index and tombstones per room (issue #22).
-    snapshot_schema = 4
+    # 5: compact post columns and id index per room, interned authors.
+    # 6: only the hot window's views; timelines and unread indexes as arrays.
+    # 7: the id index hashes new_id ids from base 36 (actors/rooms/index.py).
+    # 8: the id index as tables that are never rehashed.
+    snapshot_schema = 8
 
-    def __init__(self, cold_pages: int = 256) -> None:
+    def __init__(
+        self, cold_pages: int = 256, hot_messages: int = 200, hot_rooms: int = 2000
+    ) -> None:
         self.cold_pages = PageCache(cold_pages)
+        self.hot = HotWindow(hot_messages, hot_rooms)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
         self.attachments: dict[str, AttachmentView] = {}
+        self.authors = Authors()
 
     def export_state(self) -> dict[str, Any]:
         """Rooms, messages (rows in field order), groups, attachments, member index."""
         return {
-            "rooms": {i: _room_row(r) for i, r in self.rooms.items()},
-            "messages": {i: _message_row(m) for i, m in self.messages.items()},
+            "rooms": {i: room_row(r) for i, r in self.rooms.items()},
+            "messages": {i: message_row(m) for i, m in self.messages.items()},
             "by_member": {u: sorted(r) for u, r in self.by_member.items()},
             "groups": {i: g.name for i, g in self.groups.items()},
             "attachments": {i: list(attrs.astuple(a)) for i, a in self.attachments.items()},
+            "authors": self.authors.export(),
+            "hot_rooms": list(self.hot.rooms),
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
-        self.messages = {m.id: m for m in map(_message, state["messages"].values())}
+        self.authors = Authors.restore(state["authors"])
+        self.messages = {m.id: m for m in map(message_from_row, state["messages"].values())}
         for m in self.messages.values():  # one string object per id, as live
             m.thread_root, m.in_reply_to = (
                 self._same_id(m.thread_root),
                 self._same_id(m.in_reply_to),
             )
-        self.rooms = {i: _room(row, self.messages) for i, row in state["rooms"].items()}
-        for room in self.rooms.values():
-            rows = (self.messages[i] for i in room.timeline.ids)
-            room.unread = UnreadIndex.rebuild((m.seq, m.author_id, m.retracted) for m in rows)
+        self.rooms = {i: room_from_row(row, self.messages) for i, row in state["rooms"].items()}
+        for m in sorted(self.messages.values(), key=lambda m: m.seq):
+            self.rooms[m.room_id].hot[m.seq] = m
+        for room, view in self.hot.restore(state["hot_rooms"], self.rooms):
+            self._evict(room, view)
         self.by_member = {u: set(r) for u, r in state["by_member"].items()}
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
         self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
@@ -174,9 +119,45 @@ class RoomDirectory:
     def rooms_touched_by(self, user_id: str) -> set[str]:
         """Rooms the user is in or has written in (account deletion)."""
         rooms = self.rooms_of(user_id)
-        rooms.update(m.room_id for m in self.messages.values() if m.author_id == user_id)
+        author = self.authors.find(user_id)
+        if author >= 0:  # a C-level scan of each room's author column
+            rooms.update(r.id for r in self.rooms.values() if author in r.posts.authors)
         rooms.update(r.id for r in self.rooms.values() if user_id in r.participants)
         return rooms
+
+    def facts(self, room_id: str, message_id: str) -> Facts | None:
+        """What is known of any message of the room, hot or cold (no I/O)."""
+        room = self.rooms.get(room_id)
+        if room is None or not message_id:
+            return None
+        posts = room.posts
+        at = posts.find(message_id)
+        if at < 0:
+            return None
+        flags, root, replied = posts.flags[at], posts.roots[at], posts.replied[at]
+        return Facts(
+            message_id,
+            room_id,
+            posts.seqs[at],
+            self.authors.ids[posts.authors[at]],
+            posts.root_ids.get(root, "") if root else "",
+            bool(flags & ECHO),
+            bool(flags & RETRACTED),
+            self.authors.ids[replied] if replied >= 0 else "",
+        )
+
+    def view(self, room_id: str, message_id: str) -> MessageView | None:
+        """The message's view if it is in the hot window (else see ``ColdReader``)."""
+        msg = self.messages.get(message_id)
+        return msg if msg is not None and msg.room_id == room_id else None
+
+    def cache_statistics(self) -> dict[str, int]:
+        """The hot window and the cold page cache, for /readyz and /metrics."""
+        return {
+            **self.cold_pages.statistics(),
+            **self.hot.statistics(),
+            "hot_messages": len(self.messages),
+        }
 
     def rooms_of(self, user_id: str) -> set[str]:
         return set(self.by_member.get(user_id, ()))
@@ -300,21 +281,36 @@ class RoomDirectory:
                 attachments=ev.attachments,
             )
             self.messages[env.id] = posted
+            room.hot[rec.seq] = posted
+            if ev.attachments:
+                room.attached[rec.seq] = ev.attachments
+            replied = room.posts.find(ev.in_reply_to) if ev.in_reply_to else -1
+            room.posts.add(
+                env.id,
+                rec.seq,
+                self.authors.index(ev.author_id),
+                ev.thread_root,
+                room.posts.authors[replied] if replied >= 0 else -1,
+                ev.echo,
+            )
             if ev.thread_root:
-                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq, env.id)
+                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq)
                 root = self.messages.get(ev.thread_root)
                 if root is not None:
                     root.reply_count += 1
-                    self.cold_pages.forget(room.id, root.seq)
+                if (at := room.posts.find(ev.thread_root)) >= 0:  # its reply count moved
+                    self.cold_pages.forget(room.id, room.posts.seqs[at])
             if not ev.thread_root or ev.echo:
-                room.timeline.add(rec.seq, env.id)
+                room.timeline.add(rec.seq)
                 room.unread.posted(ev.author_id, rec.seq)
+            self._settle(room)
             return
         # Before the lookup: on replay a retracted message's post is erased
         # from the stream, but its pin (and the retraction) are not.
         apply_pin(room.pins, ev)
         msg = self.messages.get(getattr(ev, "target_id", ""))
-        if msg is None:
+        if msg is None or msg.room_id != room.id:
+            self._apply_cold(room, rec)
             return
         if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
             room.touches.add(msg.seq, rec.seq)
@@ -324,10 +320,13 @@ class RoomDirectory:
                 msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
                 msg.edited_ms = env.at_ms
         elif isinstance(ev, MessageRetracted):
+            if (at := room.posts.find(msg.id)) >= 0:
+                room.posts.retract(at)
             if not msg.retracted and (not msg.thread_root or msg.echo):
                 room.unread.retract(msg.author_id, msg.seq)
             msg.retracted, msg.body, msg.reactions = True, "", {}
             room.tombstones[msg.seq] = msg
+            room.attached.pop(msg.seq, None)
             for att in msg.attachments:
                 if att in self.attachments:
                     self.attachments[att].removed = True
@@ -341,55 +340,60 @@ class RoomDirectory:
             if not users:
                 del msg.reactions[key]
 
+    # --- the hot window (actors/rooms/hot.py) ----------------------------------------
+    def _settle(self, room: RoomView) -> None:
+        """After a post: views below the room's window leave, and so do those
+        of the least recently used room beyond ``hot_rooms``."""
+        for view in self.hot.leaving(room):
+            self._evict(room, view)
+        if not room.hot:
+            return
+        out = self.hot.touch(room.id)
+        coldest = self.rooms.get(out) if out is not None else None
+        if coldest is not None:
+            for view in self.hot.empty(coldest):
+                self._evict(coldest, view)
 
-# --- snapshot rows ---------------------------------------------------------------
-_MESSAGE_FIELDS = [f.name for f in attrs.fields(MessageView)]
-_ROOM_SCALARS = [f.name for f in attrs.fields(RoomView)][:10]  # through participants
+    def _evict(self, room: RoomView, view: MessageView) -> None:
+        self.messages.pop(view.id, None)
+        if view.retracted:  # its post is erased: absent from now on, as on a replay
+            room.tombstones.pop(view.seq, None)
+            main = not view.thread_root or view.echo
+            drop_retracted(room, view.seq, view.thread_root, main, tombstone=True)
+            self.cold_pages.forget_room(room.id)
+
+    def _apply_cold(self, room: RoomView, rec: Recorded) -> None:
+        """An edit, reaction or retraction aimed at a message outside the window."""
+        ev = rec.envelope.event
+        if not isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
+            return
+        facts = self.facts(room.id, ev.target_id)
+        if facts is None or facts.retracted:
+            return
+        self.cold_pages.forget(room.id, facts.seq)
+        if not isinstance(ev, MessageRetracted):
+            room.touches.add(facts.seq, rec.seq)
+            return
+        room.posts.retract(room.posts.find(ev.target_id))
+        main = not facts.thread_root or facts.echo
+        if main:
+            room.unread.retract(facts.author_id, facts.seq, dropped=True)
+        drop_retracted(room, facts.seq, facts.thread_root, main, tombstone=False)
+        root = self.messages.get(facts.thread_root) if facts.thread_root else None
+        if root is not None:
+            root.reply_count -= 1
+        for att in room.attached.pop(facts.seq, ()):
+            if att in self.attachments:
+                self.attachments[att].removed = True
+        self.cold_pages.forget_room(room.id)
 
 
-def _message_row(m: MessageView) -> list[Any]:
-    row = [getattr(m, name) for name in _MESSAGE_FIELDS]
-    row[-3] = {code: list(users) for code, users in m.reactions.items()}
-    row[-1] = list(m.attachments)
-    return row
-
-
-def _message(row: list[Any]) -> MessageView:
-    m = MessageView(*row)
-    m.attachments = tuple(m.attachments)
-    m.room_id, m.author_id = sys.intern(m.room_id), sys.intern(m.author_id)
-    if m.body_event_id == m.id:
-        m.body_event_id = m.id
-    m.reactions = {k: [sys.intern(u) for u in users] for k, users in m.reactions.items()}
-    return m
-
-
-def _timeline(row: list[Any], messages: dict[str, MessageView]) -> Timeline:
-    seqs, ids = row
-    return Timeline(seqs, [m.id if (m := messages.get(i)) is not None else i for i in ids])
-
-
-def _room_row(r: RoomView) -> list[Any]:
-    row: list[Any] = [getattr(r, name) for name in _ROOM_SCALARS]
-    row[-1] = list(r.participants)
-    threads = {root: [list(t.seqs), list(t.ids)] for root, t in r.threads.items()}
-    timeline = [list(r.timeline.seqs), list(r.timeline.ids)]
-    details = {u: list(d) for u, d in r.ban_details.items()}
-    members, pins = sorted(r.members), list(r.pins)
-    tombs = {str(seq): m.id for seq, m in r.tombstones.items()}
-    extra = [r.touches.export(), tombs]
-    return [*row, members, dict(r.bans), details, pins, timeline, threads, *extra]
-
-
-def _room(row: list[Any], messages: dict[str, MessageView]) -> RoomView:
-    *scalars, members, bans, details, pins, timeline, threads, touches, tombs = row
-    scalars[-1] = tuple(scalars[-1])  # participants
-    room = RoomView(*scalars)
-    room.members, room.bans = set(members), dict(bans)
-    room.ban_details = {u: (str(b), str(r), int(t)) for u, (b, r, t) in details.items()}
-    room.pins = list(pins)
-    room.timeline = _timeline(timeline, messages)
-    room.threads = {root: _timeline(t, messages) for root, t in threads.items()}
-    room.touches = TouchIndex.restore(touches)
-    room.tombstones = {int(seq): messages[mid] for seq, mid in tombs.items()}
-    return room
+__all__ = [
+    "AttachmentView",
+    "GroupView",
+    "MessageView",
+    "RoomDirectory",
+    "RoomView",
+    "Timeline",
+    "live_topics",
+]

@@ -23,9 +23,10 @@ def fold_page(room: RoomView, seqs: list[int], records: Iterable[Recorded]) -> l
     at them; they are applied by this model's own rules to a scratch room,
     so a view read back from the stream equals the live one. Reply counts
     come from the room's thread index; a post the stream no longer holds
-    (erased by its retraction) is the room's tombstone.
+    (erased by its retraction) is the room's tombstone while that is in the
+    hot window, and absent after (as on a replay).
     """
-    scratch = RoomDirectory(cold_pages=0)
+    scratch = RoomDirectory(cold_pages=0, hot_messages=0, hot_rooms=0)
     blank = RoomView(room.id, room.name, room.topic, room.kind, room.created_by, room.created_ms)
     scratch.rooms[room.id] = blank
     for rec in records:

@@ -176,6 +176,16 @@ def _room_event(rec: Recorded, info: Info) -> dict[str, Any] | None:
     return out
 
 
+async def _cold_target(out: dict[str, Any], rec: Recorded, info: Info) -> None:
+    """A change to a message below the hot window (issue #22): its view is
+    read back from the stream (then cached for every other subscriber)."""
+    target = getattr(rec.envelope.event, "target_id", "")
+    if target and "message" in out and out["message"] is None:
+        cold = info.context.services.messaging.cold
+        view = await cold.message(out["roomId"], target)
+        out["message"] = view or cold.tombstone(out["roomId"], target)
+
+
 _ENDED = object()
 # Queued items are taken without a task switch; one in this many still
 # yields to the scheduler so a long backlog does not hold the loop.
@@ -285,6 +295,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                     continue
                 out = _room_event(item, info)
                 if out is not None:
+                    await _cold_target(out, item, info)
                     out[SHARE] = item  # the same for every member: shareable (gql/fanout.py)
                     yield out
                 if (notified := arrived(info, me, item)) is not None:

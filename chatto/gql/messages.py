@@ -184,7 +184,7 @@ async def resolve_retract(_obj: Any, info: Info, roomId: str, eventId: str) -> b
     room = messaging.rooms.rooms.get(roomId)
     if room is None or (room.kind == "dm" and viewer.id not in room.members):
         raise ForbiddenError("no such room")
-    msg = messaging.message(roomId, eventId)
+    msg = await messaging.message(roomId, eventId)
     moderator = msg.author_id != viewer.id
     if moderator:
         # The schema's @selfOr(permission: "message.manage"); a channel's

@@ -100,10 +100,10 @@ def resolve_message_id(n: Notice, _info: Info) -> str:
 
 
 @notification_type.field("message")
-def resolve_message(n: Notice, info: Info) -> MessageView | None:
+async def resolve_message(n: Notice, info: Info) -> MessageView | None:
     if not _service(info).visible(viewer_of(info).id, n):
         return None
-    return info.context.services.messaging.rooms.messages.get(n.message_id)
+    return await info.context.services.messaging.cold.message(n.room_id, n.message_id)
 
 
 @notification_type.field("actorId")
@@ -117,8 +117,8 @@ def resolve_thread_root(n: Notice, _info: Info) -> str | None:
 
 
 @notification_type.field("createdAt")
-def resolve_notice_created(n: Notice, info: Info) -> str | None:
-    msg = info.context.services.messaging.rooms.messages.get(n.message_id)
+async def resolve_notice_created(n: Notice, info: Info) -> str | None:
+    msg = await info.context.services.messaging.cold.message(n.room_id, n.message_id)
     return resolve_created(msg, info) if msg is not None else None
 
 

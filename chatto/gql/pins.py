@@ -24,11 +24,12 @@ pins_room = ObjectType("Room")
 
 
 @pins_room.field("pinnedMessages")
-def resolve_pinned(room: RoomView, info: Info) -> list[MessageView]:
-    messages = info.context.services.messaging.rooms.messages
-    require_member(info.context.services.messaging.rooms, room.id, viewer_of(info).id)
-    pinned = (messages.get(i) for i in reversed(room.pins))
-    return [m for m in pinned if m is not None and not m.retracted and m.room_id == room.id]
+async def resolve_pinned(room: RoomView, info: Info) -> list[MessageView]:
+    messaging = info.context.services.messaging
+    require_member(messaging.rooms, room.id, viewer_of(info).id)
+    # An old pinned message is read back from the stream (issue #22).
+    pinned = [await messaging.cold.message(room.id, i) for i in reversed(room.pins)]
+    return [m for m in pinned if m is not None and not m.retracted]
 
 
 @pins_mutation.field("pinMessage")

@@ -126,7 +126,7 @@ def resolve_is_member(room: RoomView, info: Info) -> bool:
 
 
 @room_type.field("events")
-def resolve_events(
+async def resolve_events(
     room: RoomView,
     info: Info,
     before: str | None = None,
@@ -136,16 +136,16 @@ def resolve_events(
 ) -> Page:
     messaging = info.context.services.messaging
     require_member(messaging.rooms, room.id, viewer_of(info).id)
-    return messaging.page(room.id, before, after, limit, threadRootId or "")
+    return await messaging.page(room.id, before, after, limit, threadRootId or "")
 
 
 @room_type.field("eventsAround")
-def resolve_events_around(
+async def resolve_events_around(
     room: RoomView, info: Info, eventId: str, limit: int | None = None
 ) -> Page:
     messaging = info.context.services.messaging
     require_member(messaging.rooms, room.id, viewer_of(info).id)
-    return messaging.around(room.id, eventId, limit)
+    return await messaging.around(room.id, eventId, limit)
 
 
 @room_type.field("readMarker")
@@ -158,12 +158,11 @@ async def resolve_read_marker(
 
 
 @room_type.field("event")
-def resolve_event(room: RoomView, info: Info, id: str) -> MessageView | None:
+async def resolve_event(room: RoomView, info: Info, id: str) -> MessageView | None:
     """One message for a deep link: members only, null if the room has no such id."""
     messaging = info.context.services.messaging
     require_member(messaging.rooms, room.id, viewer_of(info).id)
-    msg = messaging.rooms.messages.get(id)
-    return msg if msg is not None and msg.room_id == room.id else None
+    return await messaging.cold.message(room.id, id)
 
 
 @event_page.field("hasOlder")

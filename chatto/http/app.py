@@ -180,7 +180,7 @@ class ChattoApp:
                 "ready": ready,
                 "checks": checks,
                 "nats": {"disconnects": stats.disconnects, "reconnects": stats.reconnects},
-                "cache": self.services.messaging.rooms.cold_pages.statistics(),
+                "cache": self.services.messaging.rooms.cache_statistics(),
             }
             await respond_json(send, 200 if ready else 503, doc)
         elif path == "/api/server":

@@ -2,10 +2,9 @@
 
 Cursors are opaque encodings of a stream sequence, so a page boundary stays
 valid whatever is posted, edited or retracted meanwhile. This module is the
-one place that turns (room, cursor, limit) into message views, so the
-bounded read models of issue #22 (hot window in memory, older pages read
-from the stream) change only here (see docs/ARCHITECTURE.md, "Bounded read
-models").
+one place that turns (room, cursor, limit) into message views: the hot
+window's views from memory, older ones read back from the stream by the
+cold path (issue #22; docs/ARCHITECTURE.md, "Bounded read models").
 """
 
 from __future__ import annotations
@@ -15,8 +14,10 @@ import bisect
 
 import attrs
 
-from actors.rooms.directory import MessageView, RoomDirectory, Timeline
+from actors.rooms.directory import MessageView, RoomDirectory, RoomView
+from actors.rooms.index import Facts
 from chatto.errors import InvalidInputError, NotFoundError
+from chatto.messaging.cold import ColdReader
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -55,13 +56,19 @@ def clamp_limit(limit: int | None) -> int:
 class History:
     """Pages of a room's main timeline or of one thread."""
 
-    def __init__(self, rooms: RoomDirectory) -> None:
+    def __init__(self, rooms: RoomDirectory, cold: ColdReader) -> None:
         self.rooms = rooms
+        self.cold = cold
 
-    def _views(self, line: Timeline, start: int, end: int) -> list[MessageView]:
-        return [self.rooms.messages[i] for i in line.ids[start:end]]
+    async def views(self, room: RoomView, seqs: list[int]) -> list[MessageView]:
+        """The views at ``seqs``: hot ones from memory, the rest from the stream."""
+        hot = {s: v for s in seqs if (v := room.hot.get(s)) is not None}
+        missing = [s for s in seqs if s not in hot]
+        if missing:
+            hot.update((v.seq, v) for v in await self.cold.views(room.id, missing))
+        return [v for s in seqs if (v := hot.get(s)) is not None]
 
-    def page(
+    async def page(
         self,
         room_id: str,
         before: str | None,
@@ -76,21 +83,28 @@ class History:
         n = clamp_limit(limit)
         if line is None:
             return Page([], False, False)
+        seqs = line.seqs
         if after is not None:
-            start = bisect.bisect_right(line.seqs, decode_cursor(after))
-            end = min(len(line.seqs), start + n)
+            start = bisect.bisect_right(seqs, decode_cursor(after))
+            end = min(len(seqs), start + n)
         else:
-            end = bisect.bisect_left(line.seqs, decode_cursor(before)) if before else len(line.seqs)
+            end = bisect.bisect_left(seqs, decode_cursor(before)) if before else len(seqs)
             start = max(0, end - n)
-        return Page(self._views(line, start, end), start > 0, end < len(line.seqs))
+        self.rooms.hot.refresh(room_id)
+        views = await self.views(room, seqs[start:end].tolist())
+        return Page(views, start > 0, end < len(seqs))
 
-    def around(self, msg: MessageView, limit: int | None) -> Page:
+    async def around(self, msg: Facts, limit: int | None) -> Page:
         """The page centred on ``msg`` (in its thread if it is a non-echoed reply)."""
         room = self.rooms.rooms[msg.room_id]
         threaded = msg.thread_root and not msg.echo
-        line = room.threads[msg.thread_root] if threaded else room.timeline
+        line = room.threads.get(msg.thread_root) if threaded else room.timeline
+        if line is None:
+            return Page([], False, False)
+        seqs = line.seqs
         n = clamp_limit(limit)
-        i = bisect.bisect_left(line.seqs, msg.seq)
+        i = bisect.bisect_left(seqs, msg.seq)
         start = max(0, i - n // 2)
-        end = min(len(line.seqs), start + n)
-        return Page(self._views(line, start, end), start > 0, end < len(line.seqs))
+        end = min(len(seqs), start + n)
+        views = await self.views(room, seqs[start:end].tolist())
+        return Page(views, start > 0, end < len(seqs))

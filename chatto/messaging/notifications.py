@@ -19,9 +19,11 @@ from actors.notifications.actor import Dismiss, DismissAll, FollowThread, SetLev
 from actors.notifications.feed import Notice, NotificationFeed
 from actors.projector import Projector
 from actors.rooms.directory import MessageView, RoomDirectory, RoomView
+from actors.rooms.index import RETRACTED
 from actors.runtime import ActorSystem
 from chatto.concurrency import for_each_bounded
 from chatto.errors import InvalidInputError, NotFoundError
+from chatto.messaging.cold import ColdReader
 from chatto.messaging.unread import MARKER_READS, ReadMarkers
 
 DEFAULT_PAGE = 20
@@ -51,10 +53,12 @@ class Notifications:
         rooms: RoomDirectory,
         feed: NotificationFeed,
         markers: ReadMarkers,
+        cold: ColdReader,
     ) -> None:
         self._actors = actors
         self._projector = projector
         self._rooms = rooms
+        self._cold = cold
         self.feed = feed
         self._markers = markers
 
@@ -65,7 +69,7 @@ class Notifications:
 
     def visible(self, user_id: str, notice: Notice) -> bool:
         """Still readable by the user: a member of its room, the message not retracted."""
-        msg = self._rooms.messages.get(notice.message_id)
+        msg = self._rooms.facts(notice.room_id, notice.message_id)
         return (
             msg is not None and not msg.retracted and self._rooms.is_member(notice.room_id, user_id)
         )
@@ -99,15 +103,15 @@ class Notifications:
     async def set_level(self, user_id: str, room_id: str, level: str, muted: bool) -> None:
         await self._cmd(user_id, SetLevel(room_id, level, muted))
 
-    def thread_root(self, room_id: str, root_id: str) -> MessageView:
+    async def thread_root(self, room_id: str, root_id: str) -> MessageView:
         """A thread root of ``room_id`` (any top-level message can start one)."""
-        msg = self._rooms.messages.get(root_id)
-        if msg is None or msg.room_id != room_id or msg.retracted or msg.thread_root:
+        msg = await self._cold.message(room_id, root_id)
+        if msg is None or msg.retracted or msg.thread_root:
             raise NotFoundError("no such thread")
         return msg
 
     async def follow(self, user_id: str, room_id: str, root_id: str, follow: bool) -> MessageView:
-        root = self.thread_root(room_id, root_id)
+        root = await self.thread_root(room_id, root_id)
         await self._cmd(user_id, FollowThread(room_id, root_id, follow))
         return root
 
@@ -118,25 +122,34 @@ class Notifications:
             return 0
         marker = await self._markers.marker(user_id, room.id, root_id)
         start = bisect.bisect_right(line.seqs, marker.seq if marker else 0)
-        replies = (self._rooms.messages[i] for i in line.ids[start:])
-        return sum(1 for m in replies if not m.retracted and m.author_id != user_id)
+        # From the compact columns (hot or cold alike): no view needed.
+        posts, me = room.posts, self._rooms.authors.find(user_id)
+        unread = 0
+        for seq in line.seqs[start:]:
+            at = posts.at_seq(seq)
+            if at >= 0 and not posts.flags[at] & RETRACTED and posts.authors[at] != me:
+                unread += 1
+        return unread
 
     async def followed_threads(self, user_id: str) -> list[FollowedThread]:
         """Followed threads still readable, newest root first, with unread
         counts. One marker read per thread, ``MARKER_READS`` at a time.
         """
-        wanted: list[tuple[RoomView, MessageView]] = []
+        wanted: list[tuple[RoomView, str]] = []
         for root_id, room_id in self.feed.followed(user_id).items():
             room = self._rooms.rooms.get(room_id)
-            root = self._rooms.messages.get(root_id)
+            root = self._rooms.facts(room_id, root_id)
             if room is None or root is None or root.retracted or user_id not in room.members:
                 continue
-            wanted.append((room, root))
+            wanted.append((room, root_id))
         out: list[FollowedThread] = []
 
-        async def one(item: tuple[RoomView, MessageView]) -> None:
-            room, root = item
-            out.append(FollowedThread(room, root, await self.thread_unread(user_id, room, root.id)))
+        async def one(item: tuple[RoomView, str]) -> None:
+            room, root_id = item
+            root = await self._cold.message(room.id, root_id)  # an old root: from the stream
+            if root is not None:
+                unread = await self.thread_unread(user_id, room, root_id)
+                out.append(FollowedThread(room, root, unread))
 
         await for_each_bounded(wanted, one, MARKER_READS)
         return sorted(out, key=lambda t: t.root.seq, reverse=True)

@@ -45,6 +45,7 @@ from chatto.errors import (
     StaleWriteError,
 )
 from chatto.messaging.attachments import attachment_object
+from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -99,7 +100,8 @@ class MessagingService:
         self._dm_key = dm_key
         self._projector = projector
         self.rooms = rooms
-        self.history = History(rooms)
+        self.cold = ColdReader(bridge, rooms)
+        self.history = History(rooms, self.cold)
         self._users = users
         self.keys = keys
         self.live = live
@@ -107,7 +109,9 @@ class MessagingService:
         # The projector's model in a server; a bare one (never fed) otherwise.
         self.feed = feed if feed is not None else NotificationFeed(rooms)
         self.markers = ReadMarkers(bridge, rooms, live, self.feed)
-        self.notifications = Notifications(actors, projector, rooms, self.feed, self.markers)
+        self.notifications = Notifications(
+            actors, projector, rooms, self.feed, self.markers, self.cold
+        )
 
     async def _room_cmd(self, room_id: str, command: object) -> object:
         done = await self._actors.ask("room", room_id, command)
@@ -245,8 +249,8 @@ class MessagingService:
             # Stored earlier, perhaps through another process: this process's
             # read model may not have reached it yet.
             await self._projector.wait_for(posted.seq)
-            return self.rooms.messages[posted.message_id]
-        return self.rooms.messages[str(posted)]
+            return await self.message(room_id, posted.message_id)
+        return await self.message(room_id, str(posted))
 
     async def edit(
         self,
@@ -261,7 +265,7 @@ class MessagingService:
         found = self._mentions(room, author_id, body, may_mention_room)
         edit = EditMessage(author_id, event_id, body, key, found.user_ids, found.room)
         await self._room_cmd(room_id, edit)
-        return self.rooms.messages[event_id]
+        return await self.message(room_id, event_id)
 
     def _mentions(self, room: RoomView, author_id: str, body: str, may_room: bool) -> Mentions:
         def user_id_of(login: str) -> str | None:
@@ -284,21 +288,22 @@ class MessagingService:
         self, user_id: str, room_id: str, event_id: str, shortcode: str, add: bool
     ) -> MessageView:
         await self._room_cmd(room_id, React(user_id, event_id, shortcode, add))
-        return self.rooms.messages[event_id]
+        return await self.message(room_id, event_id)
 
     async def pin(self, by: str, room_id: str, event_id: str, pin: bool) -> None:
         """Pin or unpin (actors/rooms/pins.py); the caller checked message.pin."""
         self.room(room_id)
         await self._room_cmd(room_id, PinMessage(by, event_id, pin))
 
-    def message(self, room_id: str, event_id: str) -> MessageView:
-        msg = self.rooms.messages.get(event_id)
-        if msg is None or msg.room_id != room_id:
+    async def message(self, room_id: str, event_id: str) -> MessageView:
+        """The room's message, hot or read back from the stream (issue #22)."""
+        msg = await self.cold.message(room_id, event_id)
+        if msg is None:
             raise NotFoundError("no such message")
         return msg
 
     # --- history -------------------------------------------------------------------
-    def page(
+    async def page(
         self,
         room_id: str,
         before: str | None,
@@ -306,10 +311,13 @@ class MessagingService:
         limit: int | None,
         thread_root: str = "",
     ) -> Page:
-        return self.history.page(room_id, before, after, limit, thread_root)
+        return await self.history.page(room_id, before, after, limit, thread_root)
 
-    def around(self, room_id: str, event_id: str, limit: int | None) -> Page:
-        return self.history.around(self.message(room_id, event_id), limit)
+    async def around(self, room_id: str, event_id: str, limit: int | None) -> Page:
+        facts = self.rooms.facts(room_id, event_id)
+        if facts is None:
+            raise NotFoundError("no such message")
+        return await self.history.around(facts, limit)
 
     # --- read markers (chatto/messaging/unread.py) -------------------------------------
     async def mark_read(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:

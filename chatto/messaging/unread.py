@@ -74,8 +74,8 @@ class ReadMarkers:
 
     async def mark(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
         """Move the viewer's marker to ``event_id`` and tell their open clients."""
-        msg = self._rooms.messages.get(event_id)
-        if msg is None or msg.room_id != room_id:
+        msg = self._rooms.facts(room_id, event_id)  # hot or cold: the columns
+        if msg is None:
             raise NotFoundError("no such message")
         doc = json.dumps({"e": event_id, "s": msg.seq}).encode()
         await self._bridge.kv_put(RUNTIME_STATE, marker_key(user_id, room_id, thread_root), doc)

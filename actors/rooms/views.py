@@ -1,0 +1,110 @@
+"""The rooms read model's view objects (what the API layer reads).
+
+``MessageView`` bodies are sealed; they are opened per read by the API layer.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections import OrderedDict
+
+import attrs
+
+from actors.rooms.index import Posts
+from actors.rooms.touches import TouchIndex
+from actors.rooms.unread import UnreadIndex
+
+
+@attrs.define
+class MessageView:
+    id: str
+    room_id: str
+    author_id: str
+    seq: int
+    at_ms: int
+    body: str  # sealed; "" once retracted
+    body_event_id: str
+    epoch: int
+    in_reply_to: str = ""
+    thread_root: str = ""
+    echo: bool = False
+    edited_ms: int = 0
+    retracted: bool = False
+    reactions: dict[str, list[str]] = attrs.Factory(dict)
+    reply_count: int = 0
+    attachments: tuple[str, ...] = ()
+
+
+@attrs.define
+class AttachmentView:
+    id: str
+    room_id: str
+    author_id: str
+    name_enc: str
+    content_type: str
+    size: int
+    epoch: int
+    removed: bool = False
+
+
+@attrs.define
+class Timeline:
+    """Stream sequences of a timeline, ascending: 8 bytes per message, no object."""
+
+    seqs: array[int] = attrs.Factory(lambda: array("q"))
+
+    def add(self, seq: int) -> None:
+        if not self.seqs or self.seqs[-1] < seq:
+            self.seqs.append(seq)  # posts arrive in stream order
+        else:
+            bisect.insort(self.seqs, seq)
+
+    def remove(self, seq: int) -> bool:
+        i = bisect.bisect_left(self.seqs, seq)
+        if i < len(self.seqs) and self.seqs[i] == seq:
+            del self.seqs[i]
+            return True
+        return False
+
+
+@attrs.define
+class RoomView:
+    id: str
+    name: str
+    topic: str
+    kind: str
+    created_by: str
+    created_ms: int
+    group_id: str = ""
+    read_only: bool = False
+    archived: bool = False
+    participants: tuple[str, ...] = ()
+    members: set[str] = attrs.Factory(set)
+    bans: dict[str, int] = attrs.Factory(dict)
+    timeline: Timeline = attrs.Factory(Timeline)
+    threads: dict[str, Timeline] = attrs.Factory(dict)
+    # Derived from the timeline and messages (not in snapshots): unread counts.
+    unread: UnreadIndex = attrs.Factory(UnreadIndex)
+    # Who banned, why and when: user -> (by, reason, at_ms); keys as in bans.
+    ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
+    # Pinned message ids, oldest pin first (actors/rooms/pins.py).
+    pins: list[str] = attrs.Factory(list)
+    # For reading old pages back from the stream (chatto/messaging/cold.py):
+    # every edit/reaction/retraction by target seq, and the retracted
+    # messages of the hot window (their stored post is erased) by seq.
+    touches: TouchIndex = attrs.Factory(TouchIndex)
+    tombstones: dict[int, MessageView] = attrs.Factory(dict)
+    # Every post of the room's history, a few bytes each (actors/rooms/index.py).
+    posts: Posts = attrs.Factory(Posts)
+    # The hot window: views by seq, oldest first (issue #22; the rest is cold).
+    hot: OrderedDict[int, MessageView] = attrs.Factory(OrderedDict)
+    # Attachments of messages that have some, by the message's seq: what a
+    # retraction of a cold message marks removed.
+    attached: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+
+
+@attrs.define
+class GroupView:
+    id: str
+    name: str
