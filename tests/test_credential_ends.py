@@ -144,8 +144,11 @@ async def test_expired_session_ends_its_socket(
 ) -> None:
     env = await start_mail_server(nursery, make_config, CHATTO_AUTH_SESSION_TTL_DAYS=SHORT_TTL_DAYS)
     assert env.server.running.services.authn.sessions.ttl_seconds == 5
+    # The wait for the expiry outlasts the server's 5 s keep-alive: idle
+    # connections go first, so the next login never races the server closing one.
+    limits = httpx.Limits(keepalive_expiry=2.0)
     with trio.fail_after(60):
-        async with httpx.AsyncClient(base_url=env.url, timeout=20) as c:
+        async with httpx.AsyncClient(base_url=env.url, timeout=20, limits=limits) as c:
             await register(c, env.sink, "poster@example.com", "poster", PW)
             await register(c, env.sink, "victim@example.com", "victim", PW)
             tb = await login_token(c, "victim", PW)
