@@ -29,6 +29,7 @@ MY_EVENTS_FULL = (
 MY_EVENTS_BARE = "subscription { myEvents { type roomId eventId } }"
 SHAPES = {"full": MY_EVENTS_FULL, "bare": MY_EVENTS_BARE}
 CONNECT_SECONDS = 15.0
+SOCKET_ANSWER_SECONDS = 30.0
 MAX_CONNECTS = 1000
 RESUME_PAGE = 100
 RESUME_PAGES = 50
@@ -124,7 +125,11 @@ async def request_on_socket(state: ClientState, op_id: str, payload: dict[str, A
     except ConnectionClosed:
         state.requests.pop(op_id, None)
         return None
-    await req.done.wait()
+    # Bounded like an HTTP post: no answer in time is a lost answer (the
+    # caller sends the post again over HTTP; its clientMessageId dedups it).
+    with trio.move_on_after(SOCKET_ANSWER_SECONDS):
+        await req.done.wait()
+    state.requests.pop(op_id, None)
     return req.doc
 
 
