@@ -7,7 +7,7 @@ import trio
 
 from chatto.gql.fanout import SHARED
 from tests.conftest import AuthEnv
-from tests.liveclient import live_client
+from tests.liveclient import LiveClient, live_client
 from tests.test_rooms_admin import ok, two_users
 
 PLAIN = "subscription { myEvents { type roomId eventId userId message { id body } } }"
@@ -75,3 +75,43 @@ async def test_a_second_socket_does_not_rebroadcast_presence(auth_env: AuthEnv) 
                 ]
                 # One ONLINE (the first socket), then AWAY: the second socket changed nothing.
                 assert bob_events == ["ONLINE", "AWAY"]
+
+
+async def test_subscribers_who_arrive_together_still_share_one_execution(
+    auth_env: AuthEnv,
+) -> None:
+    """Clients subscribing at the same moment with a text the server has not seen yet.
+
+    The document is parsed in a worker thread; each of the requests that
+    missed the cache together used to keep its own parse, so every event
+    was executed (and its body opened) once per subscriber for the socket's
+    whole life: a hot room's clients reconnecting together cost ~2x the CPU.
+    """
+    query = PLAIN.replace("userId", "userId  ")  # a text no earlier test sent
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=auth_env.url, timeout=20) as c:
+            _a, ta, _b, tb = await two_users(auth_env, c)
+            room = await ok(c, ta, 'mutation { createRoom(name: "together") { id } }')
+            rid = room["createRoom"]["id"]
+            await ok(c, tb, "mutation($r: ID!) { joinRoom(roomId: $r) { id } }", r=rid)
+            clients: list[LiveClient] = []
+            ready = trio.Event()
+            async with trio.open_nursery() as nursery:
+
+                async def subscribe(token: str, *, task_status: trio.TaskStatus[None]) -> None:
+                    async with live_client(auth_env.url, token, query) as cl:
+                        clients.append(cl)
+                        task_status.started()
+                        await ready.wait()
+
+                async with trio.open_nursery() as together:  # all at once, not one by one
+                    for i in range(8):
+                        together.start_soon(nursery.start, subscribe, ta if i % 2 else tb)
+                misses = SHARED.misses
+                post = 'mutation($r: ID!) { postMessage(roomId: $r, body: "together") { id } }'
+                eid = (await ok(c, ta, post, r=rid))["postMessage"]["id"]
+                for cl in clients:
+                    await cl.wait_for(lambda e: e.get("eventId") == eid)
+                # One execution for the eight subscribers, not eight.
+                assert SHARED.misses - misses == 1
+                ready.set()
