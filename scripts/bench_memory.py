@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import random
 import statistics
 import subprocess
@@ -65,6 +63,7 @@ from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
+from chatto.loadtest.report import machine
 from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
 from chatto.snapshot_store import NatsSnapshotStore
@@ -326,12 +325,7 @@ def main() -> None:
     if args.big_room is None:
         args.big_room = min(100_000, args.events // 5)
     result = trio.run(bench, args)
-    result["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    result["machine"] = machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -29,8 +29,6 @@ import asyncio
 import base64
 import gc
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -69,6 +67,7 @@ from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.codec import encode_envelope, subject_for
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
+from chatto.loadtest.report import machine
 from chatto.snapshot_store import NatsSnapshotStore
 
 TOKEN = "bench-startup-token-0123456789"
@@ -258,12 +257,7 @@ def main() -> None:
     if args.tail is None:
         args.tail = max(10, args.events // 100)
     result = trio.run(bench, args)
-    result["machine"] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    result["machine"] = machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
