@@ -227,6 +227,11 @@ class StatsCollector(Collector):
         yield _counter("chatto_hub_published", "Events published to the live hub.", hub.published)
         yield _counter("chatto_hub_delivered", "Hub deliveries to subscribers.", hub.delivered)
         yield _counter(
+            "chatto_hub_fast_delivered",
+            "Of the deliveries: written by a subscriber's fast lane, its task not woken.",
+            hub.fast_delivered,
+        )
+        yield _counter(
             "chatto_hub_dropped_subscribers",
             "Subscribers dropped for falling behind their bounded feed.",
             hub.dropped,

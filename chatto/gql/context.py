@@ -25,6 +25,10 @@ SHARE = "_share"
 FAREWELL = "_farewell"
 
 
+class NotReady(Exception):
+    """A resolver would have to wait, and the execution must not (``sync_only``)."""
+
+
 @attrs.define
 class RequestContext:
     """Per-request context: services, who is calling, and the transport."""
@@ -41,6 +45,10 @@ class RequestContext:
     auth_reads: int = 0
     # A WebSocket's credential: once it has ended, nobody is authenticated here.
     credential: Credential | None = None
+    # Set while a live event is rendered inside the publisher's call (the
+    # fast lane, gql/fanout.py): a resolver that would have to wait raises
+    # ``NotReady`` instead, and the event takes the usual path.
+    sync_only: bool = False
 
     @property
     def auth(self) -> AuthResult:

@@ -13,7 +13,6 @@ while subscribed.
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import AsyncGenerator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,7 @@ from actors.users.events import PasswordSet, UserDeletionStarted
 from actors.users.status import PROFILE_EVENTS
 from chatto.errors import BusyError, ChattoError
 from chatto.gql.context import FAREWELL, SHARE
+from chatto.gql.live_fast import FAST_LANE, FastFilter, Seen
 from chatto.gql.notify_live import arrived, notify_topic, setting_event
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.live import (
@@ -210,10 +210,15 @@ async def _next_item(sub: Subscriber) -> Any:
         if sub.drained % DRAIN_CHECKPOINT == 0:
             await trio.lowlevel.checkpoint()
         return item
+    # Parked: everything received so far is handled, so the hub may hand
+    # items to the fast lane until one is queued (actors/hub.py).
+    sub.parked = True
     try:
         return await sub.receive.receive()
     except trio.EndOfChannel:
         return _ENDED
+    finally:
+        sub.parked = False
 
 
 @live_subscription.source("myEvents")
@@ -225,10 +230,13 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
     # Presence arrives on user.<me> from people sharing a room (messaging/live.py).
     topics = [f"user.{me}", notify_topic(me), SETTINGS_TOPIC, *(f"room.{r}" for r in rooms)]
     live = services.messaging.live
-    seen: deque[int] = deque(maxlen=256)
-    seen_set: set[int] = set()
+    seen = Seen()
     with services.hub.subscribe(topics, capacity=1024) as sub, _closing(cred, sub):
         sub.wants_ticks = True
+        lane = FAST_LANE.get()
+        if lane is not None and lane.stream is not None:
+            fast = FastFilter(info, me, cred, seen, lane, lane.stream, _room_event, _still_visible)
+            sub.fast = fast.deliver
         # Subscribed first; the client's first event is its own presence.
         status = await live.come_online(me)
         yield {"type": "PRESENCE", "userId": me, "presence": status}
@@ -264,12 +272,8 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                 presence = {"type": "PRESENCE", "userId": item.user_id, "presence": item.status}
                 yield presence | {SHARE: item}
             elif isinstance(item, Recorded):
-                if item.seq in seen_set:
+                if not seen.first(item.seq):
                     continue  # a membership event can arrive on two topics
-                if len(seen) == seen.maxlen:
-                    seen_set.discard(seen[0])
-                seen.append(item.seq)
-                seen_set.add(item.seq)
                 ev = item.envelope.event
                 # Without a credential to watch (not a WebSocket), the stream
                 # still notices its own user's password change or deletion.

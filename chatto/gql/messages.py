@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType
@@ -11,8 +12,10 @@ from actors.rooms.directory import AttachmentView, MessageView
 from actors.rooms.reactions import reaction_emoji
 from actors.rooms.rules import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
+from chatto.gql.context import NotReady
 from chatto.gql.rooms import viewer_of
 from chatto.messaging.attachments import Upload
+from chatto.messaging.keys import NotCached
 from chatto.messaging.service import encode_cursor, require_member
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ MENTION_ROOM = "message.mention-room"
 
 message_type = ObjectType("Message")
 attachment_type = ObjectType("Attachment")
+reaction_type = ObjectType("Reaction")
 message_mutation = MutationType()
 
 
@@ -48,8 +52,17 @@ def resolve_author(msg: MessageView, info: Info) -> Any:
 
 
 @message_type.field("body")
-async def resolve_body(msg: MessageView, info: Info) -> str | None:
-    return await info.context.services.messaging.keys.open_body(msg)
+def resolve_body(msg: MessageView, info: Info) -> str | Awaitable[str | None] | None:
+    # Synchronous when the author's key is in memory (nearly always): a page
+    # of 50 bodies then makes no coroutine, and a live event can be rendered
+    # in the publisher's call (``sync_only``, gql/fanout.py).
+    keys = info.context.services.messaging.keys
+    opened = keys.open_cached(msg)
+    if not isinstance(opened, NotCached):
+        return opened
+    if info.context.sync_only:
+        raise NotReady("body key not in memory")
+    return keys.open_body(msg)
 
 
 @message_type.field("createdAt")
@@ -78,18 +91,24 @@ def resolve_reply_count(msg: MessageView, _info: Info) -> int:
 
 
 @message_type.field("reactions")
-def resolve_reactions(msg: MessageView, info: Info) -> list[dict[str, Any]]:
-    me = viewer_of(info).id
+def resolve_reactions(msg: MessageView, _info: Info) -> list[dict[str, Any]]:
     return [
         {
             "shortcode": code,
             "emoji": reaction_emoji(code),
             "count": len(users),
             "userIds": list(users),
-            "mine": me in users,
+            "users": users,
         }
         for code, users in sorted(msg.reactions.items())
     ]
+
+
+@reaction_type.field("mine")
+def resolve_reaction_mine(reaction: dict[str, Any], info: Info) -> bool:
+    # Asked only when selected: a live event whose document does not select
+    # it does not depend on the viewer, so its result is shared (gql/fanout.py).
+    return viewer_of(info).id in reaction["users"]
 
 
 @message_type.field("attachments")

@@ -33,7 +33,7 @@ from chatto.gql.context import FAREWELL
 from chatto.gql.invites import invite_type, invites_mutation, invites_query, registration_info
 from chatto.gql.live_events import live_subscription
 from chatto.gql.members import members_query, members_room
-from chatto.gql.messages import attachment_type, message_mutation, message_type
+from chatto.gql.messages import attachment_type, message_mutation, message_type, reaction_type
 from chatto.gql.mutation import mutation
 from chatto.gql.notifications import BINDABLES as NOTIFY_BINDABLES
 from chatto.gql.pins import pins_mutation, pins_room
@@ -102,6 +102,7 @@ def _require_viewer(resolver: Any, permission: str | None = None) -> Any:
         info.context.services.permissions.require(viewer, permission, room_id)
         return resolver(obj, info, **kwargs)
 
+    check.__wrapped__ = resolver  # type: ignore[attr-defined]  # what it guards (gql/fanout.py)
     return check
 
 
@@ -167,6 +168,7 @@ def build_schema(sdl: str | None = None) -> GraphQLSchema:
         event_page,
         message_type,
         attachment_type,
+        reaction_type,
         message_mutation,
         upload_scalar,
         live_subscription,

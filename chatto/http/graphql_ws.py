@@ -116,6 +116,7 @@ async def _serve(
             protocol,
             header(scope, b"cookie"),
             coalesced=COALESCED in scope.get("extensions", {}),
+            push=scope.get("extensions", {}).get(COALESCED, {}).get("push"),
         )
         nursery.start_soon(session.expire_init)
         nursery.start_soon(session.close_on, shutdown)

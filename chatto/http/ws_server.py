@@ -131,7 +131,9 @@ class WsConnection:
             "server": addresses[1],
             "state": {},
             "subprotocols": offered,
-            "extensions": {COALESCED: {}},
+            # ``push``: queue an encoded frame from synchronous code (the live
+            # fast lane, chatto/gql/live_fast.py); False when past the bound.
+            "extensions": {COALESCED: {"push": self.push_frame}},
         }
 
     async def serve(self, app: App) -> None:
@@ -185,6 +187,12 @@ class WsConnection:
                 self._close_frame(int(message.get("code", 1000)), message.get("reason") or "")
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} in state {self._state}")
+
+    def push_frame(self, frame: bytes) -> bool:
+        """``websocket.send`` of an encoded frame, synchronously; False past the queue's bound."""
+        if self._state != "connected":
+            return True  # nothing goes out any more, as with ``send``
+        return self._writer.push(frame)
 
     def _data_frame(self, message: AsgiMessage) -> bytes:
         data = message.get("bytes")

@@ -22,6 +22,7 @@ again later (NATS unreachable, rate limited, slow consumer).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -36,6 +37,7 @@ from chatto.errors import BusyError, ChattoError, UnavailableError
 from chatto.gql.context import RequestContext
 from chatto.gql.execute import RequestError, encode_response, execute, prepare
 from chatto.gql.fanout import subscribe_shared
+from chatto.gql.live_fast import FAST_LANE, FastLane
 from chatto.http.asgi import Message, Send
 from chatto.http.ws_frames import FRAMES
 from chatto.http.ws_server import FRAME_KEY, SlowConsumer
@@ -83,8 +85,12 @@ class WsSession:
         cookie_header: str | None = None,
         *,
         coalesced: bool = False,
+        push: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._send = send
+        # The lean path's synchronous queueing of an encoded frame: what the
+        # live fast lane writes with (chatto/gql/live_fast.py).
+        self._push = push
         # Sends queue without waiting for the socket (chatto.http.ws_server):
         # no lock needed to keep frames whole and in order.
         self._coalesced = coalesced
@@ -249,7 +255,7 @@ class WsSession:
     async def _run_operation(self, op_id: str, payload: Any, scope: trio.CancelScope) -> None:
         with scope:
             try:
-                await self._operation(op_id, payload)
+                await self._operation(op_id, payload, scope)
             except RequestError as exc:
                 await self._fail(op_id, exc.message, exc.code)
             except BusyError:
@@ -264,10 +270,23 @@ class WsSession:
                 if self._ops.get(op_id) is scope:
                     del self._ops[op_id]
 
+    def _push_result(self, head: str, scope: trio.CancelScope, encoded: str) -> bool:
+        """Queue a live result's frame without waiting (the fast lane); False when full.
+
+        Nothing goes out for an operation already stopped (the client's
+        ``complete`` cancels its task, which may not have run since).
+        """
+        if self.closed or self._closing or self._push is None or scope.cancel_called:
+            return True
+        if not self._push(FRAMES.get(head, encoded)[1]):
+            return False
+        self._metrics.live_frames.inc()
+        return True
+
     async def _fail(self, op_id: str, message: str, code: str) -> None:
         await self.send_json(self._framing.errors(op_id, [error_doc(message, code)]))
 
-    async def _operation(self, op_id: str, payload: Any) -> None:
+    async def _operation(self, op_id: str, payload: Any, scope: trio.CancelScope) -> None:
         limits = self._services.config.graphql
         try:
             op = await prepare(self._schema, payload, limits)
@@ -280,6 +299,9 @@ class WsSession:
             await self.send_text(head + encode_response(result, limits.max_response_bytes) + "}")
             await self.send_json(self._framing.complete(op_id))
             return
+        if self._push is not None:
+            # This operation's task (and the source it iterates) sees the lane.
+            FAST_LANE.set(FastLane(functools.partial(self._push_result, head, scope)))
         stream = await subscribe_shared(self._schema, self.ctx, op)
         self._metrics.graphql("ws", op, "invalid" if isinstance(stream, list) else "ok")
         if isinstance(stream, list):

@@ -25,6 +25,13 @@ from chatto.errors import ChattoError
 LEGACY_EPOCH = 0
 
 
+class NotCached:
+    """``BodyKeys.open_cached``'s answer when the key must be fetched first."""
+
+
+NOT_CACHED = NotCached()
+
+
 class BodyKeys:
     """Seal-side and open-side access to message-body DEKs."""
 
@@ -86,6 +93,16 @@ class BodyKeys:
         self._remember((user_id, epoch), key)
         return key
 
+    def open_cached(self, msg: MessageView) -> str | NotCached | None:
+        """``open_body`` without waiting: ``NOT_CACHED`` when the key is not in memory."""
+        if msg.retracted or not msg.body:
+            return None
+        key = self._cache.get((msg.author_id, msg.epoch))
+        if key is None:
+            return NOT_CACHED
+        self._cache.move_to_end((msg.author_id, msg.epoch))
+        return self._open(msg, key)
+
     async def open_body(self, msg: MessageView) -> str | None:
         """The plaintext body, or None (retracted, or the key is gone)."""
         if msg.retracted or not msg.body:
@@ -93,6 +110,9 @@ class BodyKeys:
         key = await self._key_for(msg.author_id, msg.epoch)
         if key is None:
             return None
+        return self._open(msg, key)
+
+    def _open(self, msg: MessageView, key: bytes) -> str:
         self.opened += 1
         blob = base64.urlsafe_b64decode(msg.body)
         if msg.epoch == LEGACY_EPOCH:
