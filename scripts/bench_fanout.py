@@ -53,7 +53,7 @@ from chatto.loadtest.clients import MY_EVENTS_FULL
 from chatto.loadtest.params import Params
 from chatto.loadtest.report import machine, percentile
 from chatto.loadtest.smtp_sink import SmtpSink
-from chatto.loadtest.target import TICK, _cpu_ticks, start_own
+from chatto.loadtest.target import TICK, _cpu_ticks, hub_counters, start_own
 
 POST = "mutation($r: ID!, $b: String!) { postMessage(roomId: $r, body: $b) { id } }"
 BODY = "a message of a realistic length, about as long as most chat lines are"
@@ -178,6 +178,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         pid, lambda: _posts_ws(ws_url, poster, n_posts, flight)
                     )
                     clients.cancel_scope.cancel()
+                hub = await hub_counters([url])
             nursery.cancel_scope.cancel()
     lat = [s.got[e] - t for s in subs for e, t in sent.items() if e in s.got]
     frames = n_posts * n_sub
@@ -196,6 +197,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "server_cpu_us_per_delivered_frame_ws_posts": round(
             (ws_sub_cpu - ws_cpu) / frames * 1e6, 1
         ),
+        # Live deliveries over the whole run, and how many the fast lane wrote.
+        "hub": hub,
         "frames_expected": frames,
         "frames_received": len(lat),
         "delivery_ms": {

@@ -35,7 +35,7 @@ from chatto.loadtest.clients import (
 )
 from chatto.loadtest.params import Params
 from chatto.loadtest.smtp_sink import SmtpSink
-from chatto.loadtest.target import Sampler, Target, start_own
+from chatto.loadtest.target import Sampler, Target, hub_counters, start_own
 from chatto.tuning import tune_gc
 
 POST = """mutation($r: ID!, $b: String!, $c: String) {
@@ -368,6 +368,7 @@ async def _load(
                 watch.start_soon(progress, log, states, sampler, t0)
             await offer(https, states, users, params, log)
             drained = await drain(log, states, params.drain_seconds)
+            hub = await hub_counters(target.urls)
             watch.cancel_scope.cancel()
         loadgen_cpu = 100 * (time.process_time() - cpu0) / max(trio.current_time() - t0, 1e-9)
         clients.cancel_scope.cancel()
@@ -403,6 +404,8 @@ async def _load(
             for s in sampler.series.values()
         },
         "loadgen_cpu_percent": round(loadgen_cpu),
+        # How many live deliveries the servers' fast lane wrote (chatto/gql/live_fast.py).
+        "hub": hub,
     }
     out["problems"] = report.verdict(out)
     out["_latencies"] = latencies

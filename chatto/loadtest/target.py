@@ -50,9 +50,34 @@ def _env(params: Params, tmp: Path, port: int, nats_port: int, token: str) -> di
             "CHATTO_LOGGING_LEVEL": "warning",
             "CHATTO_NATS_EMBEDDED_PORT": str(nats_port),
             "CHATTO_NATS_EMBEDDED_TOKEN": token,
+            # Loopback may scrape (the default allow list): the run reports
+            # the hub's counters (hub_counters).
+            "CHATTO_METRICS_ENABLED": "true",
         }
     )
     return env
+
+
+HUB_COUNTERS = ("chatto_hub_delivered_total", "chatto_hub_fast_delivered_total")
+
+
+async def hub_counters(urls: list[str]) -> dict[str, float]:
+    """The live hub's delivery counters summed over the servers' ``/metrics``.
+
+    Empty when a server does not export them (metrics off, an older server).
+    """
+    totals = dict.fromkeys(HUB_COUNTERS, 0.0)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for url in urls:
+                text = (await http.get(url + "/metrics")).text
+                for line in text.splitlines():
+                    name, _, value = line.partition(" ")
+                    if name in totals:
+                        totals[name] += float(value)
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return totals
 
 
 def _smtp_env(smtp_port: int) -> dict[str, str]:
