@@ -19,11 +19,11 @@ import trio
 
 log = logging.getLogger(__name__)
 
-# At most this many subscribers of one published item are served through
-# their fast lane in the publisher's own call (a few microseconds each);
-# the rest are queued as usual, so one item to a huge room does not hold
-# the loop for long.
-FAST_PER_PUBLISH = 512
+# At most this many deliveries go through fast lanes between two refills
+# (the projector refills before each batch it publishes; a few microseconds
+# each); the rest are queued as usual, so a batch of events to a huge room
+# does not hold the loop for long.
+FAST_PER_BATCH = 1024
 
 
 class Tick:
@@ -101,6 +101,11 @@ class Hub:
         self.delivered = 0
         self.dropped = 0
         self.fast_delivered = 0  # of ``delivered``: by a fast lane
+        self.fast_budget = FAST_PER_BATCH
+
+    def refill_fast(self) -> None:
+        """Allow ``FAST_PER_BATCH`` more fast-lane deliveries (before a batch is published)."""
+        self.fast_budget = FAST_PER_BATCH
 
     @contextmanager
     def subscribe(self, topics: Iterable[str], capacity: int = 256) -> Iterator[Subscriber]:
@@ -122,10 +127,9 @@ class Hub:
         if not subs:
             return 0
         n = 0
-        budget = FAST_PER_PUBLISH
         for sub in list(subs):
-            if sub.offer(item, budget > 0):
-                budget -= 1
+            if sub.offer(item, self.fast_budget > 0):
+                self.fast_budget -= 1
                 self.fast_delivered += 1
             if not sub.dropped:
                 n += 1

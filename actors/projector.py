@@ -119,6 +119,7 @@ class Projector:
                 async with self._models_lock:
                     for model in self._preparers:
                         await model.prepare(batch)
+                    self._hub.refill_fast()
                     for rec in batch:
                         self._project(rec)
                     if batch and batch[-1].seq > self.position:

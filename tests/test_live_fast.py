@@ -45,13 +45,35 @@ async def _scenario(env: AuthEnv, c: httpx.AsyncClient, ta: str, tb: str, name: 
     async with live_client(env.url, tb, WATCH) as bob:
         first = (await ok(c, ta, post, r=rid, b="one"))["postMessage"]["id"]
         await ok(c, ta, post, r=rid, b="hello @member")
-        edit = "mutation($r: ID!, $e: ID!) { editMessage(roomId: $r, eventId: $e, body: $b) { id } }"
+        edit = (
+            "mutation($r: ID!, $e: ID!) { editMessage(roomId: $r, eventId: $e, body: $b) { id } }"
+        )
         await ok(c, ta, edit.replace("$b", '"one, edited"'), r=rid, e=first)
-        react = 'mutation($r: ID!, $e: ID!) { react(roomId: $r, eventId: $e, shortcode: "+1") { id } }'
+        react = (
+            'mutation($r: ID!, $e: ID!) { react(roomId: $r, eventId: $e, shortcode: "+1") { id } }'
+        )
         await ok(c, ta, react, r=rid, e=first)
-        await ok(c, ta, "mutation($r: ID!, $e: ID!) { pinMessage(roomId: $r, eventId: $e) }", r=rid, e=first)
-        await ok(c, ta, "mutation($r: ID!, $e: ID!) { unpinMessage(roomId: $r, eventId: $e) }", r=rid, e=first)
-        await ok(c, ta, "mutation($r: ID!, $e: ID!) { retractMessage(roomId: $r, eventId: $e) }", r=rid, e=first)
+        await ok(
+            c,
+            ta,
+            "mutation($r: ID!, $e: ID!) { pinMessage(roomId: $r, eventId: $e) }",
+            r=rid,
+            e=first,
+        )
+        await ok(
+            c,
+            ta,
+            "mutation($r: ID!, $e: ID!) { unpinMessage(roomId: $r, eventId: $e) }",
+            r=rid,
+            e=first,
+        )
+        await ok(
+            c,
+            ta,
+            "mutation($r: ID!, $e: ID!) { retractMessage(roomId: $r, eventId: $e) }",
+            r=rid,
+            e=first,
+        )
         last = (await ok(c, ta, post, r=rid, b="last"))["postMessage"]["id"]
         await bob.wait_for(lambda e: e["type"] == "MESSAGE_POSTED" and e["eventId"] == last)
         return _normal([e for e in bob.events if e.get("roomId") in (rid, None)])
@@ -67,7 +89,7 @@ async def test_the_fast_lane_writes_what_the_reader_would(
             before = hub.fast_delivered
             fast = await _scenario(auth_env, c, ta, tb, "fast")
             used = hub.fast_delivered - before
-            monkeypatch.setattr(actors.hub, "FAST_PER_PUBLISH", 0)  # every item to the reader
+            monkeypatch.setattr(actors.hub, "FAST_PER_BATCH", 0)  # every item to the reader
             before = hub.fast_delivered
             slow = await _scenario(auth_env, c, ta, tb, "slow")
             assert hub.fast_delivered == before
@@ -102,6 +124,32 @@ async def test_once_an_item_is_queued_later_ones_queue_behind_it() -> None:
         assert lane.written == ["b"]
         assert [sub.receive.receive_nowait(), sub.receive.receive_nowait()] == ["a", "c"]
         assert hub.fast_delivered == 1 and hub.delivered == 3
+
+
+async def test_fast_deliveries_stop_at_the_budget_until_refilled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(actors.hub, "FAST_PER_BATCH", 2)
+    hub = Hub()
+    with hub.subscribe(["t"]) as a, hub.subscribe(["t"]) as b, hub.subscribe(["t"]) as c:
+        lanes = [_Lane({"x", "y"}) for _ in range(3)]
+        for sub, lane in zip((a, b, c), lanes, strict=True):
+            sub.fast, sub.parked = lane, True
+        hub.publish("t", "x")  # two by their lanes, the third queued
+        hub.publish("t", "y")  # the budget is spent: all queued
+        queued = [s.receive.statistics().current_buffer_used for s in (a, b, c)]
+        assert sum(len(lane.written) for lane in lanes) == 2 and sum(queued) == 4
+        for sub in (a, b, c):  # the readers catch up and park again
+            while True:
+                try:
+                    sub.receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            sub.parked = True
+        hub.refill_fast()  # the next batch
+        hub.publish("t", "x")
+        assert sum(len(lane.written) for lane in lanes) == 4
+        assert hub.fast_delivered == 4
 
 
 async def test_a_failing_lane_is_switched_off_and_the_item_queued() -> None:
