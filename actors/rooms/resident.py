@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -38,6 +39,8 @@ from actors.rooms.hot import drop_retracted
 from actors.rooms.index import Authors
 from actors.rooms.indexrows import index_from_row, index_row
 from actors.rooms.views import RoomIndex, RoomView
+
+log = logging.getLogger(__name__)
 
 PREFIX = "idx.room."
 MAGIC = b"chatto-room-index-1\n"
@@ -109,7 +112,7 @@ class IndexCache:
         self.dirty.clear()
         self.pinned.clear()
         rooms = list(rooms)
-        await self.check_refs({r.index_ref for r in rooms if r.resident is None})
+        await self.check_refs({r.index_ref for r in rooms if r.resident is None and r.index_ref})
         for room in rooms:
             if room.resident is not None:
                 self.track(room, dirty=True)
@@ -204,6 +207,7 @@ class IndexCache:
             return
         grace, self._grace, self._superseded = self._grace, self._superseded, []
         for name in grace:
+            log.debug("deleting superseded room index object %s", name)
             await self.objects.delete(name)
             self.deleted += 1
 
@@ -215,7 +219,7 @@ class IndexCache:
             raise ValueError("the snapshot references room index objects but there is no store")
         missing = refs - await self.objects.names(PREFIX)
         if missing:
-            raise ValueError(f"{len(missing)} room index objects are missing")
+            raise ValueError(f"{len(missing)} room index objects are missing ({min(missing)})")
 
     def statistics(self) -> dict[str, int]:
         return {
