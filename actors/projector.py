@@ -264,9 +264,7 @@ class Projector:
             async with self._models_lock:
                 seq, event_id = self.position, self.last_event_id
                 erased, self._erased = self._erased, False
-                for model in self._snapshot_models():
-                    if isinstance(model, HasObjects):  # written before the snapshot names them
-                        await model.persist_objects(seq)
+                await self.persist_objects()  # written before the snapshot names them
                 states = await trio.to_thread.run_sync(self.export_states)
             data = await trio.to_thread.run_sync(
                 encode_snapshot,
@@ -290,13 +288,24 @@ class Projector:
             return False
         self._written_seq = seq
         log.info("projector snapshot written at sequence %d (%d bytes)", seq, len(data))
+        await self.snapshot_saved()
+        return True
+
+    async def persist_objects(self) -> None:
+        """Models' own snapshot objects (``HasObjects``) for the state at
+        ``position``; the caller holds the models still (``_models_lock``)."""
+        for model in self._snapshot_models():
+            if isinstance(model, HasObjects):
+                await model.persist_objects(self.position)
+
+    async def snapshot_saved(self) -> None:
+        """A snapshot was saved: models delete the objects it no longer names."""
         for model in self._snapshot_models():
             if isinstance(model, HasObjects):
                 try:
                     await model.snapshot_saved()
                 except ChattoError as exc:
                     log.warning("superseded snapshot objects not deleted (%s)", exc.code)
-        return True
 
     async def serve_snapshots(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -224,6 +224,8 @@ class IndexCache:
     def statistics(self) -> dict[str, int]:
         return {
             "index_rooms": len(self.resident),
+            # 0 without a snapshot store: nothing can be evicted (every index stays).
+            "index_evictable": int(self.objects is not None),
             "max_index_rooms": self.max_rooms if self.objects is not None else 0,
             "index_dirty": len(self.dirty),
             "index_loaded": self.loaded,
