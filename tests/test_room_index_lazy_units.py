@@ -195,3 +195,34 @@ async def test_without_a_store_nothing_is_evicted() -> None:
     stats = rooms.cache_statistics()
     assert stats["index_rooms"] == len(ROOMS) and stats["index_evicted"] == 0
     assert stats["max_index_rooms"] == 0
+
+
+async def test_a_tombstone_leaving_an_unloaded_room_is_dropped_when_it_loads() -> None:
+    objects = Objects()
+    twins = Twins(objects)
+    lazy, full = twins.lazy, twins.full
+    a, b, c = ROOMS[:3]
+    for room_id in (a, b, c):
+        await twins.add(room_id, RoomCreated(room_id, "", "channel", "u1"))
+    ids = [await twins.add(b, MessagePosted(USERS[0], "sealed", 1)) for _ in range(4)]
+    await twins.add(b, MessageRetracted(ids[-1], "u1", "u1"))
+    assert lazy.rooms[b].tombstones  # in b's hot window, still on its timeline
+    await lazy.persist_objects(twins.seq)
+    await twins.add(a, MessagePosted(USERS[1], "sealed", 1))
+    await twins.add(c, MessagePosted(USERS[1], "sealed", 1))  # pins c, evicts b
+    room = lazy.rooms[b]
+    assert room.resident is None and not room.hot  # b lost its views: hot_rooms = 2
+    assert room.pending == [(room.pending[0][0], "", True, True)]
+    # The queue travels with the snapshot.
+    await lazy.persist_objects(twins.seq)
+    again = RoomDirectory(0, 5, 2, 1, objects)
+    await again.restore_state(lazy.export_state())
+    assert again.rooms[b].pending == room.pending
+    for rooms in (lazy, again):
+        await rooms.ensure(b)
+        assert not rooms.rooms[b].pending
+        assert rooms.rooms[b].timeline == full.rooms[b].timeline
+        assert len(rooms.rooms[b].timeline.seqs) == 3
+        assert rooms.rooms[b].unread.export() == full.rooms[b].unread.export()
+    await lazy.ensure(*ROOMS[:3])
+    assert lazy.export_state(inline=True) == full.export_state(inline=True)
