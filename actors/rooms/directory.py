@@ -139,6 +139,8 @@ class RoomDirectory:
         ids = {rec.envelope.entity.id for rec in batch if rec.envelope.entity.kind == "room"}
         rooms = [r for i in ids if (r := self.rooms.get(i)) is not None]
         await self.indexes.ensure(rooms, pin=True)
+        if batch:  # the state is as of the sequence before the batch
+            await self.indexes.spill(batch[0].seq - 1)
 
     async def persist_objects(self, seq: int) -> None:
         """Before a snapshot is exported: write the changed indexes as objects."""

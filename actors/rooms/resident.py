@@ -3,24 +3,29 @@
 A room's ``RoomIndex`` (timelines, threads, unread, touch and id indexes,
 post columns, attachment map: everything that grows with its history) is
 either resident or stored as its own object in the snapshot store, named
-``idx.room.<room id>.<seq>.<sha-256 prefix>`` (the sequence of the snapshot
-that wrote it and a digest of its bytes: two processes of a cluster never
-write different bytes under one name). The main snapshot references these
+``idx.room.<room id>.<seq>.<process token>.<sha-256 prefix>`` (the sequence
+it is as of, a random token of the writing process, so names never clash
+across a cluster, and a digest of its bytes). The main snapshot references these
 objects instead of embedding the arrays, so a start reads room metadata and
 hot windows only; an index is read back when a batch or a reader needs it
 (``IndexCache.ensure``).
 
 At most ``max_rooms`` indexes stay resident, least recently used out first,
 but only clean ones (stored and unchanged since): a changed ("dirty") index
-stays until the next snapshot writes it, so memory is the bound plus the
-rooms changed since the last snapshot. Without a store nothing is evicted.
+stays until it is written: by the next snapshot, or by the projector's
+``prepare`` when only dirty indexes are left beyond the bound (a full
+replay, which writes no snapshot until it is caught up, or a burst of
+activity): the least recently used are written then and evicted, so the
+count stays at the bound plus the current batch's rooms. Without a store
+nothing is evicted.
 The rooms of the projector's current batch are pinned from its ``prepare``
 to the next one, so a reader's load never evicts what the batch applies to.
 
 An object replaced by a newer one is deleted after the main snapshot
 *following* the one that stopped referencing it is saved: one snapshot
 interval of grace for the other processes of a cluster, which may still
-reference it until they apply the same change.
+reference it until they apply the same change. One that no export named
+(written since the last one) is deleted as soon as it is replaced.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -39,6 +45,7 @@ from actors.rooms.hot import drop_retracted
 from actors.rooms.index import Authors
 from actors.rooms.indexrows import index_from_row, index_row
 from actors.rooms.views import RoomIndex, RoomView
+from actors.snapshot import SnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,11 @@ class IndexCache:
         self.pinned: set[str] = set()
         self.loaded = self.evicted = self.written = self.deleted = 0
         self.written_bytes = 0
+        # In every name this process writes, so names never clash across a
+        # cluster and an object it wrote after its last export is named by
+        # no snapshot anywhere: replaced, it is deleted at once.
+        self.token = secrets.token_hex(4)
+        self._unsaved: set[str] = set()
         self._superseded: list[str] = []  # replaced since the last saved snapshot
         self._grace: list[str] = []  # replaced before it: deleted at the next save
 
@@ -138,7 +150,12 @@ class IndexCache:
         wanted = list(rooms)
         for room in wanted:
             if room.resident is None:
-                index = await self._load(room.index_ref)
+                try:
+                    index = await self._load(room.index_ref)
+                except (SnapshotError, ValueError):
+                    if room.resident is None:
+                        raise
+                    index = room.resident  # loaded, changed and rewritten meanwhile
                 if room.resident is None:  # not loaded meanwhile by another reader
                     room.resident = index
                     self.loaded += 1
@@ -180,7 +197,8 @@ class IndexCache:
             self.evicted += 1
 
     async def persist(self, rooms: dict[str, RoomView], seq: int) -> None:
-        """Write every dirty index as a new object (the caller holds the models still)."""
+        """Before an export: write every dirty index as a new object (the
+        caller holds the models still)."""
         if self.objects is None:
             return
         for room_id in sorted(self.dirty):
@@ -188,18 +206,41 @@ class IndexCache:
             if room is None or room.resident is None:
                 self.dirty.discard(room_id)
                 continue
-            data = await trio.to_thread.run_sync(encode_index, room.resident, self.authors)
-            digest = hashlib.sha256(data).hexdigest()[:16]
-            if not room.index_ref.endswith(f".{digest}"):  # else: unchanged after all
-                name = f"{PREFIX}{room_id}.{seq}.{digest}"
-                await self.objects.put(name, data)
-                if room.index_ref:
-                    self._superseded.append(room.index_ref)
-                room.index_ref = name
-                self.written += 1
-                self.written_bytes += len(data)
-            self.dirty.discard(room_id)
+            await self._write(room, room.resident, seq)
+        self._unsaved.clear()  # every current object is named by the export
         self._trim(self.pinned)  # clean now: back to the bound
+
+    async def spill(self, seq: int) -> None:
+        """Over the bound with dirty indexes only (a replay, a burst of activity
+        between snapshots): write the least recently used ones now, then evict
+        them. The projector's ``prepare`` calls this, its models held still."""
+        excess = len(self.resident) - self.max_rooms
+        if self.objects is None or self.max_rooms <= 0 or excess <= 0:
+            return
+        dirty = [r for i, r in self.resident.items() if i in self.dirty and i not in self.pinned]
+        for room in dirty[:excess]:
+            if room.resident is not None:
+                await self._write(room, room.resident, seq)
+        self._trim(self.pinned)
+
+    async def _write(self, room: RoomView, index: RoomIndex, seq: int) -> None:
+        assert self.objects is not None
+        data = await trio.to_thread.run_sync(encode_index, index, self.authors)
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        if not room.index_ref.endswith(f".{digest}"):  # else: unchanged after all
+            name = f"{PREFIX}{room.id}.{seq}.{self.token}.{digest}"
+            await self.objects.put(name, data)
+            old, room.index_ref = room.index_ref, name
+            self._unsaved.add(name)
+            self.written += 1
+            self.written_bytes += len(data)
+            if old in self._unsaved:  # named by no snapshot
+                self._unsaved.discard(old)
+                await self.objects.delete(old)
+                self.deleted += 1
+            elif old:
+                self._superseded.append(old)
+        self.dirty.discard(room.id)
 
     async def saved(self) -> None:
         """A main snapshot was saved: delete what the one before it stopped referencing."""
