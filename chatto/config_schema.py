@@ -174,8 +174,9 @@ class CacheConfig:
     ``index_rooms``: rooms whose history index (timelines, id index, post
     columns: ~60-80 bytes per message) stays in memory, least recently used
     out first; others are read back from the snapshot store on demand. A
-    changed index stays until the next snapshot stores it; without
-    snapshots nothing is evicted. At least 1.
+    changed index stays until it is stored (the next snapshot, or early
+    when only changed ones are left beyond the bound); without snapshots
+    nothing is evicted. At least 1.
 
     ``actor_hot_messages``: messages a room's write-side actor keeps whole
     (the newest and those changed last); it reads older ones back from the
