@@ -38,6 +38,7 @@ LAZY = {
     "CHATTO_CACHE_INDEX_ROOMS": "1",
     "CHATTO_CACHE_HOT_MESSAGES": "5",
     "CHATTO_CACHE_COLD_PAGES": "0",
+    "CHATTO_METRICS_ENABLED": "true",
 }
 
 
@@ -148,6 +149,16 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
         # Walking every room: the bound, plus the batch's and the reader's rooms.
         assert stats["index_rooms"] <= 1 + stats["index_dirty"] + 2, stats
         assert ours == await _state(f, rooms, users, [old, root])
+        # Operators see it: /readyz and /metrics (the full server cannot evict).
+        async with httpx.AsyncClient(timeout=20) as c:
+            cache = (await c.get(f"{lazy.url}/readyz")).json()["cache"]
+            assert cache["index_evictable"] == 1 and cache["max_index_rooms"] == 1
+            assert cache["index_loaded"] >= 10 and cache["index_written"] > 0
+            metrics = (await c.get(f"{lazy.url}/metrics")).text
+            assert "chatto_index_loaded" in metrics and "chatto_index_rooms_max 1" in metrics
+            cache = (await c.get(f"{full.url}/readyz")).json()["cache"]
+            assert cache["index_evictable"] == 0 and cache["max_index_rooms"] == 0
+            assert cache["index_evicted"] == 0 and cache["index_dirty"] == 0
 
         # Superseded objects are deleted one snapshot later; referenced ones stay.
         objects = NatsIndexObjects(s.bridge)
