@@ -178,3 +178,51 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
         assert await _state(s2, rooms, users, [old, root]) == ours
         await again.stop()
         await full.stop()
+
+
+async def test_processes_sharing_the_store_start_from_each_others_snapshots(
+    nursery: trio.Nursery, nats_server: NatsProc, make_config: ConfigFactory
+) -> None:
+    """Two lazy processes write snapshots and index objects into one store in
+    turn (names never clash: a token per process); the second starts from the
+    first's snapshot and references its objects; after both have superseded
+    and deleted objects, a third starts from the newest snapshot, finds every
+    object it names, and answers like a process with every index resident."""
+    with trio.fail_after(180):
+        one = await _run(nursery, make_config, nats_server, **LAZY)
+        a = one.running.services
+        alice, bob = users = await _users(a, "alice", "bob")
+        rooms = [(await a.messaging.create_room(alice, f"r{i}", "", "")).id for i in range(4)]
+        for r in rooms:
+            await a.messaging.join(bob, r)
+            for i in range(8):
+                await a.messaging.post(users[i % 2], r, f"message {i}")
+        assert await a.projector.write_snapshot()
+        two = await _run(nursery, make_config, nats_server, **LAZY)
+        b = two.running.services
+        assert b.projector.restored_seq > 0
+        assert a.messaging.rooms.indexes.token != b.messaging.rooms.indexes.token
+        # Two rooms change (in both processes), two never do.
+        for turn in range(3):
+            for s in (a, b):
+                for r in rooms[:2]:
+                    await a.messaging.post(bob, r, f"turn {turn}")
+                await b.projector.wait_for(await a.store.head())
+                assert await s.projector.write_snapshot()
+        refs = {r.index_ref for r in b.messaging.rooms.rooms.values() if r.index_ref}
+        tokens = {ref.split(".")[-2] for ref in refs}
+        assert tokens == {a.messaging.rooms.indexes.token, b.messaging.rooms.indexes.token}
+        assert a.messaging.rooms.cache_statistics()["index_deleted"] > 0
+        await one.stop()
+        await two.stop()
+        three = await _run(nursery, make_config, nats_server, **LAZY)
+        c = three.running.services
+        assert c.projector.restored_seq > 0
+        full = await _run(
+            nursery, make_config, nats_server, **LAZY, CHATTO_SNAPSHOTS_ENABLED="false"
+        )
+        f = full.running.services
+        await f.projector.wait_for(await c.store.head())
+        assert await _state(c, rooms, users, []) == await _state(f, rooms, users, [])
+        await full.stop()
+        await three.stop()
