@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -58,6 +58,20 @@ class ReadModel(Protocol):
     """
 
     def apply(self, recorded: Recorded) -> None: ...
+
+
+@runtime_checkable
+class HasObjects(Protocol):
+    """A snapshottable model that keeps part of its state as separate objects
+    in the snapshot store (the rooms' history indexes, ``actors/rooms/resident.py``)."""
+
+    async def persist_objects(self, seq: int) -> None:
+        """Write what changed as new objects, before the state naming them is exported."""
+        ...
+
+    async def snapshot_saved(self) -> None:
+        """The snapshot naming them was saved: delete what is no longer named."""
+        ...
 
 
 @attrs.frozen
@@ -251,6 +265,7 @@ class Projector:
             async with self._models_lock:
                 seq, event_id = self.position, self.last_event_id
                 erased, self._erased = self._erased, False
+                await self.persist_objects()  # written before the snapshot names them
                 states = await trio.to_thread.run_sync(self.export_states)
             data = await trio.to_thread.run_sync(
                 encode_snapshot,
@@ -274,7 +289,24 @@ class Projector:
             return False
         self._written_seq = seq
         log.info("projector snapshot written at sequence %d (%d bytes)", seq, len(data))
+        await self.snapshot_saved()
         return True
+
+    async def persist_objects(self) -> None:
+        """Models' own snapshot objects (``HasObjects``) for the state at
+        ``position``; the caller holds the models still (``_models_lock``)."""
+        for model in self._snapshot_models():
+            if isinstance(model, HasObjects):
+                await model.persist_objects(self.position)
+
+    async def snapshot_saved(self) -> None:
+        """A snapshot was saved: models delete the objects it no longer names."""
+        for model in self._snapshot_models():
+            if isinstance(model, HasObjects):
+                try:
+                    await model.snapshot_saved()
+                except ChattoError as exc:
+                    log.warning("superseded snapshot objects not deleted (%s)", exc.code)
 
     async def serve_snapshots(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

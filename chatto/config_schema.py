@@ -171,6 +171,13 @@ class CacheConfig:
     many rooms keep such a window (least recently posted to or read out
     first). Both at least 1.
 
+    ``index_rooms``: rooms whose history index (timelines, id index, post
+    columns: ~60-80 bytes per message) stays in memory, least recently used
+    out first; others are read back from the snapshot store on demand. A
+    changed index stays until it is stored (the next snapshot, or early
+    when only changed ones are left beyond the bound); without snapshots
+    nothing is evicted. At least 1.
+
     ``actor_hot_messages``: messages a room's write-side actor keeps whole
     (the newest and those changed last); it reads older ones back from the
     stream when a command aims at them (``actors/rooms/window.py``).
@@ -179,6 +186,7 @@ class CacheConfig:
     cold_pages: int = 256
     hot_messages: int = 200
     hot_rooms: int = 2000
+    index_rooms: int = 2000
     actor_hot_messages: int = 500
 
 

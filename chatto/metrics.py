@@ -249,6 +249,19 @@ class StatsCollector(Collector):
             "chatto_hot_evicted", "Message views that left a hot window.", cache["hot_evicted"]
         )
         yield _gauge(
+            "chatto_index_rooms", "Rooms whose history index is resident.", cache["index_rooms"]
+        )
+        yield _gauge(
+            "chatto_index_rooms_max",
+            "The [cache] index_rooms bound (0: no snapshot store, none evicted).",
+            cache["max_index_rooms"],
+        )
+        dirty = cache["index_dirty"]
+        yield _gauge("chatto_index_dirty", "Resident indexes changed since stored.", dirty)
+        for name in ("loaded", "evicted", "written", "deleted"):
+            help_text = f"Room history index objects {name}."
+            yield _counter(f"chatto_index_{name}", help_text, cache[f"index_{name}"])
+        yield _gauge(
             "chatto_cold_pages", "History pages read from the stream, cached.", cache["pages"]
         )
         yield _gauge("chatto_cold_pages_max", "The [cache] cold_pages bound.", cache["max_pages"])

@@ -57,7 +57,7 @@ from chatto.metrics import Metrics
 from chatto.permissions import Permissions
 from chatto.ratelimit import RateLimiter
 from chatto.services import Services
-from chatto.snapshot_store import NatsSnapshotStore
+from chatto.snapshot_store import NatsIndexObjects, NatsSnapshotStore
 from chatto.tls.challenge import RedirectApp
 from chatto.tls.context import TlsHypercornConfig
 from chatto.tls.manager import CertManager, TlsSettings
@@ -230,7 +230,14 @@ async def serve_chatto(
             server_view = ServerView(config.core.server_name)
             directory = UserDirectory(kms)
             cache = config.cache
-            rooms = RoomDirectory(cache.cold_pages, cache.hot_messages, cache.hot_rooms)
+            sn = config.snapshots
+            rooms = RoomDirectory(
+                cache.cold_pages,
+                cache.hot_messages,
+                cache.hot_rooms,
+                cache.index_rooms,
+                NatsIndexObjects(bridge) if sn.enabled else None,
+            )
             rbac = RbacView()
             keys = BodyKeys(actors, kms, directory)
             shreds = ShredFollower(actors, directory, keys)
@@ -246,7 +253,6 @@ async def serve_chatto(
                 credentials,
                 feed,
             ]
-            sn = config.snapshots
             projector = Projector(
                 store,
                 models,

@@ -37,33 +37,7 @@ class NatsSnapshotStore:
         self._name = name
 
     async def load(self) -> bytes | None:
-        js, name = self._bridge.js, self._name
-
-        async def get() -> bytes | None:
-            store = await js.object_store(SNAPSHOTS)
-            try:
-                info = await store.get_info(name)
-            except nats.js.errors.ObjectNotFoundError:
-                return None
-            except nats.js.errors.BadObjectMetaError as exc:
-                raise SnapshotError("unreadable object metadata") from exc
-            # Chunk by chunk with direct gets: ~6x faster than nats-py's
-            # ordered-consumer read, and a chunk purged by a concurrent
-            # writer is a clean "not found" instead of a wait that never ends.
-            subject, data, seq = f"$O.{SNAPSHOTS}.C.{info.nuid}", bytearray(), 1
-            for _ in range(info.chunks or 0):
-                try:
-                    msg = await js.get_msg(OBJECT_STREAM, seq, subject=subject, next=True)
-                except nats.js.errors.NotFoundError as exc:
-                    raise SnapshotError("chunks missing (overwritten while read?)") from exc
-                data += msg.data or b""
-                seq = int(msg.seq or 0) + 1
-            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
-            if len(data) != info.size or (info.digest or "").partition("=")[2] != digest:
-                raise SnapshotError("object digest mismatch")
-            return bytes(data)
-
-        return await self._bridge.call(get)
+        return await read_object(self._bridge, self._name)
 
     async def save(self, data: bytes) -> None:
         js, name = self._bridge.js, self._name
@@ -108,3 +82,78 @@ class NatsSnapshotStore:
             return decode_envelope(data).id
         except CodecError:
             return None
+
+
+async def read_object(bridge: NatsBridge, name: str) -> bytes | None:
+    """An object of ``SNAPSHOTS`` checked against its digest, None if absent."""
+    js = bridge.js
+
+    async def get() -> bytes | None:
+        store = await js.object_store(SNAPSHOTS)
+        try:
+            info = await store.get_info(name)
+        except nats.js.errors.ObjectNotFoundError:
+            return None
+        except nats.js.errors.BadObjectMetaError as exc:
+            raise SnapshotError("unreadable object metadata") from exc
+        # Chunk by chunk with direct gets: ~6x faster than nats-py's
+        # ordered-consumer read, and a chunk purged by a concurrent
+        # writer is a clean "not found" instead of a wait that never ends.
+        subject, data, seq = f"$O.{SNAPSHOTS}.C.{info.nuid}", bytearray(), 1
+        for _ in range(info.chunks or 0):
+            try:
+                msg = await js.get_msg(OBJECT_STREAM, seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError as exc:
+                raise SnapshotError("chunks missing (overwritten while read?)") from exc
+            data += msg.data or b""
+            seq = int(msg.seq or 0) + 1
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+        if len(data) != info.size or (info.digest or "").partition("=")[2] != digest:
+            raise SnapshotError("object digest mismatch")
+        return bytes(data)
+
+    return await bridge.call(get)
+
+
+class NatsIndexObjects:
+    """The rooms' history index objects in ``SNAPSHOTS`` (implements
+    ``actors.rooms.resident.IndexObjects``): no secret in them, so a plain
+    delete, whose marker is purged too (names are never reused)."""
+
+    def __init__(self, bridge: NatsBridge) -> None:
+        self._bridge = bridge
+
+    async def get(self, name: str) -> bytes:
+        data = await read_object(self._bridge, name)
+        if data is None:
+            raise SnapshotError(f"room index object {name} is missing")
+        return data
+
+    async def put(self, name: str, data: bytes) -> None:
+        js = self._bridge.js
+
+        async def put() -> None:
+            store = await js.object_store(SNAPSHOTS)
+            meta = ObjectMeta(name=name, options=ObjectMetaOptions(max_chunk_size=CHUNK_BYTES))
+            await store.put(name, data, meta=meta)
+
+        await self._bridge.call(put)
+
+    async def delete(self, name: str) -> None:
+        await self._bridge.obj_delete(SNAPSHOTS, name)
+        js = self._bridge.js
+        meta = f"$O.{SNAPSHOTS}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+        await self._bridge.call(lambda: js.purge_stream(OBJECT_STREAM, subject=meta))
+
+    async def names(self, prefix: str) -> set[str]:
+        js = self._bridge.js
+
+        async def names() -> set[str]:
+            store = await js.object_store(SNAPSHOTS)
+            try:
+                infos = await store.list(ignore_deletes=True)
+            except nats.js.errors.NotFoundError:
+                return set()
+            return {i.name for i in infos if i.name and i.name.startswith(prefix)}
+
+        return await self._bridge.call(names)

@@ -57,16 +57,17 @@ from actors.rooms.events import (
     ReactionChanged,
     RoomCreated,
 )
+from actors.rooms.resident import PREFIX
 from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
-from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
+from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, SNAPSHOTS, bootstrap_storage
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
 from chatto.loadtest.report import machine
 from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
-from chatto.snapshot_store import NatsSnapshotStore
+from chatto.snapshot_store import NatsIndexObjects, NatsSnapshotStore
 
 BIG_ROOM = "bigroom0000000000000000000"
 BIG_MEMBERS = 50
@@ -124,7 +125,12 @@ async def _projector(
     bridge: NatsBridge, kms: Kms, snapshots: bool, args: argparse.Namespace
 ) -> tuple[float, Projector, RoomDirectory]:
     store = NatsSnapshotStore(bridge) if snapshots else None
-    rooms = RoomDirectory(hot_messages=args.hot_messages, hot_rooms=args.hot_rooms)
+    rooms = RoomDirectory(
+        hot_messages=args.hot_messages,
+        hot_rooms=args.hot_rooms,
+        index_rooms=args.index_rooms,
+        objects=NatsIndexObjects(bridge),  # the replay child writes them, serve reads them
+    )
     models = [rooms if isinstance(m, RoomDirectory) else m for m in read_models(kms)]
     projector = Projector(JetStreamEventStore(bridge), models, Hub(), snapshots=store)
     t0 = time.perf_counter()
@@ -240,6 +246,7 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
             out: dict[str, Any] = {"start_s": round(seconds, 3), "after_start": rss_mb()}
             out["snapshot"] = await write_snapshot(bridge, projector)
             out["after_snapshot"] = rss_mb()
+            out["index_objects"] = await index_objects(bridge)
             return out
         seconds, projector, rooms = await _projector(bridge, kms, True, args)
         assert projector.restored_seq > 0, "the snapshot was not used"
@@ -258,7 +265,21 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
         out["readers"] = await readers_latest(rooms, history, args.readers, args.page)
         gc.collect()
         out["after_readers"] = rss_mb()
+        out["cache_after_readers"] = rooms.cache_statistics()
         return out
+
+
+async def index_objects(bridge: NatsBridge) -> dict[str, int]:
+    """The rooms' history index objects in the snapshot store: count and bytes."""
+    js = bridge.js
+
+    async def sizes() -> list[int]:
+        store = await js.object_store(SNAPSHOTS)
+        infos = await store.list(ignore_deletes=True)
+        return [int(i.size or 0) for i in infos if (i.name or "").startswith(PREFIX)]
+
+    found = await bridge.call(sizes)
+    return {"count": len(found), "bytes": sum(found)}
 
 
 def run_child(args: argparse.Namespace, url: str, phase: str) -> dict[str, Any]:
@@ -266,6 +287,7 @@ def run_child(args: argparse.Namespace, url: str, phase: str) -> dict[str, Any]:
     cmd += ["--page", str(args.page), "--hot-pages", str(args.hot_pages)]
     cmd += ["--readers", str(args.readers)]
     cmd += ["--hot-messages", str(args.hot_messages), "--hot-rooms", str(args.hot_rooms)]
+    cmd += ["--index-rooms", str(args.index_rooms)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child {phase} failed:\n{proc.stderr[-4000:]}")
@@ -292,6 +314,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "design": args.design,
                 "hot_messages": args.hot_messages,
                 "hot_rooms": args.hot_rooms,
+                "index_rooms": args.index_rooms,
                 "events": head,
                 "big_room_messages": args.big_room,
                 "write_events_per_s": round(rate),
@@ -312,6 +335,7 @@ def main() -> None:
         "--hot-messages", type=int, default=200, help="[cache] hot_messages (0: keep every view)"
     )
     parser.add_argument("--hot-rooms", type=int, default=2000, help="[cache] hot_rooms")
+    parser.add_argument("--index-rooms", type=int, default=2000, help="[cache] index_rooms")
     parser.add_argument("--smoke", action="store_true", help="small numbers for the test")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", choices=["replay", "serve"], default=None)

@@ -19,11 +19,10 @@ from typing import Any
 import attrs
 
 from actors.events import Recorded
-from actors.groups import GroupDeleted, GroupRenamed
+from actors.rooms.cold_apply import apply_cold, apply_group
 from actors.rooms.coldcache import PageCache
 from actors.rooms.events import (
     AttachmentUploaded,
-    GroupCreated,
     MemberBanned,
     MemberDeleted,
     MemberJoined,
@@ -43,6 +42,7 @@ from actors.rooms.hot import HotWindow, drop_retracted
 from actors.rooms.index import ECHO, RETRACTED, Authors, Facts
 from actors.rooms.pins import apply_pin
 from actors.rooms.reactions import stored_reaction
+from actors.rooms.resident import IndexCache, IndexObjects
 from actors.rooms.rows import message_from_row, message_row, room_from_row, room_row
 from actors.rooms.views import (
     AttachmentView,
@@ -73,24 +73,31 @@ class RoomDirectory:
     # 6: only the hot window's views; timelines and unread indexes as arrays.
     # 7: the id index hashes new_id ids from base 36 (actors/rooms/index.py).
     # 8: the id index as tables that are never rehashed.
-    snapshot_schema = 8
+    # 9: each room's history index as its own object, referenced (resident.py).
+    snapshot_schema = 9
 
     def __init__(
-        self, cold_pages: int = 256, hot_messages: int = 200, hot_rooms: int = 2000
+        self,
+        cold_pages: int = 256,
+        hot_messages: int = 200,
+        hot_rooms: int = 2000,
+        index_rooms: int = 2000,
+        objects: IndexObjects | None = None,
     ) -> None:
         self.cold_pages = PageCache(cold_pages)
         self.hot = HotWindow(hot_messages, hot_rooms)
+        self.authors = Authors()
+        self.indexes = IndexCache(self.authors, index_rooms, objects)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
         self.attachments: dict[str, AttachmentView] = {}
-        self.authors = Authors()
 
-    def export_state(self) -> dict[str, Any]:
+    def export_state(self, inline: bool = False) -> dict[str, Any]:
         """Rooms, messages (rows in field order), groups, attachments, member index."""
         return {
-            "rooms": {i: room_row(r) for i, r in self.rooms.items()},
+            "rooms": {i: room_row(r, self.indexes.entry(r, inline)) for i, r in self.rooms.items()},
             "messages": {i: message_row(m) for i, m in self.messages.items()},
             "by_member": {u: sorted(r) for u, r in self.by_member.items()},
             "groups": {i: g.name for i, g in self.groups.items()},
@@ -100,14 +107,17 @@ class RoomDirectory:
         }
 
     async def restore_state(self, state: dict[str, Any]) -> None:
-        self.authors = Authors.restore(state["authors"])
+        self.authors = self.indexes.authors = Authors.restore(state["authors"])
         self.messages = {m.id: m for m in map(message_from_row, state["messages"].values())}
         for m in self.messages.values():  # one string object per id, as live
             m.thread_root, m.in_reply_to = (
                 self._same_id(m.thread_root),
                 self._same_id(m.in_reply_to),
             )
-        self.rooms = {i: room_from_row(row, self.messages) for i, row in state["rooms"].items()}
+        self.rooms = {
+            i: room_from_row(row, self.messages, self.authors) for i, row in state["rooms"].items()
+        }
+        await self.indexes.restored(self.rooms.values())
         for m in sorted(self.messages.values(), key=lambda m: m.seq):
             self.rooms[m.room_id].hot[m.seq] = m
         for room, view in self.hot.restore(state["hot_rooms"], self.rooms):
@@ -116,12 +126,36 @@ class RoomDirectory:
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
         self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
 
+    async def ensure(self, *room_ids: str) -> None:
+        """Load the history indexes of these rooms (unknown ids are skipped).
+
+        Every async reader calls this right before the synchronous API
+        (``facts``, ``room.timeline``...), with no ``await`` in between.
+        """
+        await self.indexes.ensure([r for i in room_ids if (r := self.rooms.get(i)) is not None])
+
+    async def prepare(self, batch: list[Recorded]) -> None:
+        """The projector's hook: the batch's rooms are resident while it is applied."""
+        ids = {rec.envelope.entity.id for rec in batch if rec.envelope.entity.kind == "room"}
+        rooms = [r for i in ids if (r := self.rooms.get(i)) is not None]
+        await self.indexes.ensure(rooms, pin=True)
+        if batch:  # the state is as of the sequence before the batch
+            await self.indexes.spill(batch[0].seq - 1)
+
+    async def persist_objects(self, seq: int) -> None:
+        """Before a snapshot is exported: write the changed indexes as objects."""
+        await self.indexes.persist(self.rooms, seq)
+
+    async def snapshot_saved(self) -> None:
+        """After a snapshot is saved: delete index objects no longer referenced."""
+        await self.indexes.saved()
+
     def rooms_touched_by(self, user_id: str) -> set[str]:
         """Rooms the user is in or has written in (account deletion)."""
         rooms = self.rooms_of(user_id)
         author = self.authors.find(user_id)
-        if author >= 0:  # a C-level scan of each room's author column
-            rooms.update(r.id for r in self.rooms.values() if author in r.posts.authors)
+        if author >= 0:
+            rooms.update(r.id for r in self.rooms.values() if author in r.authors)
         rooms.update(r.id for r in self.rooms.values() if user_id in r.participants)
         return rooms
 
@@ -156,6 +190,7 @@ class RoomDirectory:
         return {
             **self.cold_pages.statistics(),
             **self.hot.statistics(),
+            **self.indexes.statistics(),
             "hot_messages": len(self.messages),
         }
 
@@ -181,18 +216,7 @@ class RoomDirectory:
             self.cold_pages.clear()  # shredded: nothing of theirs outlives it
             return
         if kind == "group":
-            ev = rec.envelope.event
-            gid = rec.envelope.entity.id
-            if isinstance(ev, GroupCreated):
-                self.groups[gid] = GroupView(gid, ev.name)
-            elif isinstance(ev, GroupRenamed) and gid in self.groups:
-                self.groups[gid].name = ev.name
-            elif isinstance(ev, GroupDeleted):
-                # Its rooms become ungrouped (and leave the group's permission scope).
-                self.groups.pop(gid, None)
-                for grouped in self.rooms.values():
-                    if grouped.group_id == gid:
-                        grouped.group_id = ""
+            apply_group(self.groups, self.rooms.values(), rec)
             return
         if kind != "room":
             return
@@ -210,6 +234,7 @@ class RoomDirectory:
                 ev.read_only,
                 participants=ev.participants,
             )
+            self.indexes.track(self.rooms[room_id])
             return
         room = self.rooms.get(room_id)
         if room is None:
@@ -252,6 +277,7 @@ class RoomDirectory:
 
     def _apply_message(self, room: RoomView, rec: Recorded) -> None:
         ev, env = rec.envelope.event, rec.envelope
+        self.indexes.changed(room)  # posts, touches, retractions (resident: prepared)
         if isinstance(ev, AttachmentUploaded):
             self.attachments[ev.attachment_id] = AttachmentView(
                 ev.attachment_id,
@@ -285,10 +311,13 @@ class RoomDirectory:
             if ev.attachments:
                 room.attached[rec.seq] = ev.attachments
             replied = room.posts.find(ev.in_reply_to) if ev.in_reply_to else -1
+            author = self.authors.index(ev.author_id)
+            room.authors.add(author)
+            room.last_post_seq = rec.seq
             room.posts.add(
                 env.id,
                 rec.seq,
-                self.authors.index(ev.author_id),
+                author,
                 ev.thread_root,
                 room.posts.authors[replied] if replied >= 0 else -1,
                 ev.echo,
@@ -310,7 +339,7 @@ class RoomDirectory:
         apply_pin(room.pins, ev)
         msg = self.messages.get(getattr(ev, "target_id", ""))
         if msg is None or msg.room_id != room.id:
-            self._apply_cold(room, rec)
+            apply_cold(self, room, rec)
             return
         if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
             room.touches.add(msg.seq, rec.seq)
@@ -359,33 +388,12 @@ class RoomDirectory:
         if view.retracted:  # its post is erased: absent from now on, as on a replay
             room.tombstones.pop(view.seq, None)
             main = not view.thread_root or view.echo
-            drop_retracted(room, view.seq, view.thread_root, main, tombstone=True)
+            if room.resident is None:  # applied when the index is next loaded
+                room.pending.append((view.seq, view.thread_root, main, True))
+            else:
+                drop_retracted(room, view.seq, view.thread_root, main, tombstone=True)
+                self.indexes.changed(room)
             self.cold_pages.forget_room(room.id)
-
-    def _apply_cold(self, room: RoomView, rec: Recorded) -> None:
-        """An edit, reaction or retraction aimed at a message outside the window."""
-        ev = rec.envelope.event
-        if not isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
-            return
-        facts = self.facts(room.id, ev.target_id)
-        if facts is None or facts.retracted:
-            return
-        self.cold_pages.forget(room.id, facts.seq)
-        if not isinstance(ev, MessageRetracted):
-            room.touches.add(facts.seq, rec.seq)
-            return
-        room.posts.retract(room.posts.find(ev.target_id))
-        main = not facts.thread_root or facts.echo
-        if main:
-            room.unread.retract(facts.author_id, facts.seq, dropped=True)
-        drop_retracted(room, facts.seq, facts.thread_root, main, tombstone=False)
-        root = self.messages.get(facts.thread_root) if facts.thread_root else None
-        if root is not None:
-            root.reply_count -= 1
-        for att in room.attached.pop(facts.seq, ()):
-            if att in self.attachments:
-                self.attachments[att].removed = True
-        self.cold_pages.forget_room(room.id)
 
 
 __all__ = [

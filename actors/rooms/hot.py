@@ -20,6 +20,7 @@ then on it is absent, exactly as after a replay from zero.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from actors.rooms.views import MessageView, RoomView
 
@@ -36,11 +37,15 @@ class HotWindow:
 
     def leaving(self, room: RoomView) -> list[MessageView]:
         """Take the room's views that fell below its window out of ``room.hot``."""
-        line = room.timeline.seqs
         # ``room.hot`` is a suffix of the room's posts: with at most
         # ``max_messages`` views none is below the newest that many.
         if not self.max_messages or len(room.hot) <= self.max_messages:
             return []
+        line: Sequence[int]
+        if room.resident is not None:
+            line = room.resident.timeline.seqs
+        else:  # not loaded (a restore): the timeline's tail is the window's main views
+            line = [s for s, v in room.hot.items() if not v.thread_root or v.echo]
         bound = line[-self.max_messages] if len(line) >= self.max_messages else 0
         out = []
         hot = room.hot

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import sys
-from array import array
 from typing import Any
 
 import attrs
 
-from actors.rooms.index import Posts
-from actors.rooms.touches import TouchIndex
-from actors.rooms.unread import UnreadIndex
-from actors.rooms.views import MessageView, RoomView, Timeline
+from actors.rooms.index import Authors
+from actors.rooms.indexrows import index_from_row
+from actors.rooms.views import MessageView, RoomView
 
 _MESSAGE_FIELDS = [f.name for f in attrs.fields(MessageView)]
 _ROOM_SCALARS = [f.name for f in attrs.fields(RoomView)][:10]  # through participants
@@ -35,44 +32,34 @@ def message_from_row(row: list[Any]) -> MessageView:
     return m
 
 
-def _b64(seqs: array[int]) -> str:
-    return base64.b64encode(seqs.tobytes()).decode()
-
-
-def _timeline(text: str) -> Timeline:
-    seqs = array("q")
-    seqs.frombytes(base64.b64decode(text))
-    return Timeline(seqs)
-
-
-def room_row(r: RoomView) -> list[Any]:
-    """A room's state; sequence arrays as base64 of their bytes (no copy of history)."""
+def room_row(r: RoomView, index: dict[str, Any]) -> list[Any]:
+    """A room's metadata, hot-window tombstones and ``index``: ``{"ref": object
+    name}`` or ``{"inline": index row}`` (``actors/rooms/resident.py``)."""
     row: list[Any] = [getattr(r, name) for name in _ROOM_SCALARS]
     row[-1] = list(r.participants)
-    threads = {root: _b64(t.seqs) for root, t in r.threads.items()}
     details = {u: list(d) for u, d in r.ban_details.items()}
     members, pins = sorted(r.members), list(r.pins)
     tombs = {str(seq): m.id for seq, m in r.tombstones.items()}
-    attached = {str(seq): list(a) for seq, a in r.attached.items()}
-    extra = [r.touches.export(), tombs, r.posts.export(), r.unread.export(), attached]
-    return [*row, members, dict(r.bans), details, pins, _b64(r.timeline.seqs), threads, *extra]
+    pending = [list(p) for p in r.pending]
+    extra = [tombs, pending, sorted(r.authors), r.last_post_seq, index]
+    return [*row, members, dict(r.bans), details, pins, *extra]
 
 
-def room_from_row(row: list[Any], messages: dict[str, MessageView]) -> RoomView:
-    """The room, its hot window made of ``messages`` (views of every room)."""
+def room_from_row(row: list[Any], messages: dict[str, MessageView], authors: Authors) -> RoomView:
+    """The room, its hot window made of ``messages`` (views of every room); its
+    index resident if inline, else only referenced (``index_ref``)."""
     scalars, rest = row[: len(_ROOM_SCALARS)], row[len(_ROOM_SCALARS) :]
-    members, bans, details, pins, timeline, threads, touches, tombs, *extra = rest
-    posts, unread, attached = extra
+    members, bans, details, pins, tombs, pending, posters, last_post_seq, index = rest
     scalars[-1] = tuple(scalars[-1])  # participants
     room = RoomView(*scalars)
     room.members, room.bans = set(members), dict(bans)
     room.ban_details = {u: (str(b), str(r), int(t)) for u, (b, r, t) in details.items()}
     room.pins = list(pins)
-    room.timeline = _timeline(timeline)
-    room.threads = {sys.intern(root): _timeline(t) for root, t in threads.items()}
-    room.touches = TouchIndex.restore(touches)
     room.tombstones = {int(seq): messages[mid] for seq, mid in tombs.items()}
-    room.posts = Posts.restore(posts)
-    room.unread = UnreadIndex.restore(unread)
-    room.attached = {int(seq): tuple(a) for seq, a in attached.items()}
+    room.pending = [(int(s), sys.intern(str(t)), bool(m), bool(b)) for s, t, m, b in pending]
+    room.authors, room.last_post_seq = {int(a) for a in posters}, int(last_post_seq)
+    if "inline" in index:
+        room.resident = index_from_row(index["inline"], authors)
+    else:
+        room.resident, room.index_ref = None, str(index["ref"])
     return room

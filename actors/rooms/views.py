@@ -14,6 +14,7 @@ import attrs
 from actors.rooms.index import Posts
 from actors.rooms.touches import TouchIndex
 from actors.rooms.unread import UnreadIndex
+from chatto.errors import ChattoError
 
 
 @attrs.define
@@ -68,6 +69,38 @@ class Timeline:
         return False
 
 
+class IndexNotResident(ChattoError):
+    """A room's history index was read without being loaded first: a bug of
+    the caller (it must ``await RoomDirectory.ensure`` the room), never the user's."""
+
+    code = "INTERNAL"
+
+
+@attrs.define
+class RoomIndex:
+    """What grows with a room's history: loaded on demand, evicted when clean
+    (``actors/rooms/resident.py``). Seqs, hashes, interned author numbers and
+    flags only: no body, no user id, no key."""
+
+    timeline: Timeline = attrs.Factory(Timeline)
+    threads: dict[str, Timeline] = attrs.Factory(dict)
+    unread: UnreadIndex = attrs.Factory(UnreadIndex)
+    # For reading old pages back from the stream (chatto/messaging/cold.py):
+    # every edit/reaction/retraction by target seq.
+    touches: TouchIndex = attrs.Factory(TouchIndex)
+    # Every post of the room's history, a few bytes each (actors/rooms/index.py).
+    posts: Posts = attrs.Factory(Posts)
+    # Attachments of messages that have some, by the message's seq: what a
+    # retraction of a cold message marks removed.
+    attached: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+
+
+# A retracted view that left the hot window while its room's index was not
+# resident: (seq, thread root id, on the main timeline, was a tombstone),
+# applied to the index when it is next loaded (``drop_retracted``).
+PendingDrop = tuple[int, str, bool, bool]
+
+
 @attrs.define
 class RoomView:
     id: str
@@ -82,26 +115,53 @@ class RoomView:
     participants: tuple[str, ...] = ()
     members: set[str] = attrs.Factory(set)
     bans: dict[str, int] = attrs.Factory(dict)
-    timeline: Timeline = attrs.Factory(Timeline)
-    threads: dict[str, Timeline] = attrs.Factory(dict)
-    # Derived from the timeline and messages (not in snapshots): unread counts.
-    unread: UnreadIndex = attrs.Factory(UnreadIndex)
     # Who banned, why and when: user -> (by, reason, at_ms); keys as in bans.
     ban_details: dict[str, tuple[str, str, int]] = attrs.Factory(dict)
     # Pinned message ids, oldest pin first (actors/rooms/pins.py).
     pins: list[str] = attrs.Factory(list)
-    # For reading old pages back from the stream (chatto/messaging/cold.py):
-    # every edit/reaction/retraction by target seq, and the retracted
-    # messages of the hot window (their stored post is erased) by seq.
-    touches: TouchIndex = attrs.Factory(TouchIndex)
+    # The retracted messages of the hot window (their stored post is erased) by seq.
     tombstones: dict[int, MessageView] = attrs.Factory(dict)
-    # Every post of the room's history, a few bytes each (actors/rooms/index.py).
-    posts: Posts = attrs.Factory(Posts)
     # The hot window: views by seq, oldest first (issue #22; the rest is cold).
     hot: OrderedDict[int, MessageView] = attrs.Factory(OrderedDict)
-    # Attachments of messages that have some, by the message's seq: what a
-    # retraction of a cold message marks removed.
-    attached: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    # The history index when resident (None: in the snapshot store under
+    # ``index_ref``; "" there means an empty index).
+    resident: RoomIndex | None = attrs.Factory(RoomIndex)
+    index_ref: str = ""
+    pending: list[PendingDrop] = attrs.Factory(list)
+    # Interned author numbers of everyone who ever posted here (account deletion).
+    authors: set[int] = attrs.Factory(set)
+    last_post_seq: int = 0
+
+    @property
+    def index(self) -> RoomIndex:
+        """The history index; ``IndexNotResident`` unless the room was ensured."""
+        if self.resident is None:
+            raise IndexNotResident(f"history index of room {self.id} read while not loaded")
+        return self.resident
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.index.timeline
+
+    @property
+    def threads(self) -> dict[str, Timeline]:
+        return self.index.threads
+
+    @property
+    def unread(self) -> UnreadIndex:
+        return self.index.unread
+
+    @property
+    def touches(self) -> TouchIndex:
+        return self.index.touches
+
+    @property
+    def posts(self) -> Posts:
+        return self.index.posts
+
+    @property
+    def attached(self) -> dict[int, tuple[str, ...]]:
+        return self.index.attached
 
 
 @attrs.define

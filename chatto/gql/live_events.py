@@ -120,7 +120,7 @@ def _typing_visible(info: Info, me: str, sig: TypingSignal) -> bool:
     return sig.user_id != me and room is not None and me in room.members
 
 
-def _read_marker(info: Info, me: str, sig: ReadMarkerSignal) -> dict[str, Any] | None:
+async def _read_marker(info: Info, me: str, sig: ReadMarkerSignal) -> dict[str, Any] | None:
     """READ_MARKER for the viewer's own marker, with the room's new counts.
 
     Counts are computed here, from this process's read model, so every
@@ -138,6 +138,7 @@ def _read_marker(info: Info, me: str, sig: ReadMarkerSignal) -> dict[str, Any] |
         "threadRootId": sig.thread_root or None,
     }
     if not sig.thread_root:
+        await info.context.services.messaging.rooms.ensure(room.id)
         unread = info.context.services.messaging.markers.count(room, me, sig.seq)
         out["unreadCount"], out["mentionCount"] = unread.count, unread.mentions
     return out
@@ -183,7 +184,7 @@ async def _cold_target(out: dict[str, Any], rec: Recorded, info: Info) -> None:
     if target and "message" in out and out["message"] is None:
         cold = info.context.services.messaging.cold
         view = await cold.message(out["roomId"], target)
-        out["message"] = view or cold.tombstone(out["roomId"], target)
+        out["message"] = view or await cold.tombstone(out["roomId"], target)
 
 
 _ENDED = object()
@@ -265,7 +266,7 @@ async def source_my_events(_obj: Any, info: Info) -> AsyncGenerator[dict[str, An
                         SHARE: item,
                     }
             elif isinstance(item, ReadMarkerSignal):
-                marked = _read_marker(info, me, item)
+                marked = await _read_marker(info, me, item)
                 if marked is not None:
                     yield marked
             elif isinstance(item, PresenceSignal):

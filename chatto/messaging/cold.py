@@ -47,16 +47,18 @@ class ColdReader:
         view = self._rooms.view(room_id, message_id)
         if view is not None:
             return view
+        await self._rooms.ensure(room_id)
         facts = self._rooms.facts(room_id, message_id)
         if facts is None or facts.retracted:
             return None
         views = await self.views(room_id, [facts.seq])
         return views[0] if views and views[0].id == message_id else None
 
-    def tombstone(self, room_id: str, message_id: str) -> MessageView | None:
+    async def tombstone(self, room_id: str, message_id: str) -> MessageView | None:
         """What a live MESSAGE_RETRACTED names when the message was outside the
         window: its post is erased, so only the columns' facts (its time from
         the id) and the flag. Clients holding it drop its body and reactions."""
+        await self._rooms.ensure(room_id)
         facts = self._rooms.facts(room_id, message_id)
         if facts is None or not facts.retracted:
             return None
@@ -92,6 +94,7 @@ class ColdReader:
             return cached
         generation = cache.generation(room_id)
         wanted = set(seqs)
+        await self._rooms.ensure(room_id)
         touches = [e for t, e in room.touches.between(seqs[0], seqs[-1]) if t in wanted]
         stored = await self._bridge.get_msgs(EVENT_STREAM, [*seqs, *touches])
         self.reads += len(stored)
@@ -109,6 +112,7 @@ class ColdReader:
         room = self._rooms.rooms.get(room_id)
         if room is None:
             raise NotFoundError("no such room")
+        await self._rooms.ensure(room_id)
         views = fold_page(room, seqs, records)
         cache.put(key, views, generation)
         return views

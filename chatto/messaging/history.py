@@ -79,6 +79,7 @@ class History:
         room = self.rooms.rooms.get(room_id)
         if room is None:
             raise NotFoundError("no such room")
+        await self.rooms.ensure(room_id)
         line = room.threads.get(thread_root) if thread_root else room.timeline
         n = clamp_limit(limit)
         if line is None:
@@ -97,6 +98,7 @@ class History:
     async def around(self, msg: Facts, limit: int | None) -> Page:
         """The page centred on ``msg`` (in its thread if it is a non-echoed reply)."""
         room = self.rooms.rooms[msg.room_id]
+        await self.rooms.ensure(room.id)
         threaded = msg.thread_root and not msg.echo
         line = room.threads.get(msg.thread_root) if threaded else room.timeline
         if line is None:

@@ -117,10 +117,14 @@ class Notifications:
 
     async def thread_unread(self, user_id: str, room: RoomView, root_id: str) -> int:
         """Replies after the viewer's thread marker, not theirs, not retracted."""
+        await self._rooms.ensure(room.id)
+        if root_id not in room.threads:
+            return 0
+        marker = await self._markers.marker(user_id, room.id, root_id)
+        await self._rooms.ensure(room.id)
         line = room.threads.get(root_id)
         if line is None:
             return 0
-        marker = await self._markers.marker(user_id, room.id, root_id)
         start = bisect.bisect_right(line.seqs, marker.seq if marker else 0)
         # From the compact columns (hot or cold alike): no view needed.
         posts, me = room.posts, self._rooms.authors.find(user_id)
@@ -138,6 +142,7 @@ class Notifications:
         wanted: list[tuple[RoomView, str]] = []
         for root_id, room_id in self.feed.followed(user_id).items():
             room = self._rooms.rooms.get(room_id)
+            await self._rooms.ensure(room_id)
             root = self._rooms.facts(room_id, root_id)
             if room is None or root is None or root.retracted or user_id not in room.members:
                 continue

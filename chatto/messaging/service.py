@@ -314,6 +314,7 @@ class MessagingService:
         return await self.history.page(room_id, before, after, limit, thread_root)
 
     async def around(self, room_id: str, event_id: str, limit: int | None) -> Page:
+        await self.rooms.ensure(room_id)
         facts = self.rooms.facts(room_id, event_id)
         if facts is None:
             raise NotFoundError("no such message")

@@ -74,6 +74,7 @@ class ReadMarkers:
 
     async def mark(self, user_id: str, room_id: str, event_id: str, thread_root: str) -> None:
         """Move the viewer's marker to ``event_id`` and tell their open clients."""
+        await self._rooms.ensure(room_id)
         msg = self._rooms.facts(room_id, event_id)  # hot or cold: the columns
         if msg is None:
             raise NotFoundError("no such message")
@@ -91,6 +92,7 @@ class ReadMarkers:
     async def unread(self, user_id: str, room: RoomView) -> Unread:
         """The viewer's unread state in a room they are a member of."""
         marker = await self.marker(user_id, room.id)
+        await self._rooms.ensure(room.id)
         return self.count(room, user_id, marker.seq if marker else 0)
 
     async def rooms_with_unread(self, user_id: str) -> list[tuple[RoomView, Unread]]:
@@ -101,7 +103,7 @@ class ReadMarkers:
         """
         rooms = [self._rooms.rooms.get(r) for r in sorted(self._rooms.rooms_of(user_id))]
         # Empty rooms need no marker read.
-        wanted = [room for room in rooms if room is not None and room.timeline.seqs]
+        wanted = [room for room in rooms if room is not None and room.last_post_seq]
         states: dict[str, Unread] = {}
 
         async def one(room: RoomView) -> None:

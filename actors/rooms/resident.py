@@ -1,0 +1,276 @@
+"""Which rooms' history indexes are in memory (issue #22, "Bounded read models").
+
+A room's ``RoomIndex`` (timelines, threads, unread, touch and id indexes,
+post columns, attachment map: everything that grows with its history) is
+either resident or stored as its own object in the snapshot store, named
+``idx.room.<room id>.<seq>.<process token>.<sha-256 prefix>`` (the sequence
+it is as of, a random token of the writing process, so names never clash
+across a cluster, and a digest of its bytes). The main snapshot references these
+objects instead of embedding the arrays, so a start reads room metadata and
+hot windows only; an index is read back when a batch or a reader needs it
+(``IndexCache.ensure``).
+
+At most ``max_rooms`` indexes stay resident, least recently used out first,
+but only clean ones (stored and unchanged since): a changed ("dirty") index
+stays until it is written: by the next snapshot, or by the projector's
+``prepare`` when only dirty indexes are left beyond the bound (a full
+replay, which writes no snapshot until it is caught up, or a burst of
+activity): the least recently used are written then and evicted, so the
+count stays at the bound plus the current batch's rooms. Without a store
+nothing is evicted.
+The rooms of the projector's current batch are pinned from its ``prepare``
+to the next one, so a reader's load never evicts what the batch applies to.
+
+An object replaced by a newer one is deleted after the main snapshot
+*following* the one that stopped referencing it is saved: one snapshot
+interval of grace for the other processes of a cluster, which may still
+reference it until they apply the same change. One that no export named
+(written since the last one) is deleted as soon as it is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import trio
+
+from actors.rooms.hot import drop_retracted
+from actors.rooms.index import Authors
+from actors.rooms.indexrows import index_from_row, index_row
+from actors.rooms.views import RoomIndex, RoomView
+from actors.snapshot import SnapshotError
+
+log = logging.getLogger(__name__)
+
+PREFIX = "idx.room."
+MAGIC = b"chatto-room-index-1\n"
+
+
+class IndexObjects(Protocol):
+    """Where index objects live (the NATS ``SNAPSHOTS`` object store)."""
+
+    async def get(self, name: str) -> bytes:
+        """The object's bytes; ``SnapshotError`` if it is missing or damaged."""
+        ...
+
+    async def put(self, name: str, data: bytes) -> None: ...
+
+    async def delete(self, name: str) -> None: ...
+
+    async def names(self, prefix: str) -> set[str]:
+        """Names of the stored objects that start with ``prefix``."""
+        ...
+
+
+def encode_index(index: RoomIndex, authors: Authors) -> bytes:
+    """An index object's bytes: deterministic JSON of the arrays (base64), zlib."""
+    text = json.dumps(index_row(index, authors), sort_keys=True, separators=(",", ":"))
+    return MAGIC + zlib.compress(text.encode(), 6)
+
+
+def decode_index(data: bytes, authors: Authors) -> RoomIndex:
+    """The index in ``data``; ``ValueError`` if it is not an index object."""
+    if not data.startswith(MAGIC):
+        raise ValueError("not a room index object")
+    row: dict[str, Any] = json.loads(zlib.decompress(data[len(MAGIC) :]))
+    return index_from_row(row, authors)
+
+
+class IndexCache:
+    """Resident indexes (least recently used first), the dirty ones, counters."""
+
+    def __init__(
+        self, authors: Authors, max_rooms: int = 2000, objects: IndexObjects | None = None
+    ) -> None:
+        self.authors = authors  # the directory's: objects name authors by number
+        self.max_rooms = max_rooms
+        self.objects = objects
+        self.resident: OrderedDict[str, RoomView] = OrderedDict()
+        self.dirty: set[str] = set()
+        self.pinned: set[str] = set()
+        self.loaded = self.evicted = self.written = self.deleted = 0
+        self.written_bytes = 0
+        # In every name this process writes, so names never clash across a
+        # cluster and an object it wrote after its last export is named by
+        # no snapshot anywhere: replaced, it is deleted at once.
+        self.token = secrets.token_hex(4)
+        self._unsaved: set[str] = set()
+        self._superseded: list[str] = []  # replaced since the last saved snapshot
+        self._grace: list[str] = []  # replaced before it: deleted at the next save
+
+    def track(self, room: RoomView, dirty: bool = False) -> None:
+        """A room whose index is resident (created, restored inline or loaded)."""
+        self.resident[room.id] = room
+        self.resident.move_to_end(room.id)
+        if dirty:
+            self.changed(room)
+
+    def changed(self, room: RoomView) -> None:
+        """The room's index changed: it stays resident until it is written."""
+        if self.objects is not None:  # else never written, never evicted
+            self.dirty.add(room.id)
+
+    async def restored(self, rooms: Iterable[RoomView]) -> None:
+        """After a restore: inline indexes are resident (and written at the next
+        snapshot); ``ValueError`` if a referenced object is missing (a replay)."""
+        self.resident.clear()
+        self.dirty.clear()
+        self.pinned.clear()
+        rooms = list(rooms)
+        await self.check_refs({r.index_ref for r in rooms if r.resident is None and r.index_ref})
+        for room in rooms:
+            if room.resident is not None:
+                self.track(room, dirty=True)
+
+    def entry(self, room: RoomView, inline: bool = False) -> dict[str, Any]:
+        """A snapshot's reference to the room's index: the stored object's name
+        if it holds the index as it is now, else the index itself (always if
+        ``inline``: tests comparing states; the index must be resident)."""
+        if inline:
+            return {"inline": index_row(room.index, self.authors)}
+        index = room.resident  # read once: readers may evict a clean one meanwhile
+        if index is None or (room.index_ref and room.id not in self.dirty):
+            return {"ref": room.index_ref}
+        return {"inline": index_row(index, self.authors)}
+
+    async def ensure(self, rooms: Iterable[RoomView], pin: bool = False) -> None:
+        """Load the rooms' indexes that are not resident, then evict beyond the bound.
+
+        Never evicts these rooms: a caller that uses them right after (no
+        ``await`` in between) finds them resident. ``pin``: they stay until
+        the next pinned call (the projector's batch).
+        """
+        wanted = list(rooms)
+        for room in wanted:
+            if room.resident is None:
+                try:
+                    index = await self._load(room.index_ref)
+                except (SnapshotError, ValueError):
+                    if room.resident is None:
+                        raise
+                    index = room.resident  # loaded, changed and rewritten meanwhile
+                if room.resident is None:  # not loaded meanwhile by another reader
+                    room.resident = index
+                    self.loaded += 1
+                    self._apply_pending(room)
+            self.track(room)
+        keep = {room.id for room in wanted}
+        if pin:
+            self.pinned = keep
+        self._trim(keep | self.pinned)
+
+    async def _load(self, name: str) -> RoomIndex:
+        if not name:
+            return RoomIndex()
+        if self.objects is None:
+            raise ValueError(f"room index {name} referenced without a snapshot store")
+        data = await self.objects.get(name)
+        return await trio.to_thread.run_sync(decode_index, data, self.authors)
+
+    def _apply_pending(self, room: RoomView) -> None:
+        for seq, root, main, tombstone in room.pending:
+            drop_retracted(room, seq, root, main, tombstone)
+        if room.pending:
+            room.pending.clear()
+            self.changed(room)
+
+    def _trim(self, keep: set[str]) -> None:
+        excess = len(self.resident) - self.max_rooms
+        if self.objects is None or self.max_rooms <= 0 or excess <= 0:
+            return
+        victims: list[RoomView] = []
+        for room_id, room in self.resident.items():
+            if len(victims) >= excess:
+                break
+            if room_id not in self.dirty and room_id not in keep:
+                victims.append(room)
+        for room in victims:
+            del self.resident[room.id]
+            room.resident = None
+            self.evicted += 1
+
+    async def persist(self, rooms: dict[str, RoomView], seq: int) -> None:
+        """Before an export: write every dirty index as a new object (the
+        caller holds the models still)."""
+        if self.objects is None:
+            return
+        for room_id in sorted(self.dirty):
+            room = rooms.get(room_id)
+            if room is None or room.resident is None:
+                self.dirty.discard(room_id)
+                continue
+            await self._write(room, room.resident, seq)
+        self._unsaved.clear()  # every current object is named by the export
+        self._trim(self.pinned)  # clean now: back to the bound
+
+    async def spill(self, seq: int) -> None:
+        """Over the bound with dirty indexes only (a replay, a burst of activity
+        between snapshots): write the least recently used ones now, then evict
+        them. The projector's ``prepare`` calls this, its models held still."""
+        excess = len(self.resident) - self.max_rooms
+        if self.objects is None or self.max_rooms <= 0 or excess <= 0:
+            return
+        dirty = [r for i, r in self.resident.items() if i in self.dirty and i not in self.pinned]
+        for room in dirty[:excess]:
+            if room.resident is not None:
+                await self._write(room, room.resident, seq)
+        self._trim(self.pinned)
+
+    async def _write(self, room: RoomView, index: RoomIndex, seq: int) -> None:
+        assert self.objects is not None
+        data = await trio.to_thread.run_sync(encode_index, index, self.authors)
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        if not room.index_ref.endswith(f".{digest}"):  # else: unchanged after all
+            name = f"{PREFIX}{room.id}.{seq}.{self.token}.{digest}"
+            await self.objects.put(name, data)
+            old, room.index_ref = room.index_ref, name
+            self._unsaved.add(name)
+            self.written += 1
+            self.written_bytes += len(data)
+            if old in self._unsaved:  # named by no snapshot
+                self._unsaved.discard(old)
+                await self.objects.delete(old)
+                self.deleted += 1
+            elif old:
+                self._superseded.append(old)
+        self.dirty.discard(room.id)
+
+    async def saved(self) -> None:
+        """A main snapshot was saved: delete what the one before it stopped referencing."""
+        if self.objects is None:
+            return
+        grace, self._grace, self._superseded = self._grace, self._superseded, []
+        for name in grace:
+            log.debug("deleting superseded room index object %s", name)
+            await self.objects.delete(name)
+            self.deleted += 1
+
+    async def check_refs(self, refs: set[str]) -> None:
+        """``ValueError`` unless every referenced object is stored (else: replay)."""
+        if not refs:
+            return
+        if self.objects is None:
+            raise ValueError("the snapshot references room index objects but there is no store")
+        missing = refs - await self.objects.names(PREFIX)
+        if missing:
+            raise ValueError(f"{len(missing)} room index objects are missing ({min(missing)})")
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "index_rooms": len(self.resident),
+            # 0 without a snapshot store: nothing can be evicted (every index stays).
+            "index_evictable": int(self.objects is not None),
+            "max_index_rooms": self.max_rooms if self.objects is not None else 0,
+            "index_dirty": len(self.dirty),
+            "index_loaded": self.loaded,
+            "index_evicted": self.evicted,
+            "index_written": self.written,
+            "index_deleted": self.deleted,
+        }
