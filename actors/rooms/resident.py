@@ -46,10 +46,13 @@ from actors.rooms.index import Authors
 from actors.rooms.indexrows import index_from_row, index_row
 from actors.rooms.views import RoomIndex, RoomView
 from actors.snapshot import SnapshotError
+from chatto.concurrency import for_each_bounded
 
 log = logging.getLogger(__name__)
 
 PREFIX = "idx.room."
+# Index objects written at once when a snapshot (or a spill) writes many.
+WRITES_AT_ONCE = 8
 MAGIC = b"chatto-room-index-1\n"
 
 
@@ -201,12 +204,14 @@ class IndexCache:
         caller holds the models still)."""
         if self.objects is None:
             return
+        todo = []
         for room_id in sorted(self.dirty):
             room = rooms.get(room_id)
             if room is None or room.resident is None:
                 self.dirty.discard(room_id)
                 continue
-            await self._write(room, room.resident, seq)
+            todo.append(room)
+        await self._write_all(todo, seq)
         self._unsaved.clear()  # every current object is named by the export
         self._trim(self.pinned)  # clean now: back to the bound
 
@@ -218,10 +223,19 @@ class IndexCache:
         if self.objects is None or self.max_rooms <= 0 or excess <= 0:
             return
         dirty = [r for i, r in self.resident.items() if i in self.dirty and i not in self.pinned]
-        for room in dirty[:excess]:
+        await self._write_all(dirty[:excess], seq)
+        self._trim(self.pinned)
+
+    async def _write_all(self, rooms: list[RoomView], seq: int) -> None:
+        """Write these rooms' indexes, ``WRITES_AT_ONCE`` at a time: the caller
+        holds the models still, so the projector waits for all of them (one
+        at a time, ~8 ms each here, 2,000 busy rooms held it ~16 s)."""
+
+        async def one(room: RoomView) -> None:
             if room.resident is not None:
                 await self._write(room, room.resident, seq)
-        self._trim(self.pinned)
+
+        await for_each_bounded(rooms, one, WRITES_AT_ONCE)
 
     async def _write(self, room: RoomView, index: RoomIndex, seq: int) -> None:
         assert self.objects is not None
