@@ -23,7 +23,7 @@ from chatto.config import Config, load_config
 from chatto.errors import ChattoError, ConfigError, first_chatto_error
 from chatto.initcmd import write_initial_config
 from chatto.logs import setup_logging
-from chatto.tuning import tune_gc
+from chatto.tuning import tune_gc, tune_threads
 from chatto.workers import Workers, check_failed, is_child, plan
 
 log = logging.getLogger("chatto")
@@ -131,6 +131,7 @@ async def run_until_signal(config: Config, workers: Workers | None = None) -> No
             if workers is not None:
                 server.start_soon(workers.serve, shutdown, own)
             tune_gc()
+            tune_threads()
         nursery.cancel_scope.cancel()  # the server returned: stop watching signals
     check_failed(workers)
     log.info("stopped")
