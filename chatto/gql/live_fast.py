@@ -103,9 +103,11 @@ class FastFilter:
         seen: Seen,
         lane: FastLane,
         stream: SharedStream,
-        room_event: Any,
-        still_visible: Any,
+        room_event: Callable[[Recorded, Info], dict[str, Any] | None],
+        still_visible: Callable[[Info, str, Recorded], bool],
     ) -> None:
+        # ``room_event`` and ``still_visible`` are the reader's own functions
+        # (chatto/gql/live_events.py, which imports this module).
         self._info = info
         self._me = me
         self._cred = cred
