@@ -241,6 +241,7 @@ def validate(config: Config) -> None:
     _at_least("cache.hot_messages", config.cache.hot_messages, 1)
     _at_least("cache.hot_rooms", config.cache.hot_rooms, 1)
     _at_least("cache.index_rooms", config.cache.index_rooms, 1)
+    _at_least("cache.index_mb", config.cache.index_mb, 1)
     _at_least("cache.actor_hot_messages", config.cache.actor_hot_messages, 8)
     _validate_auth(config.auth)
     _validate_smtp(config.smtp)

@@ -176,7 +176,13 @@ class CacheConfig:
     out first; others are read back from the snapshot store on demand. A
     changed index stays until it is stored (the next snapshot, or early
     when only changed ones are left beyond the bound); without snapshots
-    nothing is evicted. At least 1.
+    nothing is evicted. At least 1. ``index_mb``: the same, by their
+    estimated size in MiB (a room's index grows with its history, so a
+    count alone does not bound memory); at least 1.
+
+    Defaults for a 1 GB host: at most 500 x 2 x 100 = 100k views (~1.7 KB
+    each with short messages: ~170 MB at worst, about half that typically),
+    64 MiB of indexes, 256 pages (~8 MB).
 
     ``actor_hot_messages``: messages a room's write-side actor keeps whole
     (the newest and those changed last); it reads older ones back from the
@@ -184,9 +190,10 @@ class CacheConfig:
     """
 
     cold_pages: int = 256
-    hot_messages: int = 200
-    hot_rooms: int = 2000
+    hot_messages: int = 100
+    hot_rooms: int = 500
     index_rooms: int = 2000
+    index_mb: int = 64
     actor_hot_messages: int = 500
 
 

@@ -256,6 +256,16 @@ class StatsCollector(Collector):
             "The [cache] index_rooms bound (0: no snapshot store, none evicted).",
             cache["max_index_rooms"],
         )
+        yield _gauge(
+            "chatto_index_bytes",
+            "Estimated bytes of the resident history indexes.",
+            cache["index_bytes"],
+        )
+        yield _gauge(
+            "chatto_index_bytes_max",
+            "The [cache] index_mb bound in bytes (0: no snapshot store, none evicted).",
+            cache["max_index_bytes"],
+        )
         dirty = cache["index_dirty"]
         yield _gauge("chatto_index_dirty", "Resident indexes changed since stored.", dirty)
         for name in ("loaded", "evicted", "written", "deleted"):

@@ -237,6 +237,7 @@ async def serve_chatto(
                 cache.hot_rooms,
                 cache.index_rooms,
                 NatsIndexObjects(bridge) if sn.enabled else None,
+                cache.index_mb << 20,
             )
             rbac = RbacView()
             keys = BodyKeys(actors, kms, directory)

@@ -62,6 +62,7 @@ from actors.runtime import RuntimeSettings, open_actor_system
 from chatto.bus.bridge import NatsBridge, NatsSettings, open_nats_bridge
 from chatto.bus.embedded import EmbeddedSettings, open_embedded_nats
 from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, SNAPSHOTS, bootstrap_storage
+from chatto.config_schema import CacheConfig
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
 from chatto.loadtest.report import machine
@@ -129,7 +130,8 @@ async def _projector(
         hot_messages=args.hot_messages,
         hot_rooms=args.hot_rooms,
         index_rooms=args.index_rooms,
-        objects=NatsIndexObjects(bridge),  # the replay child writes them, serve reads them
+        objects=NatsIndexObjects(bridge),
+        index_bytes=args.index_mb << 20,  # the replay child writes them, serve reads them
     )
     models = [rooms if isinstance(m, RoomDirectory) else m for m in read_models(kms)]
     projector = Projector(JetStreamEventStore(bridge), models, Hub(), snapshots=store)
@@ -226,6 +228,24 @@ async def readers_latest(
     return {"readers": len(users), "latest_ms": _ms(samples)}
 
 
+class LoopLag:
+    """The longest the event loop went without running a 1 ms sleeper: what a
+    phase (loading a big index, a reader's first page) held the loop."""
+
+    def __init__(self) -> None:
+        self.max_s = 0.0
+
+    async def run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await trio.sleep(0.001)
+            self.max_s = max(self.max_s, time.perf_counter() - t0 - 0.001)
+
+    def take_ms(self) -> float:
+        out, self.max_s = round(self.max_s * 1000, 1), 0.0
+        return out
+
+
 async def child(args: argparse.Namespace) -> dict[str, Any]:
     settings = NatsSettings(args.nats_url, token=TOKEN, request_timeout=30)
     async with (
@@ -255,17 +275,26 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
         history = History(rooms, cold)
         out = {"baseline": base, "start_s": round(seconds, 3), "after_start": rss_mb()}
         out["hot_window_after_start"] = rooms.cache_statistics()
-        out["big_room"] = await page_big_room(history, args.page, args.hot_pages)
-        gc.collect()
-        out["after_paging_big_room"] = rss_mb()
-        out["cold_path"] = await cold_big_room(history, cold, args.page)
-        out["cold_path"]["cache"] = rooms.cache_statistics()
-        gc.collect()
-        out["after_cold_paging"] = rss_mb()
-        out["readers"] = await readers_latest(rooms, history, args.readers, args.page)
-        gc.collect()
-        out["after_readers"] = rss_mb()
-        out["cache_after_readers"] = rooms.cache_statistics()
+        lag = LoopLag()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lag.run)
+            out["big_room"] = await page_big_room(history, args.page, args.hot_pages)
+            out["big_room"]["max_loop_stall_ms"] = lag.take_ms()
+            gc.collect()
+            out["after_paging_big_room"] = rss_mb()
+            lag.take_ms()
+            out["cold_path"] = await cold_big_room(history, cold, args.page)
+            out["cold_path"]["max_loop_stall_ms"] = lag.take_ms()
+            out["cold_path"]["cache"] = rooms.cache_statistics()
+            gc.collect()
+            out["after_cold_paging"] = rss_mb()
+            lag.take_ms()
+            out["readers"] = await readers_latest(rooms, history, args.readers, args.page)
+            out["readers"]["max_loop_stall_ms"] = lag.take_ms()
+            gc.collect()
+            out["after_readers"] = rss_mb()
+            out["cache_after_readers"] = rooms.cache_statistics()
+            nursery.cancel_scope.cancel()
         return out
 
 
@@ -287,7 +316,7 @@ def run_child(args: argparse.Namespace, url: str, phase: str) -> dict[str, Any]:
     cmd += ["--page", str(args.page), "--hot-pages", str(args.hot_pages)]
     cmd += ["--readers", str(args.readers)]
     cmd += ["--hot-messages", str(args.hot_messages), "--hot-rooms", str(args.hot_rooms)]
-    cmd += ["--index-rooms", str(args.index_rooms)]
+    cmd += ["--index-rooms", str(args.index_rooms), "--index-mb", str(args.index_mb)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"child {phase} failed:\n{proc.stderr[-4000:]}")
@@ -315,6 +344,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "hot_messages": args.hot_messages,
                 "hot_rooms": args.hot_rooms,
                 "index_rooms": args.index_rooms,
+                "index_mb": args.index_mb,
                 "events": head,
                 "big_room_messages": args.big_room,
                 "write_events_per_s": round(rate),
@@ -331,11 +361,19 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=50)
     parser.add_argument("--hot-pages", type=int, default=4)
     parser.add_argument("--design", default="hot-window", help="label in the report")
+    # Defaults: the server's ([cache] in chatto.toml).
+    cache = CacheConfig()
     parser.add_argument(
-        "--hot-messages", type=int, default=200, help="[cache] hot_messages (0: keep every view)"
+        "--hot-messages",
+        type=int,
+        default=cache.hot_messages,
+        help="[cache] hot_messages (0: keep every view)",
     )
-    parser.add_argument("--hot-rooms", type=int, default=2000, help="[cache] hot_rooms")
-    parser.add_argument("--index-rooms", type=int, default=2000, help="[cache] index_rooms")
+    parser.add_argument("--hot-rooms", type=int, default=cache.hot_rooms, help="[cache] hot_rooms")
+    parser.add_argument(
+        "--index-rooms", type=int, default=cache.index_rooms, help="[cache] index_rooms"
+    )
+    parser.add_argument("--index-mb", type=int, default=cache.index_mb, help="[cache] index_mb")
     parser.add_argument("--smoke", action="store_true", help="small numbers for the test")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", choices=["replay", "serve"], default=None)

@@ -26,8 +26,8 @@ from actors.rooms.events import (
     ReactionChanged,
     RoomCreated,
 )
-from actors.rooms.resident import MAGIC, PREFIX, decode_index
-from actors.rooms.views import IndexNotResident
+from actors.rooms.resident import MAGIC, PREFIX, decode_index, estimate
+from actors.rooms.views import IndexNotResident, RoomIndex
 
 ROOMS = [f"room{i}" for i in range(6)]
 USERS = [new_id() for _ in range(3)]
@@ -57,8 +57,8 @@ class Objects:
 class Twins:
     """A lazy directory and a fully resident one, fed alike as a projector does."""
 
-    def __init__(self, objects: Objects, bound: int = 1) -> None:
-        self.lazy = RoomDirectory(0, 5, 2, bound, objects)
+    def __init__(self, objects: Objects, bound: int = 1, max_bytes: int = 0) -> None:
+        self.lazy = RoomDirectory(0, 5, 2, bound, objects, max_bytes)
         self.full = RoomDirectory(0, 5, 2)
         self.seq = 0
         self.posted: dict[str, list[str]] = {r: [] for r in ROOMS}
@@ -250,3 +250,69 @@ async def test_without_snapshots_a_replay_spills_changed_indexes_beyond_the_boun
     assert most <= len(ROOMS) and lazy.cache_statistics()["index_deleted"] > 0
     await lazy.ensure(*ROOMS)
     assert lazy.export_state(inline=True) == twins.full.export_state(inline=True)
+
+
+def _sized(twins: Twins) -> tuple[int, int]:
+    """(estimated bytes of the resident indexes that may be evicted, of all)."""
+    cache = twins.lazy.indexes
+    sizes = {i: estimate(r.index) for i, r in cache.resident.items()}
+    must_stay = cache.dirty | cache.pinned
+    return sum(s for i, s in sizes.items() if i not in must_stay), sum(sizes.values())
+
+
+async def test_the_byte_bound_evicts_big_indexes_and_loses_nothing() -> None:
+    """``[cache] index_mb``: a count of rooms does not bound memory (an index
+    grows with its room's history); the estimated bytes do."""
+    objects = Objects()
+    empty = estimate(_empty_index())
+    twins = Twins(objects, bound=1000, max_bytes=3 * empty)
+    cache = twins.lazy.indexes
+    rng = random.Random(34)
+    for room_id in ROOMS:
+        await twins.add(room_id, RoomCreated(room_id, "", "channel", "u1"))
+    for step in range(900):
+        room_id = rng.choice(ROOMS)
+        mine = twins.posted[room_id]
+        root = rng.choice(mine) if mine and rng.random() < 0.3 else ""
+        mine.append(await twins.add(room_id, MessagePosted("u", "sealed", 1, thread_root=root)))
+        if step % 30 == 29:
+            await twins.lazy.persist_objects(twins.seq)
+            await twins.lazy.snapshot_saved()
+        if step % 5 == 0:
+            await twins.lazy.ensure(rng.choice(ROOMS))
+        # What may be evicted, plus the one room the last reader asked for,
+        # stays within the bound: far below the 1,000 rooms the count allows.
+        evictable, _ = _sized(twins)
+        assert evictable <= cache.max_bytes + max(map(estimate, _indexes(twins))), step
+    stats = twins.lazy.cache_statistics()
+    assert stats["index_evicted"] > 50 and stats["max_index_bytes"] == 3 * empty, stats
+    assert 0 < stats["index_bytes"] <= sum(map(estimate, _indexes(twins))) + empty, stats
+    await twins.lazy.ensure(*ROOMS)
+    assert twins.lazy.export_state(inline=True) == twins.full.export_state(inline=True)
+
+
+async def test_a_replay_spills_by_bytes_too() -> None:
+    objects = Objects()
+    empty = estimate(_empty_index())
+    twins = Twins(objects, bound=1000, max_bytes=2 * empty)
+    cache = twins.lazy.indexes
+    for room_id in ROOMS:
+        await twins.add(room_id, RoomCreated(room_id, "", "channel", "u1"))
+    rng = random.Random(55)
+    for _ in range(400):  # no snapshot: only the spill writes
+        room_id = rng.choice(ROOMS)
+        twins.posted[room_id].append(await twins.add(room_id, MessagePosted("u", "sealed", 1)))
+        resident = [r for i, r in cache.resident.items() if i not in cache.pinned]
+        # Measured at the last prepare: the rooms outside this batch fit.
+        assert sum(cache.sizes[r.id] for r in resident) <= cache.max_bytes
+    assert len(objects.data) >= len(ROOMS) - 2 and cache.written > len(ROOMS)
+    await twins.lazy.ensure(*ROOMS)
+    assert twins.lazy.export_state(inline=True) == twins.full.export_state(inline=True)
+
+
+def _empty_index() -> RoomIndex:
+    return RoomIndex()
+
+
+def _indexes(twins: Twins) -> list[RoomIndex]:
+    return [r.index for r in twins.lazy.indexes.resident.values()]

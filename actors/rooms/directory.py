@@ -79,15 +79,16 @@ class RoomDirectory:
     def __init__(
         self,
         cold_pages: int = 256,
-        hot_messages: int = 200,
-        hot_rooms: int = 2000,
+        hot_messages: int = 100,
+        hot_rooms: int = 500,
         index_rooms: int = 2000,
         objects: IndexObjects | None = None,
+        index_bytes: int = 0,
     ) -> None:
         self.cold_pages = PageCache(cold_pages)
         self.hot = HotWindow(hot_messages, hot_rooms)
         self.authors = Authors()
-        self.indexes = IndexCache(self.authors, index_rooms, objects)
+        self.indexes = IndexCache(self.authors, index_rooms, objects, index_bytes)
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}

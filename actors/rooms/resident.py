@@ -10,7 +10,8 @@ objects instead of embedding the arrays, so a start reads room metadata and
 hot windows only; an index is read back when a batch or a reader needs it
 (``IndexCache.ensure``).
 
-At most ``max_rooms`` indexes stay resident, least recently used out first,
+At most ``max_rooms`` indexes, and at most ``max_bytes`` of them by
+``estimate`` (0: no byte bound), stay resident, least recently used out first,
 but only clean ones (stored and unchanged since): a changed ("dirty") index
 stays until it is written: by the next snapshot, or by the projector's
 ``prepare`` when only dirty indexes are left beyond the bound (a full
@@ -72,6 +73,26 @@ class IndexObjects(Protocol):
         ...
 
 
+def estimate(index: RoomIndex) -> int:
+    """About how many bytes ``index`` holds, from its lengths (O(1)).
+
+    Calibrated against ``tracemalloc`` on decoded indexes of the benchmark's
+    big room (10 % thread replies): 0.64x the measured size at 11k posts
+    (small id tables and fixed costs weigh more), 1.1x at 113k. Per post:
+    the columns and timeline/unread arrays (~45 B) and 12 B per id-index
+    slot; per thread its dict entries, timeline and root id (~450 B).
+    """
+    posts = index.posts
+    return (
+        4096
+        + 12 * posts.ids.slots()
+        + 45 * len(posts)
+        + 16 * len(index.touches)
+        + 450 * len(index.threads)
+        + 200 * len(index.attached)
+    )
+
+
 def encode_index(index: RoomIndex, authors: Authors) -> bytes:
     """An index object's bytes: deterministic JSON of the arrays (base64), zlib."""
     text = json.dumps(index_row(index, authors), sort_keys=True, separators=(",", ":"))
@@ -90,12 +111,21 @@ class IndexCache:
     """Resident indexes (least recently used first), the dirty ones, counters."""
 
     def __init__(
-        self, authors: Authors, max_rooms: int = 2000, objects: IndexObjects | None = None
+        self,
+        authors: Authors,
+        max_rooms: int = 2000,
+        objects: IndexObjects | None = None,
+        max_bytes: int = 0,
     ) -> None:
         self.authors = authors  # the directory's: objects name authors by number
         self.max_rooms = max_rooms
+        self.max_bytes = max_bytes  # 0: bounded by count only
         self.objects = objects
         self.resident: OrderedDict[str, RoomView] = OrderedDict()
+        # ``estimate`` of each resident index, refreshed when it is loaded,
+        # written, or was in the projector's last batch (the only writer).
+        self.sizes: dict[str, int] = {}
+        self.total_bytes = 0
         self.dirty: set[str] = set()
         self.pinned: set[str] = set()
         self.loaded = self.evicted = self.written = self.deleted = 0
@@ -110,10 +140,26 @@ class IndexCache:
 
     def track(self, room: RoomView, dirty: bool = False) -> None:
         """A room whose index is resident (created, restored inline or loaded)."""
+        if room.id not in self.resident:
+            self._measure(room)
         self.resident[room.id] = room
         self.resident.move_to_end(room.id)
         if dirty:
             self.changed(room)
+
+    def _measure(self, room: RoomView) -> None:
+        size = estimate(room.resident) if room.resident is not None else 0
+        self.total_bytes += size - self.sizes.get(room.id, 0)
+        self.sizes[room.id] = size
+
+    def _forget(self, room: RoomView) -> None:
+        del self.resident[room.id]
+        self.total_bytes -= self.sizes.pop(room.id, 0)
+
+    def _over(self) -> bool:
+        return len(self.resident) > self.max_rooms or (
+            self.max_bytes > 0 and self.total_bytes > self.max_bytes
+        )
 
     def changed(self, room: RoomView) -> None:
         """The room's index changed: it stays resident until it is written."""
@@ -124,6 +170,8 @@ class IndexCache:
         """After a restore: inline indexes are resident (and written at the next
         snapshot); ``ValueError`` if a referenced object is missing (a replay)."""
         self.resident.clear()
+        self.sizes.clear()
+        self.total_bytes = 0
         self.dirty.clear()
         self.pinned.clear()
         rooms = list(rooms)
@@ -151,6 +199,10 @@ class IndexCache:
         the next pinned call (the projector's batch).
         """
         wanted = list(rooms)
+        if pin:  # the last batch's rooms are the only ones the projector changed
+            for room_id in self.pinned:
+                if room_id in self.resident:
+                    self._measure(self.resident[room_id])
         for room in wanted:
             if room.resident is None:
                 try:
@@ -185,19 +237,39 @@ class IndexCache:
             self.changed(room)
 
     def _trim(self, keep: set[str]) -> None:
-        excess = len(self.resident) - self.max_rooms
-        if self.objects is None or self.max_rooms <= 0 or excess <= 0:
+        """Evict clean indexes, least recently used first, until within both
+        bounds (or only dirty and kept ones are left)."""
+        if self.objects is None or self.max_rooms <= 0 or not self._over():
             return
+        rooms, size = len(self.resident), self.total_bytes
         victims: list[RoomView] = []
         for room_id, room in self.resident.items():
-            if len(victims) >= excess:
+            if rooms <= self.max_rooms and (self.max_bytes <= 0 or size <= self.max_bytes):
                 break
             if room_id not in self.dirty and room_id not in keep:
                 victims.append(room)
+                rooms -= 1
+                size -= self.sizes.get(room_id, 0)
         for room in victims:
-            del self.resident[room.id]
+            self._forget(room)
             room.resident = None
             self.evicted += 1
+
+    def _excess(self) -> list[RoomView]:
+        """Dirty, unpinned indexes to write now (least recently used first) so
+        that, once evicted, the rest is within both bounds."""
+        rooms, size = len(self.resident), self.total_bytes
+        out: list[RoomView] = []
+        for room_id, room in self.resident.items():
+            if rooms <= self.max_rooms and (self.max_bytes <= 0 or size <= self.max_bytes):
+                break
+            if room_id in self.pinned:
+                continue
+            if room_id in self.dirty:
+                out.append(room)
+            rooms -= 1  # a clean one goes by the trim
+            size -= self.sizes.get(room_id, 0)
+        return out
 
     async def persist(self, rooms: dict[str, RoomView], seq: int) -> None:
         """Before an export: write every dirty index as a new object (the
@@ -219,11 +291,9 @@ class IndexCache:
         """Over the bound with dirty indexes only (a replay, a burst of activity
         between snapshots): write the least recently used ones now, then evict
         them. The projector's ``prepare`` calls this, its models held still."""
-        excess = len(self.resident) - self.max_rooms
-        if self.objects is None or self.max_rooms <= 0 or excess <= 0:
+        if self.objects is None or self.max_rooms <= 0 or not self._over():
             return
-        dirty = [r for i, r in self.resident.items() if i in self.dirty and i not in self.pinned]
-        await self._write_all(dirty[:excess], seq)
+        await self._write_all(self._excess(), seq)
         self._trim(self.pinned)
 
     async def _write_all(self, rooms: list[RoomView], seq: int) -> None:
@@ -234,6 +304,8 @@ class IndexCache:
         async def one(room: RoomView) -> None:
             if room.resident is not None:
                 await self._write(room, room.resident, seq)
+                if room.id in self.resident:
+                    self._measure(room)
 
         await for_each_bounded(rooms, one, WRITES_AT_ONCE)
 
@@ -282,6 +354,8 @@ class IndexCache:
             # 0 without a snapshot store: nothing can be evicted (every index stays).
             "index_evictable": int(self.objects is not None),
             "max_index_rooms": self.max_rooms if self.objects is not None else 0,
+            "index_bytes": self.total_bytes,
+            "max_index_bytes": self.max_bytes if self.objects is not None else 0,
             "index_dirty": len(self.dirty),
             "index_loaded": self.loaded,
             "index_evicted": self.evicted,
