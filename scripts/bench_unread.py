@@ -103,8 +103,8 @@ def naive(rooms: RoomDirectory, feed: NotificationFeed, room_id: str, marker: in
     for m in msgs:
         if m.seq > marker and not m.retracted and m.author_id != VIEWER:
             count += 1
-            found = feed.mentioned.get(m.id)
-            mentions += found is not None and (found.room or VIEWER in found.users)
+            users, everyone = feed.mentions_of(room_id, m.seq)
+            mentions += everyone or VIEWER in users
     return Unread(count, mentions)
 
 

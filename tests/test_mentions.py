@@ -227,4 +227,5 @@ def test_editing_a_mention_out_keeps_other_reasons() -> None:
         feed.apply(rec)
     assert [(n.message_id, n.kind) for n in feed.notices("b")] == [("e6", "DM"), ("e5", "DM")]
     assert [(n.message_id, n.kind) for n in feed.notices("c")] == [("e5", "DM")]
-    assert feed.mentioned == {}
+    assert feed.mentions_of("dm-x", 5) == ((), False)
+    assert all(not i.by_user.get("b") for i in feed.index.values())

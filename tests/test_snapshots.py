@@ -411,7 +411,7 @@ async def test_start_from_snapshot_equals_full_replay(
         # retracted (erased) reply, so it may follow fewer threads; the rest
         # of the notification state is identical.
         notes_restored, notes_replayed = restored["notifications"][1], replayed["notifications"][1]
-        for part in ("feeds", "mentioned", "unfollowed", "prefs"):
+        for part in ("feeds", "mentions", "reply_mentions", "unfollowed", "prefs"):
             assert notes_restored[part] == notes_replayed[part], part
         for user, threads in notes_replayed["follows"].items():
             assert threads.items() <= notes_restored["follows"][user].items()

@@ -65,18 +65,6 @@ class Notice:
 
 
 @attrs.define
-class Mentioned:
-    """A live message's current mentions (only messages that have some)."""
-
-    room_id: str
-    author: str
-    seq: int
-    users: tuple[str, ...]
-    room: bool
-    main: bool  # on the main timeline (counted by Room.mentionCount)
-
-
-@attrs.define
 class Pref:
     level: str = ""  # "" inherits (rooms) or the default (server)
     muted: bool = False
@@ -86,7 +74,8 @@ class NotificationFeed:
     """Projection of notifications; reads ``RoomDirectory`` (applied before it)."""
 
     snapshot_name = "notifications"
-    snapshot_schema = 1
+    # 2: mentions as per-room arrays (no record per message).
+    snapshot_schema = 2
 
     def __init__(self, rooms: RoomDirectory, max_per_user: int = MAX_PER_USER) -> None:
         self._rooms = rooms
@@ -96,8 +85,11 @@ class NotificationFeed:
     def _reset(self) -> None:
         self.feeds: dict[str, dict[str, Notice]] = {}
         self.by_message: dict[str, set[str]] = {}
-        self.mentioned: dict[str, Mentioned] = {}
+        # Per room: mentions of main-timeline messages (counted by
+        # Room.mentionCount) and of thread replies (only for edits and
+        # retractions): what each live message mentions, 8 bytes an entry.
         self.index: dict[str, MentionIndex] = {}
+        self.replies: dict[str, MentionIndex] = {}
         self.followers: dict[str, set[str]] = {}  # thread root -> users
         self.unfollowed: dict[str, set[str]] = {}
         self.follows: dict[str, dict[str, str]] = {}  # user -> root -> room
@@ -108,6 +100,20 @@ class NotificationFeed:
     def mention_count(self, room_id: str, viewer: str, marker: int) -> int:
         index = self.index.get(room_id)
         return index.count(viewer, marker) if index is not None else 0
+
+    def mentions_of(self, room_id: str, seq: int) -> tuple[tuple[str, ...], bool]:
+        """Who the live message at ``seq`` mentions, and whether it says @room."""
+        found = self._locate(room_id, seq)
+        return (found[1], found[2]) if found is not None else ((), False)
+
+    def _locate(self, room_id: str, seq: int) -> tuple[MentionIndex, tuple[str, ...], bool] | None:
+        for indexes in (self.index, self.replies):
+            index = indexes.get(room_id)
+            if index is not None:
+                users, room = index.of(seq)
+                if users or room:
+                    return index, users, room
+        return None
 
     def notices(self, user_id: str) -> list[Notice]:
         """The user's notifications, newest first (at most ``max_per_user``)."""
@@ -155,16 +161,14 @@ class NotificationFeed:
             elif isinstance(ev, MessageEdited):
                 self._edited(rec, ev, room)
             elif isinstance(ev, MessageRetracted):
-                self._retracted(ev.target_id)
+                self._retracted(room, ev.target_id)
             elif isinstance(ev, MemberLeft | MemberBanned | MemberDeleted):
                 self._left(ev.user_id, room.id)
 
     def _posted(self, rec: Recorded, ev: MessagePosted, room: RoomView) -> None:
         msg_id = rec.envelope.id
         main = not ev.thread_root or ev.echo
-        self._set_mentions(
-            msg_id, room.id, ev.author_id, rec.seq, ev.mentions, ev.mention_room, main
-        )
+        self._set_mentions(room.id, ev.author_id, rec.seq, ev.mentions, ev.mention_room, main)
         if ev.thread_root:
             root = self._rooms.facts(room.id, ev.thread_root)
             starters = (root.author_id,) if root is not None else ()
@@ -209,13 +213,11 @@ class NotificationFeed:
         msg = self._rooms.facts(room.id, ev.target_id)  # hot or cold: the columns
         if msg is None or msg.retracted:
             return
-        old = self.mentioned.get(msg.id)
-        before = set(room.members if old and old.room else old.users if old else ())
+        old_users, old_room = self.mentions_of(room.id, msg.seq)
+        before = set(room.members if old_room else old_users)
         after = set(room.members if ev.mention_room else ev.mentions)
         main = not msg.thread_root or msg.echo
-        self._set_mentions(
-            msg.id, room.id, msg.author_id, msg.seq, ev.mentions, ev.mention_room, main
-        )
+        self._set_mentions(room.id, msg.author_id, msg.seq, ev.mentions, ev.mention_room, main)
         if msg.thread_root and ev.mentions:
             self._auto_follow(room.id, msg.thread_root, ev.mentions)
         for user in self._recipients(room, msg.author_id, after - before, None):
@@ -231,27 +233,23 @@ class NotificationFeed:
                     self._unnotify(user, msg.id)
 
     def _set_mentions(
-        self,
-        msg_id: str,
-        room_id: str,
-        author: str,
-        seq: int,
-        users: tuple[str, ...],
-        room: bool,
-        main: bool,
+        self, room_id: str, author: str, seq: int, users: tuple[str, ...], room: bool, main: bool
     ) -> None:
-        old = self.mentioned.pop(msg_id, None)
-        if old is not None and old.main:
-            self.index[old.room_id].remove(old.seq, old.author, old.users, old.room)
+        self._unmention(room_id, author, seq)
         if users or room:
-            self.mentioned[msg_id] = Mentioned(room_id, author, seq, users, room, main)
-            if main:
-                self.index.setdefault(room_id, MentionIndex()).add(seq, author, users, room)
+            indexes = self.index if main else self.replies
+            indexes.setdefault(room_id, MentionIndex()).add(seq, author, users, room)
 
-    def _retracted(self, msg_id: str) -> None:
-        old = self.mentioned.pop(msg_id, None)
-        if old is not None and old.main:
-            self.index[old.room_id].remove(old.seq, old.author, old.users, old.room)
+    def _unmention(self, room_id: str, author: str, seq: int) -> None:
+        found = self._locate(room_id, seq)
+        if found is not None:
+            index, users, room = found
+            index.remove(seq, author, users, room)
+
+    def _retracted(self, room: RoomView, msg_id: str) -> None:
+        msg = self._rooms.facts(room.id, msg_id)  # the columns keep a retracted post's facts
+        if msg is not None:
+            self._unmention(room.id, msg.author_id, msg.seq)
         for user in self.by_message.pop(msg_id, set()):
             self.feeds.get(user, {}).pop(msg_id, None)
 
@@ -319,8 +317,8 @@ class NotificationFeed:
             self.followers.get(root, set()).discard(user_id)
         for users in (*self.unfollowed.values(), *self.all_level.values()):
             users.discard(user_id)
-        for index in self.index.values():
-            index.by_user.pop(user_id, None)
+        for index in (*self.index.values(), *self.replies.values()):
+            index.forget(user_id)
 
     # --- snapshots ---------------------------------------------------------------
     def export_state(self) -> dict[str, Any]:
@@ -328,7 +326,8 @@ class NotificationFeed:
             "feeds": {
                 u: [list(attrs.astuple(n)) for n in f.values()] for u, f in self.feeds.items()
             },
-            "mentioned": {i: _row(m) for i, m in self.mentioned.items()},
+            "mentions": {r: i.export() for r, i in self.index.items() if i},
+            "reply_mentions": {r: i.export() for r, i in self.replies.items() if i},
             "followers": {r: sorted(u) for r, u in self.followers.items()},
             "unfollowed": {r: sorted(u) for r, u in self.unfollowed.items()},
             "follows": {u: dict(f) for u, f in self.follows.items()},
@@ -342,9 +341,8 @@ class NotificationFeed:
         for user, rows in state["feeds"].items():
             for row in rows:
                 self._notify(user, Notice(*row))
-        for msg_id, row in state["mentioned"].items():
-            room_id, author, seq, users, room, main = row
-            self._set_mentions(msg_id, room_id, author, seq, tuple(users), room, main)
+        self.index = {r: MentionIndex.restore(i) for r, i in state["mentions"].items()}
+        self.replies = {r: MentionIndex.restore(i) for r, i in state["reply_mentions"].items()}
         self.followers = {r: set(u) for r, u in state["followers"].items()}
         self.unfollowed = {r: set(u) for r, u in state["unfollowed"].items()}
         self.follows = {u: dict(f) for u, f in state["follows"].items()}
@@ -353,10 +351,6 @@ class NotificationFeed:
                 self.prefs.setdefault(user, {})[room_id] = Pref(level, muted)
                 if level == "ALL":
                     self.all_level.setdefault(room_id, set()).add(user)
-
-
-def _row(value: Notice | Mentioned | Pref) -> list[Any]:
-    return [list(v) if isinstance(v, tuple) else v for v in attrs.astuple(value)]
 
 
 def _lets(level: str, kind: str) -> bool:

@@ -212,14 +212,14 @@ def resolve_thread_unread(thread: FollowedThread, _info: Info) -> int:
 # --- Message additions ---------------------------------------------------------------------
 @notify_message.field("mentions")
 def resolve_mentions(msg: MessageView, info: Info) -> list[str]:
-    found = _service(info).feed.mentioned.get(msg.id)
-    return list(found.users) if found is not None and not msg.retracted else []
+    if msg.retracted:
+        return []
+    return list(_service(info).feed.mentions_of(msg.room_id, msg.seq)[0])
 
 
 @notify_message.field("mentionsRoom")
 def resolve_mentions_room(msg: MessageView, info: Info) -> bool:
-    found = _service(info).feed.mentioned.get(msg.id)
-    return found is not None and found.room and not msg.retracted
+    return not msg.retracted and _service(info).feed.mentions_of(msg.room_id, msg.seq)[1]
 
 
 @notify_message.field("viewerFollowsThread")
