@@ -214,7 +214,7 @@ async def test_views_held_stay_under_the_bound_while_walking_history(
 async def test_a_snapshot_of_the_previous_rooms_schema_means_a_replay(
     bridge: NatsBridge, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Schema 8 embedded every room's history arrays; this model (9) refuses it and replays."""
+    """Schema 9 kept thread followers in the notification feed; this model (10) refuses it and replays."""
     caplog.set_level(logging.INFO, logger="actors.projector")
     with trio.fail_after(30):
         w = Writer(bridge)
@@ -228,8 +228,8 @@ async def test_a_snapshot_of_the_previous_rooms_schema_means_a_replay(
         raw = await store.load()
         assert raw is not None
         snap = decode_snapshot(raw)
-        assert snap.schemas["rooms"] == RoomDirectory.snapshot_schema == 9
-        await store.save(encode_snapshot(snap.seq, snap.event_id, {"rooms": (8, {})}))
+        assert snap.schemas["rooms"] == RoomDirectory.snapshot_schema == 10
+        await store.save(encode_snapshot(snap.seq, snap.event_id, {"rooms": (9, {})}))
         caplog.clear()
         again = await _started(bridge)
         assert "projector snapshot not used (model schemas" in caplog.text

@@ -206,5 +206,10 @@ async def test_feeds_survive_a_restart(
             feed = again.running.services.messaging.feed
             assert feed.export_state() == before
             assert feed.mention_count("general", ben, 0) == 2
-            assert feed.follows_thread(ann, root.id) and feed.follows_thread(ben, root.id)
+            assert feed.follows_thread(ann, "general", root.seq)
+            assert feed.follows_thread(ben, "general", root.seq)
+            assert not feed.follows_thread(ben, "general", kept.seq)
+            await again.running.services.messaging.rooms.ensure("general")
+            followers = again.running.services.messaging.rooms.thread_followers
+            assert sorted(followers("general", root.id)) == sorted([ann, ben])
             await again.stop()

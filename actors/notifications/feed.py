@@ -37,6 +37,7 @@ from actors.notifications.events import (
     ThreadFollowed,
     ThreadUnfollowed,
 )
+from actors.notifications.follows import Follows
 from actors.notifications.mentions import MentionIndex
 from actors.rooms.directory import RoomDirectory, RoomView
 from actors.rooms.events import (
@@ -47,6 +48,7 @@ from actors.rooms.events import (
     MessagePosted,
     MessageRetracted,
 )
+from actors.rooms.index import Facts
 from actors.users.events import UserDeleted
 
 MAX_PER_USER = 500
@@ -74,7 +76,8 @@ class NotificationFeed:
     """Projection of notifications; reads ``RoomDirectory`` (applied before it)."""
 
     snapshot_name = "notifications"
-    # 2: mentions as per-room arrays (no record per message).
+    # 2: mentions as per-room arrays (no record per message); follows per
+    #    user as arrays of thread keys, followers in the rooms' indexes.
     snapshot_schema = 2
 
     def __init__(self, rooms: RoomDirectory, max_per_user: int = MAX_PER_USER) -> None:
@@ -90,9 +93,9 @@ class NotificationFeed:
         # retractions): what each live message mentions, 8 bytes an entry.
         self.index: dict[str, MentionIndex] = {}
         self.replies: dict[str, MentionIndex] = {}
-        self.followers: dict[str, set[str]] = {}  # thread root -> users
-        self.unfollowed: dict[str, set[str]] = {}
-        self.follows: dict[str, dict[str, str]] = {}  # user -> root -> room
+        # Who follows a thread: in the room's index (RoomDirectory.thread_followers).
+        self.unfollowed: dict[str, set[str]] = {}  # thread root -> explicit unfollows
+        self.follows = Follows()  # user -> threads
         self.prefs: dict[str, dict[str, Pref]] = {}  # user -> room ("" server) -> pref
         self.all_level: dict[str, set[str]] = {}  # room ("" server) -> users at ALL
 
@@ -138,12 +141,12 @@ class NotificationFeed:
             return "NOTHING" if server == "NOTHING" else "ALL"
         return server or "MENTIONS"
 
-    def followed(self, user_id: str) -> dict[str, str]:
-        """Thread root -> room of every thread the user follows."""
-        return dict(self.follows.get(user_id, {}))
+    def followed(self, user_id: str) -> list[tuple[str, int]]:
+        """(room, root's sequence) of every thread the user follows."""
+        return self.follows.of(user_id)
 
-    def follows_thread(self, user_id: str, root_id: str) -> bool:
-        return root_id in self.follows.get(user_id, {})
+    def follows_thread(self, user_id: str, room_id: str, root_seq: int) -> bool:
+        return self.follows.has(user_id, room_id, root_seq)
 
     # --- projection ---------------------------------------------------------------
     def apply(self, rec: Recorded) -> None:
@@ -171,8 +174,8 @@ class NotificationFeed:
         self._set_mentions(room.id, ev.author_id, rec.seq, ev.mentions, ev.mention_room, main)
         if ev.thread_root:
             root = self._rooms.facts(room.id, ev.thread_root)
-            starters = (root.author_id,) if root is not None else ()
-            self._auto_follow(room.id, ev.thread_root, (*starters, ev.author_id, *ev.mentions))
+            if root is not None:
+                self._auto_follow(room.id, root, (root.author_id, ev.author_id, *ev.mentions))
         targets = room.members if ev.mention_room else ev.mentions
         replied = self._rooms.facts(room.id, ev.in_reply_to) if ev.in_reply_to else None
         context = (replied.author_id if replied is not None else "", ev.thread_root)
@@ -190,7 +193,8 @@ class NotificationFeed:
             replied_author, thread_root = context
             if replied_author:
                 out.setdefault(replied_author, REPLY)
-            for user in self.followers.get(thread_root, ()) if thread_root else ():
+            followers = self._rooms.thread_followers(room.id, thread_root) if thread_root else ()
+            for user in followers:
                 out.setdefault(user, THREAD_REPLY)
             if room.kind == "dm":
                 for user in room.members:
@@ -218,8 +222,9 @@ class NotificationFeed:
         after = set(room.members if ev.mention_room else ev.mentions)
         main = not msg.thread_root or msg.echo
         self._set_mentions(room.id, msg.author_id, msg.seq, ev.mentions, ev.mention_room, main)
-        if msg.thread_root and ev.mentions:
-            self._auto_follow(room.id, msg.thread_root, ev.mentions)
+        root = self._rooms.facts(room.id, msg.thread_root) if msg.thread_root else None
+        if root is not None and ev.mentions:
+            self._auto_follow(room.id, root, ev.mentions)
         for user in self._recipients(room, msg.author_id, after - before, None):
             added = Notice(msg.id, room.id, MENTION, msg.author_id, rec.seq, msg.thread_root)
             self._notify(user, added)
@@ -277,25 +282,29 @@ class NotificationFeed:
                 if not users:
                     del self.by_message[msg_id]
 
-    def _auto_follow(self, room_id: str, root_id: str, users: Any) -> None:
-        opted_out = self.unfollowed.get(root_id, set())
+    def _auto_follow(self, room_id: str, root: Facts, users: Any) -> None:
+        opted_out = self.unfollowed.get(root.id, set())
         for user in users:
             if user not in opted_out:
-                self._follow(user, room_id, root_id)
+                self._follow(user, room_id, root)
 
-    def _follow(self, user_id: str, room_id: str, root_id: str) -> None:
-        self.followers.setdefault(root_id, set()).add(user_id)
-        self.follows.setdefault(user_id, {})[root_id] = room_id
+    def _follow(self, user_id: str, room_id: str, root: Facts) -> None:
+        self._rooms.set_follower(room_id, root.id, user_id, True)
+        self.follows.add(user_id, room_id, root.seq)
 
     def _apply_setting(self, user_id: str, rec: Recorded) -> None:
         ev = rec.envelope.event
-        if isinstance(ev, ThreadFollowed):
-            self.unfollowed.get(ev.root_id, set()).discard(user_id)
-            self._follow(user_id, ev.room_id, ev.root_id)
-        elif isinstance(ev, ThreadUnfollowed):
-            self.unfollowed.setdefault(ev.root_id, set()).add(user_id)
-            self.followers.get(ev.root_id, set()).discard(user_id)
-            self.follows.get(user_id, {}).pop(ev.root_id, None)
+        if isinstance(ev, ThreadFollowed | ThreadUnfollowed):
+            # The room's index is resident: RoomDirectory.prepare loads it.
+            root = self._rooms.facts(ev.room_id, ev.root_id)
+            if isinstance(ev, ThreadUnfollowed):
+                self.unfollowed.setdefault(ev.root_id, set()).add(user_id)
+                self._rooms.set_follower(ev.room_id, ev.root_id, user_id, False)
+                if root is not None:
+                    self.follows.remove(user_id, ev.room_id, root.seq)
+            elif root is not None:
+                self.unfollowed.get(ev.root_id, set()).discard(user_id)
+                self._follow(user_id, ev.room_id, root)
         elif isinstance(ev, LevelSet):
             self.prefs.setdefault(user_id, {})[ev.room_id] = Pref(ev.level, ev.muted)
             at_all = self.all_level.setdefault(ev.room_id, set())
@@ -313,8 +322,9 @@ class NotificationFeed:
             self._unnotify(user_id, msg_id)
         self.feeds.pop(user_id, None)
         self.prefs.pop(user_id, None)
-        for root in self.follows.pop(user_id, {}):
-            self.followers.get(root, set()).discard(user_id)
+        # Their number stays in the followers of threads in room indexes that
+        # are not loaded: harmless, recipients must be members.
+        self.follows.forget(user_id)
         for users in (*self.unfollowed.values(), *self.all_level.values()):
             users.discard(user_id)
         for index in (*self.index.values(), *self.replies.values()):
@@ -328,9 +338,8 @@ class NotificationFeed:
             },
             "mentions": {r: i.export() for r, i in self.index.items() if i},
             "reply_mentions": {r: i.export() for r, i in self.replies.items() if i},
-            "followers": {r: sorted(u) for r, u in self.followers.items()},
             "unfollowed": {r: sorted(u) for r, u in self.unfollowed.items()},
-            "follows": {u: dict(f) for u, f in self.follows.items()},
+            "follows": self.follows.export(),
             "prefs": {
                 u: {r: [p.level, p.muted] for r, p in ps.items()} for u, ps in self.prefs.items()
             },
@@ -343,9 +352,8 @@ class NotificationFeed:
                 self._notify(user, Notice(*row))
         self.index = {r: MentionIndex.restore(i) for r, i in state["mentions"].items()}
         self.replies = {r: MentionIndex.restore(i) for r, i in state["reply_mentions"].items()}
-        self.followers = {r: set(u) for r, u in state["followers"].items()}
         self.unfollowed = {r: set(u) for r, u in state["unfollowed"].items()}
-        self.follows = {u: dict(f) for u, f in state["follows"].items()}
+        self.follows = Follows.restore(state["follows"])
         for user, prefs in state["prefs"].items():
             for room_id, (level, muted) in prefs.items():
                 self.prefs.setdefault(user, {})[room_id] = Pref(level, muted)

@@ -12,28 +12,25 @@ back from the stream (``chatto/messaging/cold.py``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from actors.events import Recorded
-from actors.rooms.cold_apply import apply_cold, apply_group
+from actors.notifications.events import ThreadFollowed, ThreadUnfollowed
+from actors.rooms import followers
+from actors.rooms.apply import apply_message
+from actors.rooms.cold_apply import apply_group
 from actors.rooms.coldcache import PageCache
 from actors.rooms.events import (
-    AttachmentUploaded,
     MemberBanned,
     MemberDeleted,
     MemberJoined,
     MemberLeft,
     MemberUnbanned,
-    MessageEdited,
     MessagePinned,
-    MessagePosted,
-    MessageRetracted,
     MessageUnpinned,
-    ReactionChanged,
     RoomArchived,
     RoomCreated,
     RoomUpdated,
@@ -41,7 +38,6 @@ from actors.rooms.events import (
 from actors.rooms.hot import HotWindow, drop_retracted
 from actors.rooms.index import ECHO, RETRACTED, Authors, Facts
 from actors.rooms.pins import apply_pin
-from actors.rooms.reactions import stored_reaction
 from actors.rooms.resident import IndexCache, IndexObjects
 from actors.rooms.rows import message_from_row, message_row, room_from_row, room_row
 from actors.rooms.views import (
@@ -74,7 +70,9 @@ class RoomDirectory:
     # 7: the id index hashes new_id ids from base 36 (actors/rooms/index.py).
     # 8: the id index as tables that are never rehashed.
     # 9: each room's history index as its own object, referenced (resident.py).
-    snapshot_schema = 9
+    # 10: thread followers in the room's index (no longer a set per thread
+    #     in the notification feed).
+    snapshot_schema = 10
 
     def __init__(
         self,
@@ -112,8 +110,8 @@ class RoomDirectory:
         self.messages = {m.id: m for m in map(message_from_row, state["messages"].values())}
         for m in self.messages.values():  # one string object per id, as live
             m.thread_root, m.in_reply_to = (
-                self._same_id(m.thread_root),
-                self._same_id(m.in_reply_to),
+                self.same_id(m.thread_root),
+                self.same_id(m.in_reply_to),
             )
         self.rooms = {
             i: room_from_row(row, self.messages, self.authors) for i, row in state["rooms"].items()
@@ -138,6 +136,12 @@ class RoomDirectory:
     async def prepare(self, batch: list[Recorded]) -> None:
         """The projector's hook: the batch's rooms are resident while it is applied."""
         ids = {rec.envelope.entity.id for rec in batch if rec.envelope.entity.kind == "room"}
+        # A thread (un)follow changes the room's followers (the notification feed).
+        ids.update(
+            rec.envelope.event.room_id
+            for rec in batch
+            if isinstance(rec.envelope.event, ThreadFollowed | ThreadUnfollowed)
+        )
         rooms = [r for i in ids if (r := self.rooms.get(i)) is not None]
         await self.indexes.ensure(rooms, pin=True)
         if batch:  # the state is as of the sequence before the batch
@@ -180,6 +184,24 @@ class RoomDirectory:
             bool(flags & RETRACTED),
             self.authors.ids[replied] if replied >= 0 else "",
         )
+
+    def thread_followers(self, room_id: str, root_id: str) -> list[str]:
+        """Who follows the thread (the room's index must be resident)."""
+        room = self.rooms.get(room_id)
+        users = room.index.followers.get(root_id) if room is not None else None
+        return [self.authors.ids[n] for n in users] if users else []
+
+    def set_follower(self, room_id: str, root_id: str, user_id: str, on: bool) -> None:
+        """Add or remove a follower of the thread (the index must be resident)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        if on:
+            changed = followers.add(room.index.followers, root_id, self.authors.index(user_id))
+        else:
+            changed = followers.remove(room.index.followers, root_id, self.authors.find(user_id))
+        if changed:
+            self.indexes.changed(room)
 
     def view(self, room_id: str, message_id: str) -> MessageView | None:
         """The message's view if it is in the hot window (else see ``ColdReader``)."""
@@ -272,106 +294,15 @@ class RoomDirectory:
         else:
             self._apply_message(room, rec)
 
-    def _same_id(self, message_id: str) -> str:
+    def same_id(self, message_id: str) -> str:
         known = self.messages.get(message_id) if message_id else None
         return known.id if known is not None else message_id
 
     def _apply_message(self, room: RoomView, rec: Recorded) -> None:
-        ev, env = rec.envelope.event, rec.envelope
-        self.indexes.changed(room)  # posts, touches, retractions (resident: prepared)
-        if isinstance(ev, AttachmentUploaded):
-            self.attachments[ev.attachment_id] = AttachmentView(
-                ev.attachment_id,
-                room.id,
-                ev.author_id,
-                ev.name_enc,
-                ev.content_type,
-                ev.size,
-                ev.epoch,
-            )
-            return
-        if isinstance(ev, MessagePosted):
-            # Shared strings (room, author, the ids a reply names): one
-            # object each instead of one per message.
-            posted = MessageView(
-                env.id,
-                room.id,
-                sys.intern(ev.author_id),
-                rec.seq,
-                env.at_ms,
-                ev.body,
-                env.id,
-                ev.epoch,
-                self._same_id(ev.in_reply_to),
-                self._same_id(ev.thread_root),
-                ev.echo,
-                attachments=ev.attachments,
-            )
-            self.messages[env.id] = posted
-            room.hot[rec.seq] = posted
-            if ev.attachments:
-                room.attached[rec.seq] = ev.attachments
-            replied = room.posts.find(ev.in_reply_to) if ev.in_reply_to else -1
-            author = self.authors.index(ev.author_id)
-            room.authors.add(author)
-            room.last_post_seq = rec.seq
-            room.posts.add(
-                env.id,
-                rec.seq,
-                author,
-                ev.thread_root,
-                room.posts.authors[replied] if replied >= 0 else -1,
-                ev.echo,
-            )
-            if ev.thread_root:
-                room.threads.setdefault(ev.thread_root, Timeline()).add(rec.seq)
-                root = self.messages.get(ev.thread_root)
-                if root is not None:
-                    root.reply_count += 1
-                if (at := room.posts.find(ev.thread_root)) >= 0:  # its reply count moved
-                    self.cold_pages.forget(room.id, room.posts.seqs[at])
-            if not ev.thread_root or ev.echo:
-                room.timeline.add(rec.seq)
-                room.unread.posted(ev.author_id, rec.seq)
-            self._settle(room)
-            return
-        # Before the lookup: on replay a retracted message's post is erased
-        # from the stream, but its pin (and the retraction) are not.
-        apply_pin(room.pins, ev)
-        msg = self.messages.get(getattr(ev, "target_id", ""))
-        if msg is None or msg.room_id != room.id:
-            apply_cold(self, room, rec)
-            return
-        if isinstance(ev, MessageEdited | MessageRetracted | ReactionChanged):
-            room.touches.add(msg.seq, rec.seq)
-            self.cold_pages.forget(room.id, msg.seq)
-        if isinstance(ev, MessageEdited):
-            if not msg.retracted:
-                msg.body, msg.body_event_id, msg.epoch = ev.body, env.id, ev.epoch
-                msg.edited_ms = env.at_ms
-        elif isinstance(ev, MessageRetracted):
-            if (at := room.posts.find(msg.id)) >= 0:
-                room.posts.retract(at)
-            if not msg.retracted and (not msg.thread_root or msg.echo):
-                room.unread.retract(msg.author_id, msg.seq)
-            msg.retracted, msg.body, msg.reactions = True, "", {}
-            room.tombstones[msg.seq] = msg
-            room.attached.pop(msg.seq, None)
-            for att in msg.attachments:
-                if att in self.attachments:
-                    self.attachments[att].removed = True
-        elif isinstance(ev, ReactionChanged):
-            key = stored_reaction(ev.shortcode)
-            users = msg.reactions.setdefault(key, [])
-            if ev.added and ev.user_id not in users:
-                users.append(sys.intern(ev.user_id))
-            elif not ev.added and ev.user_id in users:
-                users.remove(ev.user_id)
-            if not users:
-                del msg.reactions[key]
+        apply_message(self, room, rec)  # also the cold path's fold (fold.py)
 
     # --- the hot window (actors/rooms/hot.py) ----------------------------------------
-    def _settle(self, room: RoomView) -> None:
+    def settle(self, room: RoomView) -> None:
         """After a post: views below the room's window leave, and so do those
         of the least recently used room beyond ``hot_rooms``."""
         for view in self.hot.leaving(room):

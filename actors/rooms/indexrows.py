@@ -18,7 +18,7 @@ from actors.rooms.unread import UnreadIndex
 from actors.rooms.views import RoomIndex, Timeline
 
 
-def _b64(seqs: array[int]) -> str:
+def _b64(seqs: array[int]) -> str:  # any array: its machine bytes
     return base64.b64encode(seqs.tobytes()).decode()
 
 
@@ -39,6 +39,7 @@ def index_row(index: RoomIndex, authors: Authors) -> dict[str, Any]:
         "touches": index.touches.export(),
         "posts": index.posts.export(),
         "attached": {str(seq): list(a) for seq, a in index.attached.items()},
+        "followers": {root: _b64(users) for root, users in index.followers.items() if users},
     }
 
 
@@ -52,4 +53,11 @@ def index_from_row(row: dict[str, Any], authors: Authors) -> RoomIndex:
         touches=TouchIndex.restore(row["touches"]),
         posts=Posts.restore(row["posts"]),
         attached={int(seq): tuple(a) for seq, a in row["attached"].items()},
+        followers={sys.intern(root): _users(u) for root, u in row["followers"].items()},
     )
+
+
+def _users(text: str) -> array[int]:
+    users = array("i")
+    users.frombytes(base64.b64decode(text))
+    return users

@@ -80,7 +80,8 @@ def estimate(index: RoomIndex) -> int:
     big room (10 % thread replies): 0.64x the measured size at 11k posts
     (small id tables and fixed costs weigh more), 1.1x at 113k. Per post:
     the columns and timeline/unread arrays (~45 B) and 12 B per id-index
-    slot; per thread its dict entries, timeline and root id (~450 B).
+    slot; per thread its dict entries, timeline and root id (~450 B), and
+    its followers' array (~120 B).
     """
     posts = index.posts
     return (
@@ -90,6 +91,7 @@ def estimate(index: RoomIndex) -> int:
         + 16 * len(index.touches)
         + 450 * len(index.threads)
         + 200 * len(index.attached)
+        + 120 * len(index.followers)
     )
 
 

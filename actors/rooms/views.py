@@ -93,6 +93,9 @@ class RoomIndex:
     # Attachments of messages that have some, by the message's seq: what a
     # retraction of a cold message marks removed.
     attached: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    # Who follows each thread (notifications: THREAD_REPLY), by root id: sorted
+    # interned user numbers (``Authors``), written by the notification feed.
+    followers: dict[str, array[int]] = attrs.Factory(dict)
 
 
 # A retracted view that left the hot window while its room's index was not

@@ -224,7 +224,7 @@ def resolve_mentions_room(msg: MessageView, info: Info) -> bool:
 
 @notify_message.field("viewerFollowsThread")
 def resolve_follows(msg: MessageView, info: Info) -> bool:
-    return _service(info).feed.follows_thread(viewer_of(info).id, msg.id)
+    return _service(info).feed.follows_thread(viewer_of(info).id, msg.room_id, msg.seq)
 
 
 @notify_message.field("threadUnreadCount")
@@ -232,7 +232,8 @@ async def resolve_thread_unread_count(msg: MessageView, info: Info) -> int | Non
     me = viewer_of(info).id
     service = _service(info)
     room = info.context.services.messaging.rooms.rooms.get(msg.room_id)
-    if room is None or me not in room.members or not service.feed.follows_thread(me, msg.id):
+    follows = service.feed.follows_thread(me, msg.room_id, msg.seq)
+    if room is None or me not in room.members or not follows:
         return None
     return await service.thread_unread(me, room, msg.id)
 

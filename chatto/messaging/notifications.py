@@ -139,21 +139,25 @@ class Notifications:
         """Followed threads still readable, newest root first, with unread
         counts. One marker read per thread, ``MARKER_READS`` at a time.
         """
-        wanted: list[tuple[RoomView, str]] = []
-        for root_id, room_id in self.feed.followed(user_id).items():
+        wanted: list[tuple[RoomView, int]] = []
+        for room_id, seq in self.feed.followed(user_id):
             room = self._rooms.rooms.get(room_id)
-            await self._rooms.ensure(room_id)
-            root = self._rooms.facts(room_id, root_id)
-            if room is None or root is None or root.retracted or user_id not in room.members:
+            if room is None or user_id not in room.members:
                 continue
-            wanted.append((room, root_id))
+            await self._rooms.ensure(room_id)
+            at = room.posts.at_seq(seq)
+            if at >= 0 and not room.posts.flags[at] & RETRACTED:
+                wanted.append((room, seq))
         out: list[FollowedThread] = []
 
-        async def one(item: tuple[RoomView, str]) -> None:
-            room, root_id = item
-            root = await self._cold.message(room.id, root_id)  # an old root: from the stream
-            if root is not None:
-                unread = await self.thread_unread(user_id, room, root_id)
+        async def one(item: tuple[RoomView, int]) -> None:
+            room, seq = item
+            root = room.hot.get(seq)
+            if root is None:  # an old root: from the stream
+                found = await self._cold.views(room.id, [seq])
+                root = found[0] if found and found[0].seq == seq else None
+            if root is not None and not root.retracted:
+                unread = await self.thread_unread(user_id, room, root.id)
                 out.append(FollowedThread(room, root, unread))
 
         await for_each_bounded(wanted, one, MARKER_READS)
