@@ -152,7 +152,7 @@ async def test_a_restore_loads_no_index_and_refuses_missing_objects() -> None:
     assert all(ref.startswith(PREFIX) for ref in refs) and refs <= set(objects.data)
     # No body, no user id in an index object: seqs, hashes, numbers, flags.
     for ref in refs:
-        assert decode_index(objects.data[ref], lazy.authors).posts.seqs
+        assert decode_index(objects.data[ref], lazy.authors, "").posts.seqs
         text = zlib.decompress(objects.data[ref][len(MAGIC) :]).decode()
         assert "sealed" not in text and not any(u in text for u in USERS)
     again = RoomDirectory(0, 5, 2, 1, objects)

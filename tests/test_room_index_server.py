@@ -22,14 +22,16 @@ import httpx
 import trio
 
 from actors.rooms.resident import PREFIX
+from chatto.messaging.attachments import Upload
 from chatto.messaging.history import encode_cursor
 from chatto.messaging.service import MessagingService
 from chatto.services import Services
 from chatto.snapshot_store import NatsIndexObjects
-from tests.authflow import login_token
+from tests.authflow import bearer, login_token
 from tests.conftest import ConfigFactory, NatsProc
 from tests.liveclient import live_client
 from tests.test_hot_window_server import PW, _users
+from tests.test_messaging import ok
 from tests.test_snapshots import _run
 
 LIVE = """subscription { myEvents { type roomId eventId seq unreadCount mentionCount
@@ -98,6 +100,13 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
         for r in rooms:
             for user in (bob, carol):
                 await m.join(user, r)
+        # Attachments of old messages: in the room's index, read back with it.
+        files = {}
+        for name in ("kept", "gone"):
+            att = await s.attachments.upload(
+                alice, rooms[0], Upload(f"{name}.txt", "text/plain", name.encode())
+            )
+            files[name] = att.id, (await m.post(alice, rooms[0], name, attachments=(att.id,))).id
         posted: dict[str, list[str]] = {r: [] for r in rooms}
         for i in range(20):
             for r in rooms:
@@ -119,6 +128,29 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
             await m.post(carol, main, "an answer", in_reply_to=replied)
             await _park(s, side, alice, main)
             await m.retract(bob, main, gone, False)
+            await _park(s, side, alice, main)
+            await m.retract(alice, main, files["gone"][1], False)
+            await _park(s, side, alice, main)
+            # Served from an index that is not in memory; a retracted message's file is gone.
+            async with httpx.AsyncClient(base_url=lazy.url, timeout=20) as c:
+                kept = await c.get(
+                    f"/assets/attachments/{main}/{files['kept'][0]}", headers=bearer(ta)
+                )
+                assert kept.status_code == 200 and kept.content == b"kept"
+                await _park(s, side, alice, main)
+                gone_file = f"/assets/attachments/{main}/{files['gone'][0]}"
+                assert (await c.get(gone_file, headers=bearer(ta))).status_code == 404
+                await _park(s, side, alice, main)
+                listed = await ok(
+                    c,
+                    ta,
+                    "query($r: ID!, $e: ID!) { room(id: $r) { event(id: $e) { attachments { id name } } } }",
+                    r=main,
+                    e=files["kept"][1],
+                )
+                assert listed["room"]["event"]["attachments"] == [
+                    {"id": files["kept"][0], "name": "kept.txt"}
+                ]
             await _park(s, side, alice, main)
             await m.mark_read(alice, main, posted[main][10], "")
             await _park(s, side, alice, main)

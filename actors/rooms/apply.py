@@ -29,7 +29,8 @@ def apply_message(rooms: RoomDirectory, room: RoomView, rec: Recorded) -> None:
     ev, env = rec.envelope.event, rec.envelope
     rooms.indexes.changed(room)  # posts, touches, retractions (resident: prepared)
     if isinstance(ev, AttachmentUploaded):
-        rooms.attachments[ev.attachment_id] = AttachmentView(
+        rooms.authors.index(ev.author_id)  # stored by number in the room's index
+        room.attachments[ev.attachment_id] = AttachmentView(
             ev.attachment_id,
             room.id,
             ev.author_id,
@@ -106,9 +107,7 @@ def apply_message(rooms: RoomDirectory, room: RoomView, rec: Recorded) -> None:
         msg.retracted, msg.body, msg.reactions = True, "", {}
         room.tombstones[msg.seq] = msg
         room.attached.pop(msg.seq, None)
-        for att in msg.attachments:
-            if att in rooms.attachments:
-                rooms.attachments[att].removed = True
+        room.remove_attachments(msg.attachments)
     elif isinstance(ev, ReactionChanged):
         key = stored_reaction(ev.shortcode)
         users = msg.reactions.setdefault(key, [])

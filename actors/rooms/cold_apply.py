@@ -37,9 +37,7 @@ def apply_cold(rooms: RoomDirectory, room: RoomView, rec: Recorded) -> None:
     root = rooms.messages.get(facts.thread_root) if facts.thread_root else None
     if root is not None:
         root.reply_count -= 1
-    for att in room.attached.pop(facts.seq, ()):
-        if att in rooms.attachments:
-            rooms.attachments[att].removed = True
+    room.remove_attachments(room.attached.pop(facts.seq, ()))
     rooms.cold_pages.forget_room(room.id)
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import attrs
-
 from actors.events import Recorded
 from actors.notifications.events import ThreadFollowed, ThreadUnfollowed
 from actors.rooms import followers
@@ -91,16 +89,15 @@ class RoomDirectory:
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
         self.groups: dict[str, GroupView] = {}
-        self.attachments: dict[str, AttachmentView] = {}
 
     def export_state(self, inline: bool = False) -> dict[str, Any]:
-        """Rooms, messages (rows in field order), groups, attachments, member index."""
+        """Rooms (attachments in their indexes), messages (rows in field order),
+        groups, member index."""
         return {
             "rooms": {i: room_row(r, self.indexes.entry(r, inline)) for i, r in self.rooms.items()},
             "messages": {i: message_row(m) for i, m in self.messages.items()},
             "by_member": {u: sorted(r) for u, r in self.by_member.items()},
             "groups": {i: g.name for i, g in self.groups.items()},
-            "attachments": {i: list(attrs.astuple(a)) for i, a in self.attachments.items()},
             "authors": self.authors.export(),
             "hot_rooms": list(self.hot.rooms),
         }
@@ -123,7 +120,6 @@ class RoomDirectory:
             self._evict(room, view)
         self.by_member = {u: set(r) for u, r in state["by_member"].items()}
         self.groups = {i: GroupView(i, name) for i, name in state["groups"].items()}
-        self.attachments = {i: AttachmentView(*row) for i, row in state["attachments"].items()}
 
     async def ensure(self, *room_ids: str) -> None:
         """Load the history indexes of these rooms (unknown ids are skipped).
@@ -202,6 +198,11 @@ class RoomDirectory:
             changed = followers.remove(room.index.followers, root_id, self.authors.find(user_id))
         if changed:
             self.indexes.changed(room)
+
+    def attachment(self, room_id: str, att_id: str) -> AttachmentView | None:
+        """The room's attachment (its index must be resident: ``ensure``)."""
+        room = self.rooms.get(room_id)
+        return room.attachments.get(att_id) if room is not None else None
 
     def view(self, room_id: str, message_id: str) -> MessageView | None:
         """The message's view if it is in the hot window (else see ``ColdReader``)."""
@@ -288,9 +289,10 @@ class RoomDirectory:
             room.members.discard(ev.user_id)
             self.by_member.pop(ev.user_id, None)
             self.cold_pages.forget_room(room.id)
-            for att in self.attachments.values():
-                if att.author_id == ev.user_id and att.room_id == room.id:
+            for att in room.attachments.values():  # resident: a room event (prepare)
+                if att.author_id == ev.user_id:
                     att.removed = True
+            self.indexes.changed(room)
         else:
             self._apply_message(room, rec)
 

@@ -15,7 +15,7 @@ from typing import Any
 from actors.rooms.index import Authors, Posts
 from actors.rooms.touches import TouchIndex
 from actors.rooms.unread import UnreadIndex
-from actors.rooms.views import RoomIndex, Timeline
+from actors.rooms.views import AttachmentView, RoomIndex, Timeline
 
 
 def _b64(seqs: array[int]) -> str:  # any array: its machine bytes
@@ -40,10 +40,15 @@ def index_row(index: RoomIndex, authors: Authors) -> dict[str, Any]:
         "posts": index.posts.export(),
         "attached": {str(seq): list(a) for seq, a in index.attached.items()},
         "followers": {root: _b64(users) for root, users in index.followers.items() if users},
+        # Authors by number (no user id); names are sealed under the author's key.
+        "attachments": {
+            i: [authors.find(a.author_id), a.name_enc, a.content_type, a.size, a.epoch, a.removed]
+            for i, a in index.attachments.items()
+        },
     }
 
 
-def index_from_row(row: dict[str, Any], authors: Authors) -> RoomIndex:
+def index_from_row(row: dict[str, Any], authors: Authors, room_id: str) -> RoomIndex:
     unread = dict(row["unread"])
     unread["by_author"] = {authors.ids[int(n)]: s for n, s in unread["by_author"].items()}
     return RoomIndex(
@@ -54,6 +59,10 @@ def index_from_row(row: dict[str, Any], authors: Authors) -> RoomIndex:
         posts=Posts.restore(row["posts"]),
         attached={int(seq): tuple(a) for seq, a in row["attached"].items()},
         followers={sys.intern(root): _users(u) for root, u in row["followers"].items()},
+        attachments={
+            i: AttachmentView(i, room_id, authors.ids[n], name, ctype, size, epoch, removed)
+            for i, (n, name, ctype, size, epoch, removed) in row["attachments"].items()
+        },
     )
 
 

@@ -81,7 +81,7 @@ def estimate(index: RoomIndex) -> int:
     (small id tables and fixed costs weigh more), 1.1x at 113k. Per post:
     the columns and timeline/unread arrays (~45 B) and 12 B per id-index
     slot; per thread its dict entries, timeline and root id (~450 B), and
-    its followers' array (~120 B).
+    its followers' array (~120 B); per attachment its view (~400 B).
     """
     posts = index.posts
     return (
@@ -92,6 +92,7 @@ def estimate(index: RoomIndex) -> int:
         + 450 * len(index.threads)
         + 200 * len(index.attached)
         + 120 * len(index.followers)
+        + 400 * len(index.attachments)
     )
 
 
@@ -101,12 +102,12 @@ def encode_index(index: RoomIndex, authors: Authors) -> bytes:
     return MAGIC + zlib.compress(text.encode(), 6)
 
 
-def decode_index(data: bytes, authors: Authors) -> RoomIndex:
+def decode_index(data: bytes, authors: Authors, room_id: str) -> RoomIndex:
     """The index in ``data``; ``ValueError`` if it is not an index object."""
     if not data.startswith(MAGIC):
         raise ValueError("not a room index object")
     row: dict[str, Any] = json.loads(zlib.decompress(data[len(MAGIC) :]))
-    return index_from_row(row, authors)
+    return index_from_row(row, authors, room_id)
 
 
 class IndexCache:
@@ -208,7 +209,7 @@ class IndexCache:
         for room in wanted:
             if room.resident is None:
                 try:
-                    index = await self._load(room.index_ref)
+                    index = await self._load(room.index_ref, room.id)
                 except (SnapshotError, ValueError):
                     if room.resident is None:
                         raise
@@ -223,13 +224,13 @@ class IndexCache:
             self.pinned = keep
         self._trim(keep | self.pinned)
 
-    async def _load(self, name: str) -> RoomIndex:
+    async def _load(self, name: str, room_id: str) -> RoomIndex:
         if not name:
             return RoomIndex()
         if self.objects is None:
             raise ValueError(f"room index {name} referenced without a snapshot store")
         data = await self.objects.get(name)
-        return await trio.to_thread.run_sync(decode_index, data, self.authors)
+        return await trio.to_thread.run_sync(decode_index, data, self.authors, room_id)
 
     def _apply_pending(self, room: RoomView) -> None:
         for seq, root, main, tombstone in room.pending:

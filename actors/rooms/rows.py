@@ -59,7 +59,7 @@ def room_from_row(row: list[Any], messages: dict[str, MessageView], authors: Aut
     room.pending = [(int(s), sys.intern(str(t)), bool(m), bool(b)) for s, t, m, b in pending]
     room.authors, room.last_post_seq = {int(a) for a in posters}, int(last_post_seq)
     if "inline" in index:
-        room.resident = index_from_row(index["inline"], authors)
+        room.resident = index_from_row(index["inline"], authors, room.id)
     else:
         room.resident, room.index_ref = None, str(index["ref"])
     return room

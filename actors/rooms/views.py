@@ -96,6 +96,9 @@ class RoomIndex:
     # Who follows each thread (notifications: THREAD_REPLY), by root id: sorted
     # interned user numbers (``Authors``), written by the notification feed.
     followers: dict[str, array[int]] = attrs.Factory(dict)
+    # The room's uploaded attachments by id (sealed names; read to serve a
+    # download or a message's list, marked removed by a retraction or purge).
+    attachments: dict[str, AttachmentView] = attrs.Factory(dict)
 
 
 # A retracted view that left the hot window while its room's index was not
@@ -165,6 +168,16 @@ class RoomView:
     @property
     def attached(self) -> dict[int, tuple[str, ...]]:
         return self.index.attached
+
+    @property
+    def attachments(self) -> dict[str, AttachmentView]:
+        return self.index.attachments
+
+    def remove_attachments(self, ids: tuple[str, ...]) -> None:
+        for att_id in ids:
+            att = self.index.attachments.get(att_id)
+            if att is not None:
+                att.removed = True
 
 
 @attrs.define

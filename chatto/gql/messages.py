@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ariadne import MutationType, ObjectType
 
-from actors.rooms.directory import AttachmentView, MessageView
+from actors.rooms.directory import AttachmentView, MessageView, RoomDirectory
 from actors.rooms.reactions import reaction_emoji
 from actors.rooms.rules import check_client_key
 from chatto.errors import ForbiddenError, InvalidInputError
@@ -112,9 +112,32 @@ def resolve_reaction_mine(reaction: dict[str, Any], info: Info) -> bool:
 
 
 @message_type.field("attachments")
-def resolve_attachments(msg: MessageView, info: Info) -> list[AttachmentView]:
-    atts = info.context.services.messaging.rooms.attachments
+def resolve_attachments(
+    msg: MessageView, info: Info
+) -> list[AttachmentView] | Awaitable[list[AttachmentView]]:
+    # The room's attachments are in its history index: synchronous when it is
+    # in memory (a page or live event of an active room), else loaded first.
+    if not msg.attachments:
+        return []
+    rooms = info.context.services.messaging.rooms
+    room = rooms.rooms.get(msg.room_id)
+    if room is None:
+        return []
+    if room.resident is not None:
+        return _listed(room.attachments, msg)
+    if info.context.sync_only:
+        raise NotReady("room index not in memory")
+    return _attachments_loaded(rooms, msg)
+
+
+def _listed(atts: dict[str, AttachmentView], msg: MessageView) -> list[AttachmentView]:
     return [atts[a] for a in msg.attachments if a in atts and not atts[a].removed]
+
+
+async def _attachments_loaded(rooms: RoomDirectory, msg: MessageView) -> list[AttachmentView]:
+    await rooms.ensure(msg.room_id)
+    room = rooms.rooms.get(msg.room_id)
+    return _listed(room.attachments, msg) if room is not None else []
 
 
 @attachment_type.field("name")

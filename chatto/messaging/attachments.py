@@ -90,7 +90,11 @@ class Attachments:
         cmd = RegisterAttachment(author, att_id, name, ctype[:100], len(file.data), key.epoch)
         done = await self._actors.ask("room", room_id, cmd)
         await self._projector.wait_for(done.last_seq)
-        return self._rooms.attachments[att_id]
+        await self._rooms.ensure(room_id)
+        att = self._rooms.attachment(room_id, att_id)
+        if att is None:
+            raise NotFoundError("no such room")  # deleted meanwhile
+        return att
 
     async def name(self, att: AttachmentView) -> str | None:
         key = await self._keys.key_for(att.author_id, att.epoch)
@@ -100,8 +104,9 @@ class Attachments:
         return aead.open_sealed(key, base64.urlsafe_b64decode(att.name_enc), ctx).decode()
 
     async def read(self, room_id: str, att_id: str) -> tuple[AttachmentView, bytes]:
-        att = self._rooms.attachments.get(att_id)
-        if att is None or att.room_id != room_id or att.removed:
+        await self._rooms.ensure(room_id)
+        att = self._rooms.attachment(room_id, att_id)
+        if att is None or att.removed:
             raise NotFoundError("no such attachment")
         blob = await self._bridge.obj_get(OBJECTS, attachment_object(room_id, att_id))
         key = await self._keys.key_for(att.author_id, att.epoch)
