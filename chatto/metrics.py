@@ -268,7 +268,7 @@ class StatsCollector(Collector):
         )
         dirty = cache["index_dirty"]
         yield _gauge("chatto_index_dirty", "Resident indexes changed since stored.", dirty)
-        for name in ("loaded", "evicted", "written", "deleted"):
+        for name in ("loaded", "evicted", "written", "deleted", "swept"):
             help_text = f"Room history index objects {name}."
             yield _counter(f"chatto_index_{name}", help_text, cache[f"index_{name}"])
         yield _gauge(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
+from datetime import datetime
 
 import nats.js.errors
 from nats.js.api import ObjectMeta, ObjectMetaOptions
@@ -146,14 +148,33 @@ class NatsIndexObjects:
         await self._bridge.call(lambda: js.purge_stream(OBJECT_STREAM, subject=meta))
 
     async def names(self, prefix: str) -> set[str]:
+        return set(await self.listing(prefix))
+
+    async def listing(self, prefix: str) -> dict[str, float]:
         js = self._bridge.js
 
-        async def names() -> set[str]:
+        async def listing() -> dict[str, float]:
             store = await js.object_store(SNAPSHOTS)
             try:
                 infos = await store.list(ignore_deletes=True)
             except nats.js.errors.NotFoundError:
-                return set()
-            return {i.name for i in infos if i.name and i.name.startswith(prefix)}
+                return {}
+            return {i.name: _unix(i.mtime) for i in infos if i.name and i.name.startswith(prefix)}
 
-        return await self._bridge.call(names)
+        return await self._bridge.call(listing)
+
+
+def _unix(mtime: str | None) -> float:
+    """An object's modification time (RFC 3339, maybe nanoseconds) as Unix
+    seconds; now if absent or unreadable, so it counts as just written."""
+    if mtime:
+        text = mtime.replace("Z", "+00:00")
+        head, dot, rest = text.partition(".")
+        if dot:  # at most microseconds for fromisoformat
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError:
+            pass
+    return time.time()

@@ -38,6 +38,8 @@ class Objects:
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
+        self.stored: dict[str, float] = {}  # when, by ``now``
+        self.now = 1_800_000_000.0
         self.gets = 0
 
     async def get(self, name: str) -> bytes:
@@ -46,12 +48,20 @@ class Objects:
 
     async def put(self, name: str, data: bytes) -> None:
         self.data[name] = data
+        self.stored[name] = self.now
 
     async def delete(self, name: str) -> None:
         del self.data[name]
 
     async def names(self, prefix: str) -> set[str]:
         return {n for n in self.data if n.startswith(prefix)}
+
+    async def listing(self, prefix: str) -> dict[str, float]:
+        return {n: self.stored[n] for n in self.data if n.startswith(prefix)}
+
+    def indexes(self) -> set[str]:
+        """The room index objects (not the processes' manifests)."""
+        return {n for n in self.data if n.startswith(PREFIX)}
 
 
 class Twins:
@@ -182,11 +192,11 @@ async def test_superseded_objects_are_deleted_one_snapshot_later() -> None:
         refs.append(lazy.rooms[ROOMS[0]].index_ref)
     assert len(set(refs)) == 4
     # The newest and the one it replaced (one snapshot of grace); older ones gone.
-    assert set(objects.data) == set(refs[-2:])
+    assert objects.indexes() == set(refs[-2:])
     # Nothing changed: nothing written, the referenced object stays.
     await lazy.persist_objects(twins.seq)
     await lazy.snapshot_saved()
-    assert set(objects.data) == {refs[-1]} and lazy.rooms[ROOMS[0]].index_ref == refs[-1]
+    assert objects.indexes() == {refs[-1]} and lazy.rooms[ROOMS[0]].index_ref == refs[-1]
 
 
 async def test_without_a_store_nothing_is_evicted() -> None:
@@ -245,7 +255,7 @@ async def test_without_snapshots_a_replay_spills_changed_indexes_beyond_the_boun
         twins.posted[room_id].append(await twins.add(room_id, MessagePosted("u", "sealed", 1)))
         cache = lazy.indexes
         assert len(cache.resident) <= cache.max_rooms + len(cache.pinned)
-        most = max(most, len(objects.data))
+        most = max(most, len(objects.indexes()))
     # Rewritten objects no snapshot ever named are deleted at once.
     assert most <= len(ROOMS) and lazy.cache_statistics()["index_deleted"] > 0
     await lazy.ensure(*ROOMS)
@@ -305,7 +315,7 @@ async def test_a_replay_spills_by_bytes_too() -> None:
         resident = [r for i, r in cache.resident.items() if i not in cache.pinned]
         # Measured at the last prepare: the rooms outside this batch fit.
         assert sum(cache.sizes[r.id] for r in resident) <= cache.max_bytes
-    assert len(objects.data) >= len(ROOMS) - 2 and cache.written > len(ROOMS)
+    assert len(objects.indexes()) >= len(ROOMS) - 2 and cache.written > len(ROOMS)
     await twins.lazy.ensure(*ROOMS)
     assert twins.lazy.export_state(inline=True) == twins.full.export_state(inline=True)
 

@@ -16,12 +16,14 @@ objects are deleted; the resident count stays within its bound.
 from __future__ import annotations
 
 import json
+import time
 
 import attrs
 import httpx
 import trio
 
 from actors.rooms.resident import PREFIX
+from actors.rooms.sweep import MANIFEST
 from chatto.messaging.attachments import Upload
 from chatto.messaging.history import encode_cursor
 from chatto.messaging.service import MessagingService
@@ -199,6 +201,11 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
         refs = {r.index_ref for r in m.rooms.rooms.values() if r.index_ref}
         stored = await objects.names(PREFIX)
         assert refs <= stored and len(stored - refs) <= 1, (refs, stored)
+        # Its manifest names what it references (other processes' sweeps keep them).
+        manifest = json.loads(await objects.get(f"{MANIFEST}{m.rooms.indexes.token}"))
+        assert set(manifest["refs"]) == refs
+        listed = await objects.listing(PREFIX)
+        assert all(abs(when - time.time()) < 300 for when in listed.values()), listed
         assert stats["index_deleted"] > 0 or m.rooms.cache_statistics()["index_deleted"] > 0
         await lazy.stop()
 

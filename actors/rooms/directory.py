@@ -85,6 +85,7 @@ class RoomDirectory:
         self.hot = HotWindow(hot_messages, hot_rooms)
         self.authors = Authors()
         self.indexes = IndexCache(self.authors, index_rooms, objects, index_bytes)
+        self.indexes.refs_of = self._index_refs
         self.rooms: dict[str, RoomView] = {}
         self.messages: dict[str, MessageView] = {}
         self.by_member: dict[str, set[str]] = {}
@@ -142,6 +143,9 @@ class RoomDirectory:
         await self.indexes.ensure(rooms, pin=True)
         if batch:  # the state is as of the sequence before the batch
             await self.indexes.spill(batch[0].seq - 1)
+
+    def _index_refs(self) -> set[str]:
+        return {r.index_ref for r in self.rooms.values() if r.index_ref}
 
     async def persist_objects(self, seq: int) -> None:
         """Before a snapshot is exported: write the changed indexes as objects."""

@@ -35,9 +35,10 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import trio
@@ -45,6 +46,7 @@ import trio
 from actors.rooms.hot import drop_retracted
 from actors.rooms.index import Authors
 from actors.rooms.indexrows import index_from_row, index_row
+from actors.rooms.sweep import MANIFEST_EVERY, sweep, write_manifest
 from actors.rooms.views import RoomIndex, RoomView
 from actors.snapshot import SnapshotError
 from chatto.concurrency import for_each_bounded
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 PREFIX = "idx.room."
 # Index objects written at once when a snapshot (or a spill) writes many.
 WRITES_AT_ONCE = 8
+# Saves between sweeps for objects nobody references (sweep.py): at the
+# default 300 s snapshot interval, hourly.
+SWEEP_EVERY = 12
 MAGIC = b"chatto-room-index-1\n"
 
 
@@ -70,6 +75,10 @@ class IndexObjects(Protocol):
 
     async def names(self, prefix: str) -> set[str]:
         """Names of the stored objects that start with ``prefix``."""
+        ...
+
+    async def listing(self, prefix: str) -> dict[str, float]:
+        """The same, each with when it was stored (Unix seconds)."""
         ...
 
 
@@ -140,6 +149,13 @@ class IndexCache:
         self._unsaved: set[str] = set()
         self._superseded: list[str] = []  # replaced since the last saved snapshot
         self._grace: list[str] = []  # replaced before it: deleted at the next save
+        # Every object this process references (the directory sets it): its
+        # manifest, so other processes' sweeps keep them (sweep.py).
+        self.refs_of: Callable[[], set[str]] = set
+        self.clock: Callable[[], float] = time.time
+        self.swept = 0
+        self._saves = 0
+        self._manifest_at = 0.0
 
     def track(self, room: RoomView, dirty: bool = False) -> None:
         """A room whose index is resident (created, restored inline or loaded)."""
@@ -182,6 +198,13 @@ class IndexCache:
         for room in rooms:
             if room.resident is not None:
                 self.track(room, dirty=True)
+        if self.objects is not None:  # what it restored is referenced from now on
+            await self._manifest()
+
+    async def _manifest(self) -> None:
+        assert self.objects is not None
+        self._manifest_at = self.clock()
+        await write_manifest(self.objects, self.token, self.refs_of(), self._manifest_at)
 
     def entry(self, room: RoomView, inline: bool = False) -> dict[str, Any]:
         """A snapshot's reference to the room's index: the stored object's name
@@ -298,6 +321,8 @@ class IndexCache:
             return
         await self._write_all(self._excess(), seq)
         self._trim(self.pinned)
+        if self.clock() - self._manifest_at > MANIFEST_EVERY:  # a long replay
+            await self._manifest()
 
     async def _write_all(self, rooms: list[RoomView], seq: int) -> None:
         """Write these rooms' indexes, ``WRITES_AT_ONCE`` at a time: the caller
@@ -340,6 +365,11 @@ class IndexCache:
             log.debug("deleting superseded room index object %s", name)
             await self.objects.delete(name)
             self.deleted += 1
+        await self._manifest()
+        self._saves += 1
+        if self._saves % SWEEP_EVERY == 1:  # the first save after a start, then hourly
+            own = self.refs_of() | set(self._grace)
+            self.swept += await sweep(self.objects, PREFIX, self.token, own, self.clock())
 
     async def check_refs(self, refs: set[str]) -> None:
         """``ValueError`` unless every referenced object is stored (else: replay)."""
@@ -364,4 +394,5 @@ class IndexCache:
             "index_evicted": self.evicted,
             "index_written": self.written,
             "index_deleted": self.deleted,
+            "index_swept": self.swept,
         }
