@@ -12,6 +12,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from actors.server import SetServerProfile
+from chatto.config_schema import CacheConfig
 from chatto.gql.schema import load_sdl
 from chatto.logs import JsonFormatter, TextFormatter
 from tests.conftest import ServerHandle
@@ -44,8 +45,11 @@ async def test_health_ready_server_info_and_headers(chatto: ServerHandle) -> Non
             assert ready["ready"] is True and all(ready["checks"].values())
             # The cold-history cache (issue #22) is reported, never a check.
             assert ready["cache"]["max_pages"] == 256 and ready["cache"]["pages"] == 0
-            assert ready["cache"]["max_hot_messages"] == 200
-            assert ready["cache"]["max_hot_rooms"] == 2000 and ready["cache"]["hot_evicted"] == 0
+            cache = ready["cache"]
+            assert cache["max_hot_messages"] == CacheConfig().hot_messages == 100
+            assert cache["max_hot_rooms"] == CacheConfig().hot_rooms == 500
+            assert cache["hot_evicted"] == 0 and cache["index_swept"] == 0
+            assert cache["max_index_bytes"] == 64 << 20 and cache["index_bytes"] > 0
             info = (await c.get("/api/server")).json()
             assert info["name"] == "Chatto" and info["graphql"] == "/api/graphql"
             nf = await c.get("/nope")
