@@ -182,7 +182,7 @@ class CacheConfig:
 
     Defaults for a 1 GB host: at most 500 x 2 x 100 = 100k views (~1.7 KB
     each with short messages: ~170 MB at worst, about half that typically),
-    64 MiB of indexes, 256 pages (~8 MB).
+    128 MiB of indexes (the whole index of ~1M messages), 256 pages (~8 MB).
 
     ``actor_hot_messages``: messages a room's write-side actor keeps whole
     (the newest and those changed last); it reads older ones back from the
@@ -193,7 +193,7 @@ class CacheConfig:
     hot_messages: int = 100
     hot_rooms: int = 500
     index_rooms: int = 2000
-    index_mb: int = 64
+    index_mb: int = 128
     actor_hot_messages: int = 500
 
 

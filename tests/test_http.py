@@ -49,7 +49,7 @@ async def test_health_ready_server_info_and_headers(chatto: ServerHandle) -> Non
             assert cache["max_hot_messages"] == CacheConfig().hot_messages == 100
             assert cache["max_hot_rooms"] == CacheConfig().hot_rooms == 500
             assert cache["hot_evicted"] == 0 and cache["index_swept"] == 0
-            assert cache["max_index_bytes"] == 64 << 20 and cache["index_bytes"] > 0
+            assert cache["max_index_bytes"] == 128 << 20 and cache["index_bytes"] > 0
             info = (await c.get("/api/server")).json()
             assert info["name"] == "Chatto" and info["graphql"] == "/api/graphql"
             nf = await c.get("/nope")

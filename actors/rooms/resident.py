@@ -106,9 +106,11 @@ def estimate(index: RoomIndex) -> int:
 
 
 def encode_index(index: RoomIndex, authors: Authors) -> bytes:
-    """An index object's bytes: deterministic JSON of the arrays (base64), zlib."""
+    """An index object's bytes: deterministic JSON of the arrays (base64), zlib level 1
+    (2.4x faster than level 6 on a 100k-post index, 10 % bigger: a spill or
+    snapshot writes many)."""
     text = json.dumps(index_row(index, authors), sort_keys=True, separators=(",", ":"))
-    return MAGIC + zlib.compress(text.encode(), 6)
+    return MAGIC + zlib.compress(text.encode(), 1)
 
 
 def decode_index(data: bytes, authors: Authors, room_id: str) -> RoomIndex:
