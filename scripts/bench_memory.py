@@ -334,7 +334,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await bootstrap_storage(bridge)
             rest = max(1000, args.events - args.big_room)
             print(f"writing {rest:,} + big room {args.big_room:,}", file=sys.stderr)
-            rate = await publish_all(bridge, generate(rest), rest)
+            rate = await publish_all(bridge, generate(rest, community=args.community), rest)
             await publish_all(bridge, big_room(args.big_room), args.big_room)
             head = await JetStreamEventStore(bridge).head()
             replay = await trio.to_thread.run_sync(run_child, args, nats.url, "replay")
@@ -345,6 +345,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "hot_rooms": args.hot_rooms,
                 "index_rooms": args.index_rooms,
                 "index_mb": args.index_mb,
+                "community_of_events": args.community or args.events,
                 "events": head,
                 "big_room_messages": args.big_room,
                 "write_events_per_s": round(rate),
@@ -374,6 +375,13 @@ def main() -> None:
         "--index-rooms", type=int, default=cache.index_rooms, help="[cache] index_rooms"
     )
     parser.add_argument("--index-mb", type=int, default=cache.index_mb, help="[cache] index_mb")
+    parser.add_argument(
+        "--community",
+        type=int,
+        default=0,
+        help="size users and rooms as for this many events (default: --events): "
+        "the same community with a longer history",
+    )
     parser.add_argument("--smoke", action="store_true", help="small numbers for the test")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", choices=["replay", "serve"], default=None)

@@ -80,12 +80,15 @@ def _blob(rng: random.Random, size: int) -> str:
     return base64.urlsafe_b64encode(b"\x02" + rng.randbytes(24 + size + 16)).decode()
 
 
-def generate(total: int, seed: int = 7) -> Iterator[Envelope]:
-    """``total`` events: users, rooms with members, then room traffic."""
+def generate(total: int, seed: int = 7, community: int = 0) -> Iterator[Envelope]:
+    """``total`` events: users, rooms with members, then room traffic. The
+    community (users and rooms) is sized for ``community`` events (default:
+    ``total``), so a longer history of the same community can be made."""
     rng = random.Random(seed)
     now = int(time.time() * 1000)
-    users = [new_id() for _ in range(max(10, total // 500))]
-    rooms = [new_id() for _ in range(max(2, total // 1000))]
+    size = community or total
+    users = [new_id() for _ in range(max(10, size // 500))]
+    rooms = [new_id() for _ in range(max(2, size // 1000))]
     count = 0
 
     def env(kind: str, ident: str, event: Event) -> Envelope:
