@@ -69,6 +69,7 @@ from chatto.loadtest.report import machine
 from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
 from chatto.snapshot_store import NatsIndexObjects, NatsSnapshotStore
+from chatto.tuning import tune_gc, tune_threads
 
 BIG_ROOM = "bigroom0000000000000000000"
 BIG_MEMBERS = 50
@@ -388,6 +389,8 @@ def main() -> None:
     parser.add_argument("--nats-url", default="")
     args = parser.parse_args()
     if args.child:
+        tune_gc()  # as `chatto run` does: the loop stalls are the server's
+        tune_threads()
         print(json.dumps(trio.run(child, args)))
         return
     if args.smoke:
