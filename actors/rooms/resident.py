@@ -177,10 +177,11 @@ class IndexCache:
         del self.resident[room.id]
         self.total_bytes -= self.sizes.pop(room.id, 0)
 
+    def _within(self, rooms: int, size: int) -> bool:
+        return rooms <= self.max_rooms and (self.max_bytes <= 0 or size <= self.max_bytes)
+
     def _over(self) -> bool:
-        return len(self.resident) > self.max_rooms or (
-            self.max_bytes > 0 and self.total_bytes > self.max_bytes
-        )
+        return not self._within(len(self.resident), self.total_bytes)
 
     def changed(self, room: RoomView) -> None:
         """The room's index changed: it stays resident until it is written."""
@@ -272,7 +273,7 @@ class IndexCache:
         rooms, size = len(self.resident), self.total_bytes
         victims: list[RoomView] = []
         for room_id, room in self.resident.items():
-            if rooms <= self.max_rooms and (self.max_bytes <= 0 or size <= self.max_bytes):
+            if self._within(rooms, size):
                 break
             if room_id not in self.dirty and room_id not in keep:
                 victims.append(room)
@@ -289,7 +290,7 @@ class IndexCache:
         rooms, size = len(self.resident), self.total_bytes
         out: list[RoomView] = []
         for room_id, room in self.resident.items():
-            if rooms <= self.max_rooms and (self.max_bytes <= 0 or size <= self.max_bytes):
+            if self._within(rooms, size):
                 break
             if room_id in self.pinned:
                 continue
