@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 
 import attrs
 import httpx
 import trio
 
-from actors.rooms.resident import PREFIX
+from actors.rooms.resident import MAGIC, PREFIX
 from actors.rooms.sweep import MANIFEST
 from chatto.messaging.attachments import Upload
 from chatto.messaging.history import encode_cursor
@@ -206,6 +207,13 @@ async def test_a_server_with_one_resident_index_answers_like_a_full_one(
         assert set(manifest["refs"]) == refs
         listed = await objects.listing(PREFIX)
         assert all(abs(when - time.time()) < 300 for when in listed.values()), listed
+        # What an object store copy shows: numbers, hashes, sealed names; no
+        # user id, body or file name (the attachments' names are sealed).
+        texts = [zlib.decompress((await objects.get(n))[len(MAGIC) :]).decode() for n in stored]
+        assert any(files["kept"][0] in text for text in texts)  # the attachment is in one
+        for text in texts:
+            assert not any(u in text for u in users)
+            assert "kept.txt" not in text and "message 1" not in text and "late reply" not in text
         assert stats["index_deleted"] > 0 or m.rooms.cache_statistics()["index_deleted"] > 0
         await lazy.stop()
 
