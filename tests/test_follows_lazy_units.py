@@ -16,7 +16,7 @@ from actors.notifications.feed import NotificationFeed
 from actors.notifications.follows import Follows
 from actors.rooms.directory import RoomDirectory
 from actors.rooms.events import MemberJoined, MessagePosted, RoomCreated
-from actors.rooms.resident import MAGIC
+from actors.rooms.indexblob import MAGIC
 from tests.test_room_index_lazy_units import Objects
 
 A, B = "roomA", "roomB"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from actors.rooms.directory import RoomDirectory
 from actors.rooms.events import MessagePosted, RoomCreated
-from actors.rooms.resident import MAGIC, PREFIX, SWEEP_EVERY
+from actors.rooms.indexblob import MAGIC
+from actors.rooms.resident import PREFIX, SWEEP_EVERY
 from actors.rooms.sweep import GRACE, MANIFEST, STALE_AFTER, sweep, write_manifest
 from tests.test_room_index_lazy_units import ROOMS, Objects, Twins
 

@@ -26,7 +26,8 @@ from actors.rooms.events import (
     ReactionChanged,
     RoomCreated,
 )
-from actors.rooms.resident import MAGIC, PREFIX, decode_index, estimate
+from actors.rooms.indexblob import MAGIC
+from actors.rooms.resident import PREFIX, decode_index, estimate
 from actors.rooms.views import IndexNotResident, RoomIndex
 
 ROOMS = [f"room{i}" for i in range(6)]

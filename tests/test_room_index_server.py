@@ -23,7 +23,8 @@ import attrs
 import httpx
 import trio
 
-from actors.rooms.resident import MAGIC, PREFIX
+from actors.rooms.indexblob import MAGIC
+from actors.rooms.resident import PREFIX
 from actors.rooms.sweep import MANIFEST
 from chatto.messaging.attachments import Upload
 from chatto.messaging.history import encode_cursor
