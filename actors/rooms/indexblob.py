@@ -11,9 +11,9 @@ dict of more than ``CHUNK`` entries as JSON texts of ``CHUNK`` entries each
 (``{"$dict": [i, ...]}``), and the walk that splits and joins them is
 Python, which yields the GIL every switch interval. With `chatto run`'s
 settings the longest hold while a worker thread writes a 100k-post index
-fell from ~50 to ~4 ms, while it reads one from ~20 to ~6 ms (the rest is
-zlib); writing and reading take longer in all (~195 and ~135 ms against
-~165 and ~120), in the worker thread.
+fell from 39-71 ms to 3-6 ms, while it reads one from 14-18 to 4-6 ms (the
+rest is zlib), for about the same time in all
+(``scripts/bench_index_stall.py``).
 Deterministic: the same row gives the same bytes (the snapshot store
 keeps an unchanged index's object by its digest).
 """
