@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench_memory import BIG_ROOM, big_room
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--format", type=int, choices=[1, 2], default=2)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rooms = RoomDirectory(hot_messages=50, hot_rooms=10)
     for seq, env in enumerate(big_room(args.messages), 1):
@@ -102,8 +103,10 @@ def main() -> None:
         "runs": runs,
         "machine": machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")},
     }
-    json.dump(result, sys.stdout, indent=2)
-    print()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
