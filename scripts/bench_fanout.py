@@ -51,7 +51,7 @@ from wsproto.frame_protocol import FrameProtocol
 from chatto.loadtest.accounts import VUser, prepare_rooms, prepare_users
 from chatto.loadtest.clients import MY_EVENTS_FULL
 from chatto.loadtest.params import Params
-from chatto.loadtest.report import machine, percentile
+from chatto.loadtest.report import percentile, write_report
 from chatto.loadtest.smtp_sink import SmtpSink
 from chatto.loadtest.target import TICK, _cpu_ticks, hub_counters, start_own
 
@@ -270,12 +270,8 @@ def main() -> int:
         "raw_ws_frame": raw_ws_frame(frame_size, 2_000 if args.smoke else 50_000),
         "raw_acked_publish": raw_acked_publish(200 if args.smoke else 2_000),
     }
-    result["machine"] = machine()
     result["median_note"] = "CPU time of the server process; one run"
-    text = json.dumps(result, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_report(result, args.out)
     ok = result["frames_received"] == result["frames_expected"]
     if not ok:
         print("bench_fanout: frames missing", file=sys.stderr)

@@ -21,7 +21,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from actors.events import Recorded
 from actors.rooms.directory import RoomDirectory
 from actors.rooms.indexrows import index_from_row, index_row
 from actors.rooms.resident import decode_index, encode_index
-from chatto.loadtest.report import machine
+from chatto.loadtest.report import write_report
 from chatto.tuning import tune_gc, tune_threads
 
 
@@ -101,12 +100,8 @@ def main() -> None:
         "posts": len(index.posts),
         "format": args.format,
         "runs": runs,
-        "machine": machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ CPU time of this process per delivered item. Run:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import trio
 
 from actors.hub import Hub, Subscriber
-from chatto.loadtest.report import machine
+from chatto.loadtest.report import write_report
 
 
 async def _deadline_next(sub: Subscriber, deadline: float) -> Any:
@@ -96,12 +95,8 @@ def main() -> int:
         "items": args.items,
         "delivered": delivered,
         "cpu_us_per_delivered_item": runs,
-        "machine": machine(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(report, args.out)
     return 0
 
 

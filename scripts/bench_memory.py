@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, SNAPSHOTS, bootst
 from chatto.config_schema import CacheConfig
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
-from chatto.loadtest.report import machine
+from chatto.loadtest.report import write_report
 from chatto.messaging.cold import ColdReader
 from chatto.messaging.history import History, encode_cursor
 from chatto.snapshot_store import NatsIndexObjects, NatsSnapshotStore
@@ -398,11 +397,7 @@ def main() -> None:
     if args.big_room is None:
         args.big_room = min(100_000, args.events // 5)
     result = trio.run(bench, args)
-    result["machine"] = machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,12 @@ import argparse
 import asyncio
 import base64
 import gc
-import json
 import random
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +65,7 @@ from chatto.bus.storage import ENCRYPTION_KEYS, RUNTIME_STATE, bootstrap_storage
 from chatto.codec import encode_envelope, subject_for
 from chatto.crypto.master import new_master_key
 from chatto.eventstore import JetStreamEventStore
-from chatto.loadtest.report import machine
+from chatto.loadtest.report import write_report
 from chatto.snapshot_store import NatsSnapshotStore
 
 TOKEN = "bench-startup-token-0123456789"
@@ -264,11 +262,7 @@ def main() -> None:
     if args.tail is None:
         args.tail = max(10, args.events // 100)
     result = trio.run(bench, args)
-    result["machine"] = machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,17 @@ def series_summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {"mean": 0.0, "max": 0.0}
     return {"mean": round(sum(values) / len(values), 1), "max": round(max(values), 1)}
+
+
+def write_report(result: dict[str, Any], out: Path | None) -> None:
+    """A benchmark's JSON report: this machine and the time added, printed,
+    and written to ``out`` if given (its folder made)."""
+    result["machine"] = machine() | {"when": datetime.now(UTC).isoformat(timespec="seconds")}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
 
 
 def machine() -> dict[str, Any]:
